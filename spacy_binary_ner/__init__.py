@@ -1,0 +1,18 @@
+"""spacy-binary-ner: spaCy NER trained from accept/reject answers."""
+from .about import __version__
+from .data import ReadStats, create_teach_corpus, records_to_examples
+from .models.span_scorer import build_span_scorer
+from .pipeline import BinaryNER, make_binary_ner
+from .targets import ConflictingAnswersError, build_targets
+
+__all__ = [
+    "__version__",
+    "BinaryNER",
+    "ConflictingAnswersError",
+    "ReadStats",
+    "build_span_scorer",
+    "build_targets",
+    "create_teach_corpus",
+    "make_binary_ner",
+    "records_to_examples",
+]

@@ -1,0 +1,100 @@
+"""PyTorch module that turns token vectors into one vector per candidate span.
+
+This module imports only torch: the Thinc wiring lives in
+``spacy_binary_ner.models.span_scorer``.
+"""
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class SpanEncoder(nn.Module):
+    """Encode every span of up to ``max_span_length`` tokens in a padded batch.
+
+    A span (i, i + w) is represented by ``relu(norm(start_i + end_{i+w} +
+    mean_{i..i+w} + width_w))``, where ``start``, ``end`` and ``mean`` are linear
+    projections of (optionally BiLSTM-contextualised) token vectors. The mean
+    over the span comes from prefix sums, so every span costs the same whatever
+    its length: long Chinese character spans are as cheap as short ones.
+
+    n_in (int): Width of the incoming token vectors.
+    hidden_width (int): Width of the span vectors.
+    max_span_length (int): Longest span, in tokens.
+    lstm_width (int): Output width of the BiLSTM (both directions together).
+    lstm_depth (int): BiLSTM layers; 0 feeds the token vectors straight in.
+    dropout (float): Dropout on token and span vectors during training.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden_width: int,
+        max_span_length: int,
+        lstm_width: int = 128,
+        lstm_depth: int = 1,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if max_span_length < 1:
+            raise ValueError(f"max_span_length must be at least 1, got {max_span_length}")
+        if lstm_depth and lstm_width % 2:
+            raise ValueError(f"lstm_width must be even (two directions), got {lstm_width}")
+        self.max_span_length = max_span_length
+        self.lstm: Optional[nn.LSTM] = None
+        token_width = n_in
+        if lstm_depth > 0:
+            self.lstm = nn.LSTM(
+                n_in,
+                lstm_width // 2,
+                num_layers=lstm_depth,
+                bidirectional=True,
+                batch_first=True,
+                dropout=dropout if lstm_depth > 1 else 0.0,
+            )
+            token_width = lstm_width
+        self.start = nn.Linear(token_width, hidden_width)
+        self.end = nn.Linear(token_width, hidden_width, bias=False)
+        self.inside = nn.Linear(token_width, hidden_width, bias=False)
+        self.width = nn.Embedding(max_span_length, hidden_width)
+        self.norm = nn.LayerNorm(hidden_width)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encode the spans of a padded batch.
+
+        X (torch.Tensor): Token vectors, shape (batch, max_len, n_in).
+        lengths (torch.Tensor): Number of tokens per sequence, shape (batch,), on CPU.
+        RETURNS (torch.Tensor): Span vectors of the real (unpadded) tokens in
+            sequence order, shape (sum(lengths) * max_span_length, hidden_width).
+            Row ``(offset + i) * max_span_length + w`` is the span that starts at
+            token i and ends at token i + w (inclusive); rows whose span runs past
+            the sequence end are present but meaningless.
+        """
+        batch, max_len, _ = X.shape
+        H = self.dropout(X)
+        if self.lstm is not None:
+            # Empty sequences cannot be packed: run them as one padding token,
+            # whose spans are dropped below.
+            packed = nn.utils.rnn.pack_padded_sequence(
+                H, lengths.clamp(min=1), batch_first=True, enforce_sorted=False
+            )
+            H, _ = self.lstm(packed)
+            H, _ = nn.utils.rnn.pad_packed_sequence(H, batch_first=True, total_length=max_len)
+            H = self.dropout(H)
+        L = self.max_span_length
+        device = X.device
+        offsets = torch.arange(L, device=device)
+        positions = torch.arange(max_len, device=device)
+        # (max_len, L): index of the last token of each span, clamped into range.
+        last = (positions[:, None] + offsets[None, :]).clamp(max=max_len - 1)
+        starts = self.start(H)  # (B, T, D)
+        ends = self.end(H)[:, last]  # (B, T, L, D)
+        inside = self.inside(H)
+        cumsum = torch.cat([inside.new_zeros(batch, 1, inside.shape[-1]), inside.cumsum(dim=1)], dim=1)
+        span_sum = cumsum[:, last + 1] - cumsum[:, positions][:, :, None]
+        mean = span_sum / (offsets.to(span_sum.dtype)[None, None, :, None] + 1.0)
+        Z = starts[:, :, None, :] + ends + mean + self.width.weight[None, None]
+        Z = self.dropout(torch.relu(self.norm(Z)))
+        real = positions[None, :] < lengths.to(device)[:, None]  # (B, T)
+        return Z[real].reshape(-1, Z.shape[-1])

@@ -1,0 +1,124 @@
+"""Thinc architecture: tok2vec -> PyTorch span encoder -> per-label logits."""
+from typing import Callable, List, Optional, Tuple, cast
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import (
+    ArgsKwargs,
+    Linear,
+    Model,
+    PyTorchWrapper_v2,
+    chain,
+    torch2xp,
+    xp2torch,
+)
+from thinc.shims import PyTorchShim
+from thinc.types import Floats2d
+
+from .pytorch.span_encoder import SpanEncoder
+
+
+@registry.architectures("spacy-binary-ner.SpanScorer.v1")
+def build_span_scorer(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    hidden_width: int = 128,
+    max_span_length: int = 10,
+    lstm_width: int = 128,
+    lstm_depth: int = 1,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Score every span of up to `max_span_length` tokens for every label.
+
+    The token vectors from `tok2vec` (a `Tok2Vec`, a `Tok2VecListener` or a
+    `TransformerListener`) go through a PyTorch `SpanEncoder`, wrapped with
+    `PyTorchWrapper_v2`, and a Thinc `Linear` layer gives one logit per label.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): Token-vector subnetwork.
+    hidden_width (int): Width of the span vectors.
+    max_span_length (int): Longest span scored, in tokens.
+    lstm_width (int): Width of the BiLSTM over the token vectors (both directions).
+    lstm_depth (int): BiLSTM layers; 0 for none.
+    dropout (float): Dropout rate inside the PyTorch module (spaCy's own dropout
+        setting does not reach PyTorch layers).
+    nO (Optional[int]): Number of labels; inferred at initialization if None.
+    RETURNS (Model[List[Doc], Floats2d]): Logits of shape
+        (n_tokens_in_batch * max_span_length, n_labels); row
+        `(token_offset + i) * max_span_length + w` scores the span from token i
+        to token i + w inclusive.
+    """
+    n_in = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
+    if n_in is None:
+        raise ValueError(
+            "The tok2vec passed to spacy-binary-ner.SpanScorer.v1 has no output "
+            "width (nO). Set its width in the config, e.g. "
+            "width = ${components.tok2vec.model.encode.width}."
+        )
+    encoder = PyTorchWrapper_v2(
+        SpanEncoder(
+            n_in,
+            hidden_width,
+            max_span_length,
+            lstm_width=lstm_width,
+            lstm_depth=lstm_depth,
+            dropout=dropout,
+        ),
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+    )
+    output_layer = Linear(nO=nO, nI=hidden_width)
+    spans = Model(
+        "span_encoder",
+        _skip_empty_forward,
+        layers=[encoder],
+        dims={"nO": hidden_width},
+        attrs={"max_span_length": max_span_length},
+    )
+    model = chain(tok2vec, spans, output_layer)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["max_span_length"] = max_span_length
+    return model
+
+
+def _skip_empty_forward(
+    model: Model[List[Floats2d], Floats2d], X: List[Floats2d], is_train: bool
+) -> Tuple[Floats2d, Callable]:
+    """Call the PyTorch encoder, except on a batch without tokens, where
+    PyTorch's packed sequences would fail."""
+    n_rows = sum(len(x) for x in X) * model.attrs["max_span_length"]
+    if n_rows == 0:
+        empty = model.ops.alloc2f(0, model.get_dim("nO"))
+        return empty, lambda dY: [model.ops.alloc2f(0, x.shape[1]) for x in X]
+    return model.layers[0](X, is_train)
+
+
+def _convert_inputs(
+    model: Model, X: List[Floats2d], is_train: bool
+) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], List[Floats2d]]]:
+    shim = cast(PyTorchShim, model.shims[0])
+    lengths = [len(x) for x in X]
+    padded = model.ops.pad(X)  # (batch, max_len, width)
+    Xt = xp2torch(padded, requires_grad=is_train, device=shim.device)
+    lengths_t = torch.tensor(lengths, dtype=torch.int64)
+
+    def convert_from_torch_backward(d_inputs: ArgsKwargs) -> List[Floats2d]:
+        d_padded = cast(Floats2d, torch2xp(d_inputs.args[0]))
+        return [d_padded[i, :n] for i, n in enumerate(lengths)]
+
+    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), convert_from_torch_backward
+
+
+def _convert_outputs(
+    model: Model, inputs_outputs: Tuple[List[Floats2d], torch.Tensor], is_train: bool
+) -> Tuple[Floats2d, Callable[[Floats2d], ArgsKwargs]]:
+    shim = cast(PyTorchShim, model.shims[0])
+    _, Yt = inputs_outputs
+    Y = cast(Floats2d, torch2xp(Yt))
+
+    def convert_for_torch_backward(dY: Floats2d) -> ArgsKwargs:
+        dYt = xp2torch(dY, device=shim.device)
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": dYt})
+
+    return Y, convert_for_torch_backward

@@ -1,0 +1,330 @@
+"""The `binary_ner` pipe: entities learned from accept/reject answers.
+
+This module knows Thinc models only; the architecture is in
+`spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
+"""
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy
+from spacy.errors import Errors
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from .targets import build_targets
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-binary-ner.SpanScorer.v1"
+hidden_width = 128
+max_span_length = 10
+lstm_width = 128
+lstm_depth = 1
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+DEFAULT_SCORES_KEY = "binary_ner_scores"
+DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
+
+
+@Language.factory(
+    "binary_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "threshold": 0.5,
+        "unknown_weight": 0.05,
+        "incorrect_spans_key": DEFAULT_INCORRECT_SPANS_KEY,
+        "scores_key": DEFAULT_SCORES_KEY,
+        "candidates_threshold": 0.05,
+        "nested_spans_key": None,
+        "overwrite_ents": False,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_binary_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], Floats2d],
+    threshold: float,
+    unknown_weight: float,
+    incorrect_spans_key: str,
+    scores_key: Optional[str],
+    candidates_threshold: float,
+    nested_spans_key: Optional[str],
+    overwrite_ents: bool,
+    scorer: Optional[Callable],
+) -> "BinaryNER":
+    """Create a `binary_ner` component.
+
+    model (Model[List[Doc], Floats2d]): A span scorer, e.g.
+        spacy-binary-ner.SpanScorer.v1, giving one logit per span and label.
+    threshold (float): Smallest probability for a span to become an entity.
+    unknown_weight (float): Weight of the "no entity" prior on spans the
+        answers say nothing about, relative to a known answer (weight 1).
+    incorrect_spans_key (str): Key in `reference.spans` of rejected spans.
+    scores_key (Optional[str]): Span group receiving every candidate span and
+        label with probability >= candidates_threshold, its probabilities in
+        `doc.spans[scores_key].attrs["scores"]`. None to skip.
+    candidates_threshold (float): Smallest probability kept in `scores_key`.
+    nested_spans_key (Optional[str]): If set, a span group receiving every span
+        with probability >= threshold, overlaps allowed (nested entities).
+    overwrite_ents (bool): Whether predicted entities may replace entities set
+        by earlier components.
+    scorer (Optional[Callable]): The scoring method, spaCy's NER scorer.
+    """
+    return BinaryNER(
+        nlp.vocab,
+        model,
+        name,
+        threshold=threshold,
+        unknown_weight=unknown_weight,
+        incorrect_spans_key=incorrect_spans_key,
+        scores_key=scores_key,
+        candidates_threshold=candidates_threshold,
+        nested_spans_key=nested_spans_key,
+        overwrite_ents=overwrite_ents,
+        scorer=scorer,
+    )
+
+
+class BinaryNER(TrainablePipe):
+    """Named entities from binary (accept/reject/ignore) answers and complete
+    annotations, one independent probability per span and label."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], Floats2d],
+        name: str = "binary_ner",
+        *,
+        threshold: float = 0.5,
+        unknown_weight: float = 0.05,
+        incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
+        scores_key: Optional[str] = DEFAULT_SCORES_KEY,
+        candidates_threshold: float = 0.05,
+        nested_spans_key: Optional[str] = None,
+        overwrite_ents: bool = False,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        """Initialize the component. See `make_binary_ner` for the arguments."""
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "threshold": threshold,
+            "unknown_weight": unknown_weight,
+            "incorrect_spans_key": incorrect_spans_key,
+            "scores_key": scores_key,
+            "candidates_threshold": candidates_threshold,
+            "nested_spans_key": nested_spans_key,
+            "overwrite_ents": overwrite_ents,
+        }
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The entity labels, in the order of the model's output columns."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    @property
+    def max_span_length(self) -> int:
+        """Longest span the model scores, in tokens."""
+        return int(self.model.attrs["max_span_length"])
+
+    def add_label(self, label: str) -> int:
+        """Add a label before initialization. RETURNS (int): 1 if added, else 0."""
+        if not isinstance(label, str):
+            raise ValueError(Errors.E187)
+        if label in self.labels:
+            return 0
+        self._allow_extra_label()
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
+    ) -> None:
+        """Initialize the model and the labels.
+
+        get_examples (Callable[[], Iterable[Example]]): Training examples; labels
+            are taken from their entities and rejected spans unless given.
+        nlp (Language): The pipeline.
+        labels (Optional[List[str]]): Labels to use, e.g. from `spacy init labels`.
+        """
+        validate_get_examples(get_examples, "BinaryNER.initialize")
+        if labels is not None:
+            for label in labels:
+                self.add_label(label)
+        else:
+            found = set()
+            key = self.cfg["incorrect_spans_key"]
+            for eg in get_examples():
+                found.update(ent.label_ for ent in eg.reference.ents)
+                if key in eg.reference.spans:
+                    found.update(span.label_ for span in eg.reference.spans[key])
+            for label in sorted(found):
+                self.add_label(label)
+        if not self.labels:
+            raise ValueError(
+                f"The '{self.name}' component has no labels: the examples hold no "
+                f"accepted or rejected spans and no labels were given. Pass labels "
+                f"in [initialize.components.{self.name}] or train on answered data."
+            )
+        self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
+        doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=doc_sample or None)
+
+    def predict(self, docs: Iterable[Doc]) -> Floats2d:
+        """Score every span and label. RETURNS (Floats2d): Logits, one row per
+        (token, span width), one column per label."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return self.model.ops.alloc2f(0, len(self.labels))
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
+        """Write entities and span probabilities to the docs."""
+        L = self.max_span_length
+        probs = self.model.ops.to_numpy(self.model.ops.sigmoid(scores))
+        n_labels = len(self.labels)
+        offset = 0
+        for doc in docs:
+            n = len(doc)
+            doc_probs = probs[offset * L : (offset + n) * L].reshape(n, L, n_labels)
+            offset += n
+            self._annotate(doc, doc_probs)
+
+    def _annotate(self, doc: Doc, probs: numpy.ndarray) -> None:
+        n, L, _ = probs.shape
+        threshold = self.cfg["threshold"]
+        existing = [] if self.cfg["overwrite_ents"] else list(doc.ents)
+        if n == 0:
+            doc.ents = existing
+            return
+        valid = (numpy.arange(n)[:, None] + numpy.arange(L)[None, :]) < n
+        best = probs.argmax(axis=2)
+        best_p = probs.max(axis=2) * valid
+        taken = numpy.zeros(n, dtype=bool)
+        for ent in existing:
+            taken[ent.start : ent.end] = True
+        entities = list(existing)
+        starts, widths = numpy.nonzero(best_p >= threshold)
+        for i in numpy.argsort(-best_p[starts, widths], kind="stable"):
+            start, end = int(starts[i]), int(starts[i] + widths[i] + 1)
+            if not taken[start:end].any():
+                taken[start:end] = True
+                label = self.labels[best[start, widths[i]]]
+                entities.append(Span(doc, start, end, label=label))
+        doc.ents = sorted(entities)
+        if self.cfg["scores_key"]:
+            doc.spans[self.cfg["scores_key"]] = self._span_group(
+                doc, probs, valid, self.cfg["candidates_threshold"]
+            )
+        if self.cfg["nested_spans_key"]:
+            doc.spans[self.cfg["nested_spans_key"]] = self._span_group(
+                doc, probs, valid, threshold
+            )
+
+    def _span_group(
+        self, doc: Doc, probs: numpy.ndarray, valid: numpy.ndarray, threshold: float
+    ) -> SpanGroup:
+        starts, widths, labels = numpy.nonzero((probs >= threshold) & valid[:, :, None])
+        scores = probs[starts, widths, labels]
+        order = numpy.argsort(-scores, kind="stable")
+        spans = [
+            Span(doc, int(starts[i]), int(starts[i] + widths[i] + 1), label=self.labels[labels[i]])
+            for i in order
+        ]
+        group = SpanGroup(doc, spans=spans)
+        group.attrs["scores"] = scores[order]
+        return group
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples. RETURNS (Dict[str, float]): The losses."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        validate_examples(examples, "BinaryNER.update")
+        examples = list(examples)
+        if not any(len(eg.predicted) if eg.predicted else 0 for eg in examples):
+            # Handle cases where there are no tokens in any docs.
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop_scores = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop_scores(d_scores)  # type: ignore
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
+        """Weighted binary cross-entropy of the scores against the answers.
+
+        RETURNS (Tuple[float, Floats2d]): The loss and its gradient for the scores.
+        """
+        examples = list(examples)
+        truths, weights = build_targets(
+            examples,
+            self.labels,
+            self.max_span_length,
+            self.cfg["unknown_weight"],
+            self.cfg["incorrect_spans_key"],
+        )
+        ops = self.model.ops
+        probs = ops.to_numpy(ops.sigmoid(scores))
+        # The derivative of binary cross-entropy with respect to the logit is
+        # p - t: positive pushes the logit down, towards "not this label".
+        d_scores = (probs - truths) * weights / len(examples)
+        eps = 1e-7
+        bce = -(truths * numpy.log(probs + eps) + (1 - truths) * numpy.log(1 - probs + eps))
+        loss = float((bce * weights).sum() / len(examples))
+        return loss, ops.asarray2f(d_scores.astype("float32"))

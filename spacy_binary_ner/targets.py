@@ -1,0 +1,146 @@
+"""Loss targets for binary_ner: what every answer says about every span.
+
+One helper, `build_targets`, turns the reference docs of a batch into a target
+and a weight for every (span, label) cell the model scores. The pipe's loss is
+then a weighted binary cross-entropy with one independent sigmoid per label, so
+a reject touches exactly one cell.
+
+The reference doc says what is known, in spaCy's own conventions:
+
+- `doc.ents` are entities known to be right (an accepted answer, or the
+  entities of a complete annotation);
+- tokens whose `ent_iob_` is "O" are known to be outside every entity;
+- tokens with no entity annotation (`ent_iob_ == ""`) are unknown;
+- `doc.spans[incorrect_spans_key]` holds rejected (span, label) pairs.
+
+From these, per cell:
+
+=====================================  ==========  ==========================
+span                                    target      weight
+=====================================  ==========  ==========================
+a known entity, its label               1           1
+a known entity, any other label         0           1
+overlaps a known entity, or holds an    0           1 (flat entities: it cannot
+"O" token                                           be an entity)
+rejected (span, label)                  0           1 (that label only)
+anything else (unknown)                 0           `unknown_weight`
+longer than the doc                     0           0
+=====================================  ==========  ==========================
+
+A teach accept is a reference with one entity and every other token unknown;
+a complete annotation has every token either in an entity or "O"; a reject
+leaves the tokens unknown and adds one span to the incorrect-spans group.
+"""
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import numpy
+from spacy.training import Example
+
+Targets = Tuple[numpy.ndarray, numpy.ndarray]
+ENT_IOB_OUTSIDE = 2
+
+
+class ConflictingAnswersError(ValueError):
+    """The same span and label is both a known entity and a rejected span."""
+
+
+def build_targets(
+    examples: Iterable[Example],
+    labels: Sequence[str],
+    max_span_length: int,
+    unknown_weight: float,
+    incorrect_spans_key: str,
+) -> Targets:
+    """Build the targets and weights of a batch.
+
+    examples (Iterable[Example]): The batch, in the order the model scored it.
+    labels (Sequence[str]): The labels, in the order of the model's columns.
+    max_span_length (int): Longest span the model scores, in tokens.
+    unknown_weight (float): Weight of the "no entity" prior on unknown cells.
+    incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `(truths, weights)`, both
+        float32 of shape (n_tokens * max_span_length, n_labels), rows ordered as
+        the model's output.
+    """
+    label_index = {label: i for i, label in enumerate(labels)}
+    truths: List[numpy.ndarray] = []
+    weights: List[numpy.ndarray] = []
+    for eg in examples:
+        truth, weight = _doc_targets(
+            eg, label_index, max_span_length, unknown_weight, incorrect_spans_key
+        )
+        truths.append(truth.reshape(-1, len(labels)))
+        weights.append(weight.reshape(-1, len(labels)))
+    if not truths:
+        empty = numpy.zeros((0, len(labels)), dtype="float32")
+        return empty, empty.copy()
+    return numpy.concatenate(truths), numpy.concatenate(weights)
+
+
+def _doc_targets(
+    eg: Example,
+    label_index: Dict[str, int],
+    L: int,
+    unknown_weight: float,
+    incorrect_spans_key: str,
+) -> Targets:
+    n = len(eg.predicted)
+    K = len(label_index)
+    truth = numpy.zeros((n, L, K), dtype="float32")
+    weight = numpy.zeros((n, L, K), dtype="float32")
+    if n == 0:
+        return truth, weight
+    outside = _outside_tokens(eg)
+    entities = eg.get_aligned_spans_y2x(eg.reference.ents, allow_overlap=False)
+    in_entity = numpy.zeros(n, dtype="int32")
+    for ent in entities:
+        in_entity[ent.start : ent.end] = 1
+    starts = numpy.arange(n)[:, None]
+    ends = starts + numpy.arange(L)[None, :]  # inclusive end token of each cell
+    valid = ends < n
+    ends_c = numpy.minimum(ends, n - 1)
+    cum_outside = numpy.concatenate([[0], numpy.cumsum(outside)])
+    cum_entity = numpy.concatenate([[0], numpy.cumsum(in_entity)])
+    known_negative = (cum_outside[ends_c + 1] - cum_outside[starts] > 0) | (
+        cum_entity[ends_c + 1] - cum_entity[starts] > 0
+    )
+    weight[valid] = unknown_weight
+    weight[valid & known_negative] = 1.0
+    for ent in entities:
+        width = ent.end - ent.start - 1
+        if width >= L:
+            continue
+        k = label_index.get(ent.label_)
+        if k is not None:
+            truth[ent.start, width, k] = 1.0
+    if incorrect_spans_key in eg.reference.spans:
+        rejected = eg.get_aligned_spans_y2x(
+            eg.reference.spans[incorrect_spans_key], allow_overlap=True
+        )
+        for span in rejected:
+            width = span.end - span.start - 1
+            k = label_index.get(span.label_)
+            if k is None or width >= L:
+                continue
+            if truth[span.start, width, k] == 1.0:
+                raise ConflictingAnswersError(
+                    f"The span '{span.text}' ({span.start}-{span.end}, label "
+                    f"{span.label_}) is both an entity and rejected in the doc "
+                    f"'{_preview(eg.reference.text)}'. Keep one answer per span and "
+                    f"label: spacy_binary_ner's reader lets the later answer win."
+                )
+            weight[span.start, width, k] = 1.0
+    return truth, weight
+
+
+def _outside_tokens(eg: Example) -> numpy.ndarray:
+    """1 for each predicted token known to be outside every entity."""
+    x, y = eg.predicted, eg.reference
+    if len(x) == len(y) and all(a.idx == b.idx and len(a) == len(b) for a, b in zip(x, y)):
+        return (y.to_array("ENT_IOB") == ENT_IOB_OUTSIDE).astype("int32")
+    tags = eg.get_aligned_ner()
+    return numpy.array([tag == "O" for tag in tags], dtype="int32")
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
