@@ -213,14 +213,15 @@ def create_teach_corpus(
     limit (int): Use at most this many examples of each kind (0 for all).
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
-    if not path and not complete_path:
-        raise ValueError(
-            "spacy-binary-ner.TeachCorpus.v1 needs a `path` (teach answers) or a "
-            "`complete_path` (complete annotations), or both."
-        )
     cache: Dict[int, List[Example]] = {}
 
     def read(nlp: Language) -> Iterator[Example]:
+        if not path and not complete_path:
+            raise ValueError(
+                "spacy-binary-ner.TeachCorpus.v1 needs a `path` (teach answers) or a "
+                "`complete_path` (complete annotations), or both: set them in "
+                "[corpora] or with --paths.train / --paths.dev on the command line."
+            )
         if id(nlp) not in cache:
             examples: List[Example] = []
             for source, complete in ((path, False), (complete_path, True)):

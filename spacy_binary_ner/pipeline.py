@@ -17,7 +17,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from .targets import build_targets
+from .targets import build_targets, n_span_cells, span_cells
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -48,6 +48,7 @@ maxout_pieces = 3
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 DEFAULT_SCORES_KEY = "binary_ner_scores"
+INITIAL_PRIOR = 0.01
 DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
 
 
@@ -214,10 +215,15 @@ class BinaryNER(TrainablePipe):
         self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample or None)
+        # Start every label at a small prior probability: almost no span is an
+        # entity, and an untrained model near 0.5 everywhere floods the decoder.
+        output_layer = self.model.get_ref("output_layer")
+        prior = float(numpy.log(INITIAL_PRIOR / (1 - INITIAL_PRIOR)))
+        output_layer.set_param("b", output_layer.ops.alloc1f(len(self.labels)) + prior)
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every span and label. RETURNS (Floats2d): Logits, one row per
-        (token, span width), one column per label."""
+        span (see `spacy_binary_ner.targets.span_cells`), one column per label."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return self.model.ops.alloc2f(0, len(self.labels))
@@ -231,18 +237,17 @@ class BinaryNER(TrainablePipe):
         offset = 0
         for doc in docs:
             n = len(doc)
-            doc_probs = probs[offset * L : (offset + n) * L].reshape(n, L, n_labels)
-            offset += n
-            self._annotate(doc, doc_probs)
+            cells = span_cells(n, L)
+            n_rows = n_span_cells(n, L)
+            doc_probs = numpy.zeros((n, L, n_labels), dtype=probs.dtype)
+            doc_probs[cells] = probs[offset : offset + n_rows]
+            offset += n_rows
+            self._annotate(doc, doc_probs, cells)
 
-    def _annotate(self, doc: Doc, probs: numpy.ndarray) -> None:
+    def _annotate(self, doc: Doc, probs: numpy.ndarray, valid: numpy.ndarray) -> None:
         n, L, _ = probs.shape
         threshold = self.cfg["threshold"]
         existing = [] if self.cfg["overwrite_ents"] else list(doc.ents)
-        if n == 0:
-            doc.ents = existing
-            return
-        valid = (numpy.arange(n)[:, None] + numpy.arange(L)[None, :]) < n
         best = probs.argmax(axis=2)
         best_p = probs.max(axis=2) * valid
         taken = numpy.zeros(n, dtype=bool)

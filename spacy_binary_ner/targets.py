@@ -59,8 +59,8 @@ def build_targets(
     unknown_weight (float): Weight of the "no entity" prior on unknown cells.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `(truths, weights)`, both
-        float32 of shape (n_tokens * max_span_length, n_labels), rows ordered as
-        the model's output.
+        float32 of shape (n_spans, n_labels), one row per span the model scores,
+        in the model's order (see `span_cells`).
     """
     label_index = {label: i for i, label in enumerate(labels)}
     truths: List[numpy.ndarray] = []
@@ -69,12 +69,32 @@ def build_targets(
         truth, weight = _doc_targets(
             eg, label_index, max_span_length, unknown_weight, incorrect_spans_key
         )
-        truths.append(truth.reshape(-1, len(labels)))
-        weights.append(weight.reshape(-1, len(labels)))
+        cells = span_cells(len(eg.predicted), max_span_length)
+        truths.append(truth[cells])
+        weights.append(weight[cells])
     if not truths:
         empty = numpy.zeros((0, len(labels)), dtype="float32")
         return empty, empty.copy()
     return numpy.concatenate(truths), numpy.concatenate(weights)
+
+
+def span_cells(n_tokens: int, max_span_length: int) -> numpy.ndarray:
+    """Which (start, width) cells of a doc are spans the model scores.
+
+    n_tokens (int): Length of the doc.
+    max_span_length (int): Longest span, in tokens.
+    RETURNS (numpy.ndarray): Boolean mask of shape (n_tokens, max_span_length),
+        True where start + width < n_tokens. The model's rows for a doc are
+        these cells in row-major order: by start token, then by width.
+    """
+    starts = numpy.arange(n_tokens)[:, None]
+    return starts + numpy.arange(max_span_length)[None, :] < n_tokens
+
+
+def n_span_cells(n_tokens: int, max_span_length: int) -> int:
+    """Number of spans the model scores in a doc of `n_tokens` tokens."""
+    w = min(n_tokens, max_span_length)
+    return w * n_tokens - w * (w - 1) // 2
 
 
 def _doc_targets(

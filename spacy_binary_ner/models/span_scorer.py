@@ -43,10 +43,9 @@ def build_span_scorer(
     dropout (float): Dropout rate inside the PyTorch module (spaCy's own dropout
         setting does not reach PyTorch layers).
     nO (Optional[int]): Number of labels; inferred at initialization if None.
-    RETURNS (Model[List[Doc], Floats2d]): Logits of shape
-        (n_tokens_in_batch * max_span_length, n_labels); row
-        `(token_offset + i) * max_span_length + w` scores the span from token i
-        to token i + w inclusive.
+    RETURNS (Model[List[Doc], Floats2d]): Logits of shape (n_spans, n_labels):
+        one row per span (i, i + w) with w < max_span_length that fits in its
+        doc, ordered by doc, start token, then width.
     """
     n_in = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
     if n_in is None:
@@ -87,8 +86,7 @@ def _skip_empty_forward(
 ) -> Tuple[Floats2d, Callable]:
     """Call the PyTorch encoder, except on a batch without tokens, where
     PyTorch's packed sequences would fail."""
-    n_rows = sum(len(x) for x in X) * model.attrs["max_span_length"]
-    if n_rows == 0:
+    if not any(len(x) for x in X):
         empty = model.ops.alloc2f(0, model.get_dim("nO"))
         return empty, lambda dY: [model.ops.alloc2f(0, x.shape[1]) for x in X]
     return model.layers[0](X, is_train)

@@ -12,8 +12,8 @@ from torch import nn
 class SpanEncoder(nn.Module):
     """Encode every span of up to ``max_span_length`` tokens in a padded batch.
 
-    A span (i, i + w) is represented by ``relu(norm(start_i + end_{i+w} +
-    mean_{i..i+w} + width_w))``, where ``start``, ``end`` and ``mean`` are linear
+    A span (i, i + w) is represented by ``relu(start_i + end_{i+w} +
+    mean_{i..i+w} + width_w)``, where ``start``, ``end`` and ``mean`` are linear
     projections of (optionally BiLSTM-contextualised) token vectors. The mean
     over the span comes from prefix sums, so every span costs the same whatever
     its length: long Chinese character spans are as cheap as short ones.
@@ -57,7 +57,6 @@ class SpanEncoder(nn.Module):
         self.end = nn.Linear(token_width, hidden_width, bias=False)
         self.inside = nn.Linear(token_width, hidden_width, bias=False)
         self.width = nn.Embedding(max_span_length, hidden_width)
-        self.norm = nn.LayerNorm(hidden_width)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -65,11 +64,9 @@ class SpanEncoder(nn.Module):
 
         X (torch.Tensor): Token vectors, shape (batch, max_len, n_in).
         lengths (torch.Tensor): Number of tokens per sequence, shape (batch,), on CPU.
-        RETURNS (torch.Tensor): Span vectors of the real (unpadded) tokens in
-            sequence order, shape (sum(lengths) * max_span_length, hidden_width).
-            Row ``(offset + i) * max_span_length + w`` is the span that starts at
-            token i and ends at token i + w (inclusive); rows whose span runs past
-            the sequence end are present but meaningless.
+        RETURNS (torch.Tensor): One row per span that fits in its sequence,
+            shape (n_spans, hidden_width), ordered by sequence, then start token,
+            then width: the spans (i, i + w), w < max_span_length, i + w < length.
         """
         batch, max_len, _ = X.shape
         H = self.dropout(X)
@@ -84,17 +81,23 @@ class SpanEncoder(nn.Module):
             H = self.dropout(H)
         L = self.max_span_length
         device = X.device
+        lengths = lengths.to(device)
+        real = torch.arange(max_len, device=device)[None, :] < lengths[:, None]
+        H = H[real]  # (n_tokens, width): the real tokens of all sequences, in order
+        n_tokens = H.shape[0]
+        doc_last = torch.repeat_interleave(lengths.cumsum(0) - 1, lengths)
+        positions = torch.arange(n_tokens, device=device)
         offsets = torch.arange(L, device=device)
-        positions = torch.arange(max_len, device=device)
-        # (max_len, L): index of the last token of each span, clamped into range.
-        last = (positions[:, None] + offsets[None, :]).clamp(max=max_len - 1)
-        starts = self.start(H)  # (B, T, D)
-        ends = self.end(H)[:, last]  # (B, T, L, D)
+        span_last = positions[:, None] + offsets[None, :]
+        first, width = (span_last <= doc_last[:, None]).nonzero(as_tuple=True)
+        last = first + width
         inside = self.inside(H)
-        cumsum = torch.cat([inside.new_zeros(batch, 1, inside.shape[-1]), inside.cumsum(dim=1)], dim=1)
-        span_sum = cumsum[:, last + 1] - cumsum[:, positions][:, :, None]
-        mean = span_sum / (offsets.to(span_sum.dtype)[None, None, :, None] + 1.0)
-        Z = starts[:, :, None, :] + ends + mean + self.width.weight[None, None]
-        Z = self.dropout(torch.relu(self.norm(Z)))
-        real = positions[None, :] < lengths.to(device)[:, None]  # (B, T)
-        return Z[real].reshape(-1, Z.shape[-1])
+        cumsum = torch.cat([inside.new_zeros(1, inside.shape[-1]), inside.cumsum(dim=0)])
+        # Sums of operands that backprop does not need may be done in place.
+        Z = cumsum[last + 1]
+        Z.sub_(cumsum[first])
+        Z.mul_((1.0 / (width + 1).to(Z.dtype))[:, None])
+        Z.add_(self.start(H)[first])
+        Z.add_(self.end(H)[last])
+        Z.add_(self.width.weight[width])
+        return self.dropout(torch.relu_(Z))

@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Benchmark: binary_ner against spaCy's ner and beam_ner, trained on the same
+teach answers, evaluated on a gold test split. Protocol: ../shared/bench/README.md.
+
+    python bench/binary_benchmark.py --data ../shared/data/resume_zh --decisions teach-1x
+
+Systems (all with the same CNN tok2vec, optimizer, batcher and step budget):
+  binary_ner        ours, on the decisions
+  ner               spaCy ner + incorrect_spans_key, on the decisions
+  beam_ner          spaCy beam_ner + incorrect_spans_key, on the decisions
+  binary_ner_gold   ours, on the complete gold annotation of the training split (ceiling)
+  ner_gold          spaCy ner, likewise
+
+Writes <out>/<name>.json and <out>/<name>.md and prints the Markdown table.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import spacy
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import train as train_nlp
+from spacy.util import load_config, registry
+
+from spacy_binary_ner.data import iter_jsonl, records_to_examples
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+SYSTEMS = ["binary_ner", "ner", "beam_ner", "binary_ner_gold", "ner_gold"]
+DECISIONS = {"teach-1x": 1, "teach-3x": 3}
+
+PEER_COMPONENT = """
+[components]
+
+[components.{name}]
+factory = "{factory}"
+incorrect_spans_key = "incorrect_spans"
+moves = null
+scorer = {{"@scorers":"spacy.ner_scorer.v1"}}
+update_with_oracle_cut_size = 100
+{extra}
+[components.{name}.model]
+@architectures = "spacy.TransitionBasedParser.v2"
+state_type = "ner"
+extra_state_tokens = false
+hidden_width = 64
+maxout_pieces = 2
+use_upper = true
+nO = null
+
+[components.{name}.model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[components.{name}.model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[components.{name}.model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+BEAM_EXTRA = "beam_width = 32\nbeam_density = 0.01\nbeam_update_prob = 0.5\n"
+
+
+class Timeline:
+    """Records (step, dev score, seconds) at each evaluation, via a spaCy logger."""
+
+    points: List[Dict] = []
+    start = 0.0
+
+
+@registry.loggers("binary_ner_bench.TimelineLogger.v1")
+def timeline_logger():
+    def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
+        Timeline.points = []
+        Timeline.start = time.perf_counter()
+
+        def log_step(info: Optional[Dict]):
+            if info is None or info.get("score") is None:
+                return
+            point = {
+                "step": info["step"],
+                "score": float(info["score"]),
+                "seconds": time.perf_counter() - Timeline.start,
+            }
+            Timeline.points.append(point)
+            other = info.get("other_scores") or {}
+            print(
+                f"    step {point['step']:>5}  dev ents_f {point['score']:.4f} "
+                f"(P {other.get('ents_p', 0):.3f} R {other.get('ents_r', 0):.3f})  {point['seconds']:.0f}s",
+                flush=True,
+            )
+
+        return log_step, lambda: None
+
+    return setup
+
+
+def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int):
+    config = load_config(REPO / "configs" / f"{lang}_cnn.cfg")
+    if not system.startswith("binary_ner"):
+        factory = "beam_ner" if system == "beam_ner" else "ner"
+        peer = spacy.util.Config().from_str(
+            PEER_COMPONENT.format(
+                name=factory, factory=factory, extra=BEAM_EXTRA if factory == "beam_ner" else ""
+            ),
+            interpolate=False,
+        )
+        del config["components"]["binary_ner"]
+        config["components"].update(peer["components"])
+        config["nlp"]["pipeline"] = [factory]
+    config["training"]["max_steps"] = max_steps
+    config["training"]["eval_frequency"] = eval_frequency
+    config["training"]["patience"] = 0
+    config["training"]["seed"] = seed
+    config["system"]["seed"] = seed
+    config["training"]["logger"] = {"@loggers": "binary_ner_bench.TimelineLogger.v1"}
+    return config
+
+
+def read_gold(path: Path, limit: int = 0) -> List[dict]:
+    records = list(iter_jsonl(path))
+    return records[:limit] if limit else records
+
+
+def write_jsonl(records: List[dict], path: Path) -> None:
+    with path.open("w", encoding="utf8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def evaluate(nlp, test_records: List[dict]) -> Dict[str, float]:
+    examples = records_to_examples(nlp, test_records, complete=True)
+    scores = nlp.evaluate(examples)
+    docs = [eg.predicted.copy() for eg in examples]
+    n_words = sum(len(d) for d in docs)
+    timings = []
+    for _ in range(3):
+        copies = [d.copy() for d in docs]
+        start = time.perf_counter()
+        for _doc in nlp.pipe(copies, batch_size=256):
+            pass
+        timings.append(time.perf_counter() - start)
+    return {
+        "p": scores["ents_p"],
+        "r": scores["ents_r"],
+        "f": scores["ents_f"],
+        "wps": n_words / statistics.median(timings),
+    }
+
+
+def run_system(system, lang, train_path, gold_train_path, dev_path, test_records, args, seed, workdir):
+    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed)
+    gold = system.endswith("_gold")
+    config["paths"]["train"] = None if gold else str(train_path)
+    config["paths"]["train_complete"] = str(gold_train_path) if gold else None
+    config["paths"]["dev"] = str(dev_path)
+    if not system.startswith("binary_ner"):
+        # spaCy's peers read the same examples through the same reader.
+        config["corpora"]["train"]["incorrect_spans_key"] = "incorrect_spans"
+    print(f"== {system} (seed {seed})", flush=True)
+    nlp = init_nlp(config)
+    out = workdir / f"{system}-{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train_nlp(nlp, out, stdout=open(os.devnull, "w"), stderr=sys.stderr)
+    total = time.perf_counter() - start
+    best = max(Timeline.points, key=lambda p: (p["score"], -p["step"]))
+    best_nlp = spacy.load(out / "model-best")
+    result = evaluate(best_nlp, test_records)
+    result.update(
+        system=system,
+        seed=seed,
+        best_step=best["step"],
+        best_dev_f=best["score"],
+        seconds_to_best=best["seconds"],
+        train_seconds=total,
+    )
+    print(f"   test P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}  "
+          f"best step {best['step']}  {best['seconds']:.0f}s  {result['wps']:.0f} words/s", flush=True)
+    return result
+
+
+def summarize(results: List[Dict], systems: List[str]) -> List[Dict]:
+    rows = []
+    by = {s: [r for r in results if r["system"] == s] for s in systems}
+    ref = by.get("ner") or []
+    for system in systems:
+        rs = by[system]
+        if not rs:
+            continue
+        row = {"system": system, "n_seeds": len(rs)}
+        for key in ("p", "r", "f", "seconds_to_best", "wps", "best_step"):
+            values = [r[key] for r in rs]
+            row[key] = statistics.mean(values)
+            row[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        ceiling = by.get(system.replace("_gold", "") + "_gold") if not system.endswith("_gold") else rs
+        if system in ("beam_ner",):
+            ceiling = by.get("ner_gold")
+        if ceiling:
+            row["f_of_ceiling"] = row["f"] / statistics.mean(r["f"] for r in ceiling)
+        if ref:
+            # Ratios per seed against spaCy ner trained in the same run, then the median.
+            pairs = [(r, q) for r in rs for q in ref if q["seed"] == r["seed"]]
+            row["time_ratio"] = statistics.median(r["seconds_to_best"] / q["seconds_to_best"] for r, q in pairs)
+            row["wps_ratio"] = statistics.median(r["wps"] / q["wps"] for r, q in pairs)
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: List[Dict], meta: Dict) -> str:
+    lines = [
+        f"Data: `{meta['data']}`, decisions: {meta['decisions']} ({meta['n_decisions']} records), "
+        f"seeds: {meta['seeds']}, max steps: {meta['max_steps']}; {meta['date']}, {meta['machine']}.",
+        "",
+        "| system | P | R | F1 | F1 / own ceiling | time to best dev (s) | × spaCy ner | words/s | × spaCy ner |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        sd = f" ± {row['f_sd']:.3f}" if row["n_seeds"] > 1 else ""
+        lines.append(
+            f"| {row['system']} | {row['p']:.3f} | {row['r']:.3f} | {row['f']:.3f}{sd} | "
+            f"{row.get('f_of_ceiling', float('nan')):.2f} | {row['seconds_to_best']:.0f} | "
+            f"{row.get('time_ratio', float('nan')):.2f} | {row['wps']:.0f} | {row.get('wps_ratio', float('nan')):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, spaCy {spacy.__version__}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, type=Path, help="folder with train/dev/test .jsonl(.gz)")
+    p.add_argument("--decisions", default="teach-1x", help="teach-1x, teach-3x, or a JSONL file of answers")
+    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS))
+    p.add_argument("--seeds", default="0", help="comma-separated training (and teachsim) seeds")
+    p.add_argument("--max-steps", type=int, default=3000)
+    p.add_argument("--eval-frequency", type=int, default=200)
+    p.add_argument("--lang", default=None, help="zh or en (default: from the data folder name)")
+    p.add_argument("--quick", action="store_true", help="300 training sentences, 200 dev/test, 100 steps")
+    p.add_argument("--teachsim", type=Path, default=SHARED_BENCH / "teachsim.py")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--name", default=None, help="output file stem (default: data-decisions)")
+    args = p.parse_args(argv)
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        p.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    lang = args.lang or ("zh" if args.data.name.endswith("_zh") else "en")
+    if args.quick:
+        args.max_steps, args.eval_frequency = 100, 50
+    split = lambda name: next(args.data.glob(f"{name}.jsonl*"), None)
+    train_file, dev_file, test_file = split("train"), split("dev"), split("test")
+    if train_file is None or test_file is None:
+        p.error(f"{args.data} needs train.jsonl(.gz) and test.jsonl(.gz)")
+    if dev_file is None:
+        print(f"{args.data} has no dev split: using the test split for model selection", file=sys.stderr)
+        dev_file = test_file
+    limit = 300 if args.quick else 0
+    eval_limit = 200 if args.quick else 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        gold_train = workdir / "gold_train.jsonl"
+        write_jsonl(read_gold(train_file, limit), gold_train)
+        dev = workdir / "dev.jsonl"
+        write_jsonl(read_gold(dev_file, eval_limit), dev)
+        test_records = read_gold(test_file, eval_limit)
+        n_decisions = None
+        for seed in seeds:
+            if args.decisions in DECISIONS:
+                decisions = workdir / f"decisions-{seed}.jsonl"
+                subprocess.run(
+                    [sys.executable, str(args.teachsim), str(gold_train), str(decisions),
+                     "--per-sentence", str(DECISIONS[args.decisions]), "--seed", str(seed)],
+                    check=True, stdout=subprocess.DEVNULL,
+                )
+            else:
+                decisions = Path(args.decisions)
+            n_decisions = sum(1 for _ in iter_jsonl(decisions))
+            for system in systems:
+                results.append(
+                    run_system(system, lang, decisions, gold_train, dev, test_records, args, seed, workdir)
+                )
+    meta = {
+        "data": str(args.data),
+        "decisions": args.decisions,
+        "n_decisions": n_decisions,
+        "seeds": seeds,
+        "max_steps": args.max_steps,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+    }
+    rows = summarize(results, systems)
+    table = markdown(rows, meta)
+    name = args.name or f"{args.data.name}-{Path(args.decisions).stem}" + ("-quick" if args.quick else "")
+    (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "runs": results}, indent=2))
+    (args.out / f"{name}.md").write_text(table + "\n")
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

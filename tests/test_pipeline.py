@@ -1,0 +1,212 @@
+"""The binary_ner pipe, in the style of spaCy's spancat tests."""
+import numpy
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import fix_random_seed, load_model_from_config, make_tempdir
+from thinc.api import Config
+
+from spacy_binary_ner.data import records_to_examples
+
+from .util import GOLD_RECORDS, TEACH_RECORDS, make_example
+
+SMALL_MODEL = {
+    "@architectures": "spacy-binary-ner.SpanScorer.v1",
+    "hidden_width": 32,
+    "max_span_length": 4,
+    "lstm_width": 32,
+    "lstm_depth": 1,
+    "dropout": 0.0,
+    "tok2vec": {
+        "@architectures": "spacy.Tok2Vec.v2",
+        "embed": {
+            "@architectures": "spacy.MultiHashEmbed.v2",
+            "width": 32,
+            "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+            "rows": [500, 100, 250, 250],
+            "include_static_vectors": False,
+        },
+        "encode": {
+            "@architectures": "spacy.MaxoutWindowEncoder.v2",
+            "width": 32,
+            "depth": 1,
+            "window_size": 1,
+            "maxout_pieces": 2,
+        },
+    },
+}
+
+
+def make_nlp(**cfg) -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL, **cfg})
+    return nlp
+
+
+def teach_examples(nlp):
+    return records_to_examples(nlp, TEACH_RECORDS) + records_to_examples(nlp, GOLD_RECORDS, complete=True)
+
+
+def train(nlp, examples, steps=60):
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples)
+    history = [nlp.update(examples, sgd=optimizer)["binary_ner"] for _ in range(steps)]
+    return history
+
+
+def test_factory_defaults():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("binary_ner")
+    assert ner.cfg["threshold"] == 0.5
+    assert ner.cfg["incorrect_spans_key"] == "incorrect_spans"
+    assert ner.max_span_length == 10
+    assert nlp.config["components"]["binary_ner"]["unknown_weight"] == ner.cfg["unknown_weight"]
+
+
+def test_labels_from_data_include_rejected_labels():
+    nlp = make_nlp()
+    # "ORG" only ever occurs rejected: it is still a label the model scores.
+    eg = make_example(nlp, ["a", "b"], ents=[(0, 1, "PER")], rejects=[(1, 2, "ORG")])
+    nlp.initialize(lambda: [eg])
+    assert nlp.get_pipe("binary_ner").labels == ("ORG", "PER")
+
+
+def test_labels_given():
+    nlp = make_nlp()
+    nlp.initialize(lambda: teach_examples(nlp))
+    nlp2 = make_nlp()
+    nlp2.get_pipe("binary_ner").initialize(lambda: teach_examples(nlp2), nlp=nlp2, labels=["LOC", "PERSON", "ORG"])
+    assert nlp2.get_pipe("binary_ner").labels == ("LOC", "PERSON", "ORG")
+
+
+def test_no_label():
+    nlp = make_nlp()
+    eg = make_example(nlp, ["a", "b"])
+    with pytest.raises(ValueError, match="has no labels"):
+        nlp.initialize(lambda: [eg])
+
+
+def test_add_label_after_initialize_fails():
+    nlp = make_nlp()
+    nlp.initialize(lambda: teach_examples(nlp))
+    with pytest.raises(ValueError):
+        nlp.get_pipe("binary_ner").add_label("NEW")
+
+
+@pytest.mark.parametrize("texts", [[""], ["", "one"], ["one"], ["", ""]])
+def test_empty_and_one_token_docs(texts):
+    nlp = make_nlp()
+    train(nlp, teach_examples(nlp), steps=2)
+    docs = list(nlp.pipe(texts))
+    assert [len(doc) for doc in docs] == [len(t.split()) for t in texts]
+    for doc in docs:
+        assert all(0 <= s <= 1 for s in doc.spans["binary_ner_scores"].attrs["scores"])
+
+
+def test_update_without_tokens_returns_zero_loss():
+    nlp = make_nlp()
+    nlp.initialize(lambda: teach_examples(nlp))
+    eg = Example(nlp.make_doc(""), nlp.make_doc(""))
+    assert nlp.get_pipe("binary_ner").update([eg]) == {"binary_ner": 0.0}
+
+
+def test_overfitting_IO():
+    nlp = make_nlp()
+    examples = teach_examples(nlp)
+    losses = train(nlp, examples, steps=80)
+    # The "no entity" prior on unknown spans keeps the loss above zero.
+    assert losses[-1] < 0.1 * losses[0]
+    texts = ["Who is Shaka Khan ?", "I like London and Berlin .", "Anna met Shaka Khan in London ."]
+    docs = list(nlp.pipe(texts))
+    assert [(e.text, e.label_) for e in docs[1].ents] == [("London", "LOC"), ("Berlin", "LOC")]
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("Shaka Khan", "PERSON")]
+    group = docs[0].spans["binary_ner_scores"]
+    assert len(group.attrs["scores"]) == len(group)
+    assert list(group.attrs["scores"]) == sorted(group.attrs["scores"], reverse=True)
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = spacy.load(tmp)
+        docs2 = list(nlp2.pipe(texts))
+        for a, b in zip(docs, docs2):
+            assert [(e.start, e.end, e.label_) for e in a.ents] == [(e.start, e.end, e.label_) for e in b.ents]
+            numpy.testing.assert_allclose(
+                a.spans["binary_ner_scores"].attrs["scores"], b.spans["binary_ner_scores"].attrs["scores"], rtol=1e-5
+            )
+    nlp3 = make_nlp()
+    nlp3.from_bytes(nlp.to_bytes())
+    assert [(e.text, e.label_) for e in nlp3(texts[1]).ents] == [("London", "LOC"), ("Berlin", "LOC")]
+    scores = nlp.evaluate(records_to_examples(nlp, GOLD_RECORDS, complete=True))
+    assert scores["ents_f"] == 1.0
+    assert set(scores) >= {"ents_p", "ents_r", "ents_f", "ents_per_type"}
+
+
+def test_reject_moves_only_its_own_label():
+    nlp = make_nlp(unknown_weight=0.0)
+    examples = teach_examples(nlp)
+    train(nlp, examples, steps=30)
+    ner = nlp.get_pipe("binary_ner")
+    doc = nlp.make_doc("Berlin is big .")
+    before = _probs(ner, doc)[0, 0]
+    eg = make_example(nlp, [t.text for t in doc], rejects=[(0, 1, "LOC")])
+    optimizer = nlp.resume_training()
+    for _ in range(5):
+        nlp.update([eg], sgd=optimizer)
+    after = _probs(ner, doc)[0, 0]
+    loc, person = ner.labels.index("LOC"), ner.labels.index("PERSON")
+    assert after[loc] < before[loc] - 0.05
+    # The other label shares the span's representation, so it moves a little,
+    # but much less than the rejected one.
+    assert abs(after[person] - before[person]) < 0.25 * (before[loc] - after[loc])
+
+
+def _probs(ner, doc):
+    from spacy_binary_ner.targets import span_cells
+
+    scores = ner.predict([doc])
+    probs = 1 / (1 + numpy.exp(-ner.model.ops.to_numpy(scores)))
+    full = numpy.zeros((len(doc), ner.max_span_length, len(ner.labels)))
+    full[span_cells(len(doc), ner.max_span_length)] = probs
+    return full
+
+
+def test_overwrite_ents():
+    for overwrite in (False, True):
+        nlp = make_nlp(overwrite_ents=overwrite)
+        ruler = nlp.add_pipe("entity_ruler", before="binary_ner")
+        train(nlp, teach_examples(nlp), steps=60)
+        ruler.add_patterns([{"label": "THING", "pattern": "London"}])
+        doc = nlp("I like London and Berlin .")
+        labels = {e.text: e.label_ for e in doc.ents}
+        assert labels["Berlin"] == "LOC"
+        assert labels["London"] == ("LOC" if overwrite else "THING")
+
+
+def test_nested_spans_key_allows_overlaps():
+    nlp = make_nlp(nested_spans_key="nested", threshold=0.3)
+    train(nlp, teach_examples(nlp), steps=60)
+    ner = nlp.get_pipe("binary_ner")
+    doc = nlp("Shaka Khan met Anna .")
+    assert {(s.text, s.label_) for s in doc.spans["nested"]} >= {(e.text, e.label_) for e in doc.ents}
+    assert all(score >= 0.3 for score in doc.spans["nested"].attrs["scores"])
+    # With a threshold of 0 every scored cell is there, overlaps included.
+    ner.cfg["nested_spans_key"], ner.cfg["threshold"] = "nested", 0.0
+    doc = nlp("Shaka Khan met Anna .")
+    assert len(doc.spans["nested"]) == 14 * len(ner.labels)  # 5 tokens, spans up to 4
+
+
+def test_scores_key_none_writes_no_group():
+    nlp = make_nlp(scores_key=None)
+    train(nlp, teach_examples(nlp), steps=2)
+    assert "binary_ner_scores" not in nlp("Anna lives in Paris .").spans
+
+
+def test_config_round_trip():
+    nlp = make_nlp()
+    nlp.initialize(lambda: teach_examples(nlp))
+    nlp2 = load_model_from_config(nlp.config, auto_fill=False)
+    assert nlp2.config == nlp.config
+    default = spacy.blank("en")
+    default.add_pipe("binary_ner")
+    assert load_model_from_config(default.config, auto_fill=False).config == default.config
