@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import spacy
+import srsly
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_nlp
@@ -111,8 +112,16 @@ def timeline_logger():
     return setup
 
 
-def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int):
+def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int, overrides=()):
     config = load_config(REPO / "configs" / f"{lang}_cnn.cfg")
+    if system.startswith("binary_ner") and overrides:
+        for item in overrides:
+            key, value = item.split("=", 1)
+            *sections, name = key.split(".")
+            node = config
+            for section in sections:
+                node = node[section]
+            node[name] = srsly.json_loads(value)
     if not system.startswith("binary_ner"):
         factory = "beam_ner" if system == "beam_ner" else "ner"
         peer = spacy.util.Config().from_str(
@@ -165,7 +174,7 @@ def evaluate(nlp, test_records: List[dict]) -> Dict[str, float]:
 
 
 def run_system(system, lang, train_path, gold_train_path, dev_path, test_records, args, seed, workdir):
-    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed)
+    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed, args.set)
     gold = system.endswith("_gold")
     config["paths"]["train"] = None if gold else str(train_path)
     config["paths"]["train_complete"] = str(gold_train_path) if gold else None
@@ -262,9 +271,11 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=3000)
     p.add_argument("--eval-frequency", type=int, default=200)
     p.add_argument("--lang", default=None, help="zh or en (default: from the data folder name)")
-    p.add_argument("--quick", action="store_true", help="300 training sentences, 200 dev/test, 100 steps")
+    p.add_argument("--quick", action="store_true", help="150 training sentences, 100 dev/test, 40 steps")
     p.add_argument("--teachsim", type=Path, default=SHARED_BENCH / "teachsim.py")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config override for binary_ner systems, e.g. components.binary_ner.unknown_weight=0.02")
     p.add_argument("--name", default=None, help="output file stem (default: data-decisions)")
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -274,7 +285,7 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     lang = args.lang or ("zh" if args.data.name.endswith("_zh") else "en")
     if args.quick:
-        args.max_steps, args.eval_frequency = 100, 50
+        args.max_steps, args.eval_frequency = 40, 20
     split = lambda name: next(args.data.glob(f"{name}.jsonl*"), None)
     train_file, dev_file, test_file = split("train"), split("dev"), split("test")
     if train_file is None or test_file is None:
@@ -282,8 +293,8 @@ def main(argv=None):
     if dev_file is None:
         print(f"{args.data} has no dev split: using the test split for model selection", file=sys.stderr)
         dev_file = test_file
-    limit = 300 if args.quick else 0
-    eval_limit = 200 if args.quick else 0
+    limit = 150 if args.quick else 0
+    eval_limit = 100 if args.quick else 0
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,6 +59,7 @@ DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
         "model": DEFAULT_MODEL,
         "threshold": 0.5,
         "unknown_weight": 0.05,
+        "unknown_mask_above": None,
         "incorrect_spans_key": DEFAULT_INCORRECT_SPANS_KEY,
         "scores_key": DEFAULT_SCORES_KEY,
         "candidates_threshold": 0.05,
@@ -79,6 +80,7 @@ def make_binary_ner(
     model: Model[List[Doc], Floats2d],
     threshold: float,
     unknown_weight: float,
+    unknown_mask_above: Optional[float],
     incorrect_spans_key: str,
     scores_key: Optional[str],
     candidates_threshold: float,
@@ -93,6 +95,8 @@ def make_binary_ner(
     threshold (float): Smallest probability for a span to become an entity.
     unknown_weight (float): Weight of the "no entity" prior on spans the
         answers say nothing about, relative to a known answer (weight 1).
+    unknown_mask_above (Optional[float]): Unknown spans the model already scores
+        at least this high get no "no entity" push; None to push them all.
     incorrect_spans_key (str): Key in `reference.spans` of rejected spans.
     scores_key (Optional[str]): Span group receiving every candidate span and
         label with probability >= candidates_threshold, its probabilities in
@@ -110,6 +114,7 @@ def make_binary_ner(
         name,
         threshold=threshold,
         unknown_weight=unknown_weight,
+        unknown_mask_above=unknown_mask_above,
         incorrect_spans_key=incorrect_spans_key,
         scores_key=scores_key,
         candidates_threshold=candidates_threshold,
@@ -131,6 +136,7 @@ class BinaryNER(TrainablePipe):
         *,
         threshold: float = 0.5,
         unknown_weight: float = 0.05,
+        unknown_mask_above: Optional[float] = None,
         incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
         scores_key: Optional[str] = DEFAULT_SCORES_KEY,
         candidates_threshold: float = 0.05,
@@ -147,6 +153,7 @@ class BinaryNER(TrainablePipe):
             "labels": [],
             "threshold": threshold,
             "unknown_weight": unknown_weight,
+            "unknown_mask_above": unknown_mask_above,
             "incorrect_spans_key": incorrect_spans_key,
             "scores_key": scores_key,
             "candidates_threshold": candidates_threshold,
@@ -317,15 +324,17 @@ class BinaryNER(TrainablePipe):
         RETURNS (Tuple[float, Floats2d]): The loss and its gradient for the scores.
         """
         examples = list(examples)
+        ops = self.model.ops
+        probs = ops.to_numpy(ops.sigmoid(scores))
         truths, weights = build_targets(
             examples,
             self.labels,
             self.max_span_length,
             self.cfg["unknown_weight"],
             self.cfg["incorrect_spans_key"],
+            probs=probs,
+            unknown_mask_above=self.cfg["unknown_mask_above"],
         )
-        ops = self.model.ops
-        probs = ops.to_numpy(ops.sigmoid(scores))
         # The derivative of binary cross-entropy with respect to the logit is
         # p - t: positive pushes the logit down, towards "not this label".
         d_scores = (probs - truths) * weights / len(examples)

@@ -31,7 +31,7 @@ A teach accept is a reference with one entity and every other token unknown;
 a complete annotation has every token either in an entity or "O"; a reject
 leaves the tokens unknown and adds one span to the incorrect-spans group.
 """
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.training import Example
@@ -50,6 +50,8 @@ def build_targets(
     max_span_length: int,
     unknown_weight: float,
     incorrect_spans_key: str,
+    probs: Optional[numpy.ndarray] = None,
+    unknown_mask_above: Optional[float] = None,
 ) -> Targets:
     """Build the targets and weights of a batch.
 
@@ -58,6 +60,11 @@ def build_targets(
     max_span_length (int): Longest span the model scores, in tokens.
     unknown_weight (float): Weight of the "no entity" prior on unknown cells.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
+    probs (Optional[numpy.ndarray]): The model's current probabilities, one row
+        per span as returned; needed for `unknown_mask_above`.
+    unknown_mask_above (Optional[float]): Unknown cells the model already gives
+        at least this probability get weight 0 instead of `unknown_weight`: they
+        are more likely unannotated entities than evidence of "no entity".
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `(truths, weights)`, both
         float32 of shape (n_spans, n_labels), one row per span the model scores,
         in the model's order (see `span_cells`).
@@ -65,17 +72,22 @@ def build_targets(
     label_index = {label: i for i, label in enumerate(labels)}
     truths: List[numpy.ndarray] = []
     weights: List[numpy.ndarray] = []
+    unknowns: List[numpy.ndarray] = []
     for eg in examples:
-        truth, weight = _doc_targets(
+        truth, weight, unknown = _doc_targets(
             eg, label_index, max_span_length, unknown_weight, incorrect_spans_key
         )
         cells = span_cells(len(eg.predicted), max_span_length)
         truths.append(truth[cells])
         weights.append(weight[cells])
+        unknowns.append(unknown[cells])
     if not truths:
         empty = numpy.zeros((0, len(labels)), dtype="float32")
         return empty, empty.copy()
-    return numpy.concatenate(truths), numpy.concatenate(weights)
+    truth_rows, weight_rows = numpy.concatenate(truths), numpy.concatenate(weights)
+    if unknown_mask_above is not None and probs is not None:
+        weight_rows[numpy.concatenate(unknowns) & (probs >= unknown_mask_above)] = 0.0
+    return truth_rows, weight_rows
 
 
 def span_cells(n_tokens: int, max_span_length: int) -> numpy.ndarray:
@@ -103,13 +115,14 @@ def _doc_targets(
     L: int,
     unknown_weight: float,
     incorrect_spans_key: str,
-) -> Targets:
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     n = len(eg.predicted)
     K = len(label_index)
     truth = numpy.zeros((n, L, K), dtype="float32")
     weight = numpy.zeros((n, L, K), dtype="float32")
+    unknown = numpy.zeros((n, L, K), dtype=bool)
     if n == 0:
-        return truth, weight
+        return truth, weight, unknown
     outside = _outside_tokens(eg)
     entities = eg.get_aligned_spans_y2x(eg.reference.ents, allow_overlap=False)
     in_entity = numpy.zeros(n, dtype="int32")
@@ -126,6 +139,7 @@ def _doc_targets(
     )
     weight[valid] = unknown_weight
     weight[valid & known_negative] = 1.0
+    unknown[valid & ~known_negative] = True
     for ent in entities:
         width = ent.end - ent.start - 1
         if width >= L:
@@ -150,7 +164,8 @@ def _doc_targets(
                     f"label: spacy_binary_ner's reader lets the later answer win."
                 )
             weight[span.start, width, k] = 1.0
-    return truth, weight
+            unknown[span.start, width, k] = False
+    return truth, weight, unknown
 
 
 def _outside_tokens(eg: Example) -> numpy.ndarray:

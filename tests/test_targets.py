@@ -114,3 +114,17 @@ def test_different_tokenization_is_aligned():
     exp_truth, exp_weight = expected({(1, 3, "X")}, ALL)
     numpy.testing.assert_array_equal(truth, exp_truth)
     numpy.testing.assert_array_equal(weight, exp_weight)
+
+
+def test_unknown_mask_above_drops_only_confident_unknown_cells():
+    nlp = spacy.blank("en")
+    eg = make_example(nlp, WORDS, ents=[(1, 3, "X")], rejects=[(3, 4, "Y")])
+    probs = numpy.full((len(CELLS), len(LABELS)), 0.9, dtype="float32")
+    probs[0] = 0.2  # span "a": below the threshold, keeps the prior
+    truth, weight = build_targets(
+        [eg], LABELS, L, U, "incorrect_spans", probs=probs, unknown_mask_above=0.5
+    )
+    exp_truth, exp_weight = expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})
+    exp_weight[CELLS.index((3, 4)), 0] = 0.0  # span "d", X: unknown and confident
+    numpy.testing.assert_array_equal(truth, exp_truth)
+    numpy.testing.assert_array_equal(weight, exp_weight)

@@ -1,0 +1,33 @@
+"""The benchmark script runs end to end in --quick mode, so it cannot rot.
+No timing is asserted: timings belong in the printed table."""
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("binary_benchmark", REPO / "bench" / "binary_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_benchmark(tmp_path):
+    records = [json.loads(line) for line in (REPO / "assets" / "en_gold_eval.jsonl").open(encoding="utf8")]
+    data = tmp_path / "sample_en"
+    data.mkdir()
+    for name, part in (("train", records[:60]), ("dev", records[60:80]), ("test", records[80:])):
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf8")
+    bench = load_bench()
+    rows = bench.main(["--data", str(data), "--quick", "--systems", "binary_ner,ner,binary_ner_gold",
+                       "--out", str(tmp_path / "out")])
+    assert [row["system"] for row in rows] == ["binary_ner", "ner", "binary_ner_gold"]
+    for row in rows:
+        assert 0.0 <= row["f"] <= 1.0 and row["wps"] > 0
+    assert rows[1]["time_ratio"] == 1.0 and rows[1]["wps_ratio"] == 1.0
+    assert "f_of_ceiling" in rows[0]
+    saved = json.loads((tmp_path / "out" / "sample_en-teach-1x-quick.json").read_text())
+    assert len(saved["runs"]) == 3
+    assert "| binary_ner |" in (tmp_path / "out" / "sample_en-teach-1x-quick.md").read_text()
