@@ -276,6 +276,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config override for binary_ner systems, e.g. components.binary_ner.unknown_weight=0.02")
+    p.add_argument("--keep", type=Path, default=None, help="keep the trained pipelines in this folder")
     p.add_argument("--name", default=None, help="output file stem (default: data-decisions)")
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -298,7 +299,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         gold_train = workdir / "gold_train.jsonl"
         write_jsonl(read_gold(train_file, limit), gold_train)
         dev = workdir / "dev.jsonl"

@@ -128,3 +128,4 @@ def test_unknown_mask_above_drops_only_confident_unknown_cells():
     exp_weight[CELLS.index((3, 4)), 0] = 0.0  # span "d", X: unknown and confident
     numpy.testing.assert_array_equal(truth, exp_truth)
     numpy.testing.assert_array_equal(weight, exp_weight)
+
