@@ -27,7 +27,6 @@ from typing import Dict, List, Optional
 
 import spacy
 import srsly
-from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_nlp
 from spacy.util import load_config, registry

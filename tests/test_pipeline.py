@@ -3,10 +3,8 @@ import numpy
 import pytest
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_model_from_config, make_tempdir
-from thinc.api import Config
 
 from spacy_binary_ner.data import records_to_examples
 
