@@ -208,3 +208,32 @@ def test_config_round_trip():
     default = spacy.blank("en")
     default.add_pipe("binary_ner")
     assert load_model_from_config(default.config, auto_fill=False).config == default.config
+
+
+def test_shared_tok2vec_through_a_listener():
+    config = {
+        "@architectures": "spacy-binary-ner.SpanScorer.v1",
+        "hidden_width": 16,
+        "max_span_length": 3,
+        "lstm_width": 16,
+        "lstm_depth": 1,
+        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 32, "upstream": "*"},
+    }
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": SMALL_MODEL["tok2vec"]})
+    nlp.add_pipe("binary_ner", config={"model": config})
+    losses = train(nlp, teach_examples(nlp), steps=40)
+    assert losses[-1] < 0.5 * losses[0]
+    assert nlp("Anna lives in Paris .").spans["binary_ner_scores"] is not None
+
+
+def test_tok2vec_without_width_needs_tok2vec_width():
+    from thinc.api import Model as ThincModel
+
+    from spacy_binary_ner.models.span_scorer import build_span_scorer
+
+    widthless = ThincModel("widthless", lambda model, X, is_train: (X, lambda dY: dY))
+    with pytest.raises(ValueError, match="tok2vec_width"):
+        build_span_scorer(widthless)
+    model = build_span_scorer(widthless, tok2vec_width=8)
+    assert model.get_ref("output_layer").get_dim("nI") == 128

@@ -27,6 +27,7 @@ def build_span_scorer(
     lstm_width: int = 128,
     lstm_depth: int = 1,
     dropout: float = 0.1,
+    tok2vec_width: Optional[int] = None,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], Floats2d]:
     """Score every span of up to `max_span_length` tokens for every label.
@@ -42,17 +43,22 @@ def build_span_scorer(
     lstm_depth (int): BiLSTM layers; 0 for none.
     dropout (float): Dropout rate inside the PyTorch module (spaCy's own dropout
         setting does not reach PyTorch layers).
+    tok2vec_width (Optional[int]): Width of the token vectors, for a tok2vec that
+        does not declare it (a `TransformerListener`: the transformer's hidden
+        size, e.g. 768). None to read it from the tok2vec.
     nO (Optional[int]): Number of labels; inferred at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits of shape (n_spans, n_labels):
         one row per span (i, i + w) with w < max_span_length that fits in its
         doc, ordered by doc, start token, then width.
     """
-    n_in = tok2vec.get_dim("nO") if tok2vec.has_dim("nO") else None
+    n_in = tok2vec_width
+    if n_in is None and tok2vec.has_dim("nO"):
+        n_in = tok2vec.get_dim("nO")
     if n_in is None:
         raise ValueError(
-            "The tok2vec passed to spacy-binary-ner.SpanScorer.v1 has no output "
-            "width (nO). Set its width in the config, e.g. "
-            "width = ${components.tok2vec.model.encode.width}."
+            "The tok2vec passed to spacy-binary-ner.SpanScorer.v1 does not say how "
+            "wide its vectors are. Set tok2vec_width in the architecture's config, "
+            "e.g. tok2vec_width = 768 for a base-size transformer."
         )
     encoder = PyTorchWrapper_v2(
         SpanEncoder(
