@@ -171,7 +171,7 @@ def _doc_targets(
 def _outside_tokens(eg: Example) -> numpy.ndarray:
     """1 for each predicted token known to be outside every entity."""
     x, y = eg.predicted, eg.reference
-    if len(x) == len(y) and all(a.idx == b.idx and len(a) == len(b) for a, b in zip(x, y)):
+    if len(x) == len(y) and numpy.array_equal(x.to_array(["IDX", "LENGTH"]), y.to_array(["IDX", "LENGTH"])):
         return (y.to_array("ENT_IOB") == ENT_IOB_OUTSIDE).astype("int32")
     tags = eg.get_aligned_ner()
     return numpy.array([tag == "O" for tag in tags], dtype="int32")
