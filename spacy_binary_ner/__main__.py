@@ -1,0 +1,32 @@
+"""Command line: `python -m spacy_binary_ner COMMAND ...`.
+
+Each command lives in its own module and exposes `main(argv) -> int`; the
+module is imported only when its command runs, so a broken optional
+dependency of one command cannot break the others.
+"""
+import importlib
+import sys
+from typing import Dict, List, Optional
+
+COMMANDS: Dict[str, str] = {
+    "convert": "spacy_binary_ner.convert",
+    "evaluate": "spacy_binary_ner.evaluate",
+    "simulate": "spacy_binary_ner.simulate",
+}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        names = ", ".join(sorted(COMMANDS))
+        print(f"usage: python -m spacy_binary_ner {{{names}}} ... (--help after a command for its options)")
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"unknown command {argv[0]!r}")
+            return 2
+        return 0
+    module = importlib.import_module(COMMANDS[argv[0]])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
