@@ -16,6 +16,7 @@ Writes <out>/<name>.json and <out>/<name>.md and prints the Markdown table.
 import argparse
 import json
 import os
+import resource
 import platform
 import statistics
 import subprocess
@@ -198,9 +199,12 @@ def run_system(system, lang, train_path, gold_train_path, dev_path, test_records
         best_dev_f=best["score"],
         seconds_to_best=best["seconds"],
         train_seconds=total,
+        # The process's peak so far: for the first system of a run, that system's peak.
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
     print(f"   test P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}  "
-          f"best step {best['step']}  {best['seconds']:.0f}s  {result['wps']:.0f} words/s", flush=True)
+          f"best step {best['step']}  {best['seconds']:.0f}s  {result['wps']:.0f} words/s  "
+          f"train {total:.0f}s  peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
     return result
 
 
@@ -290,9 +294,12 @@ def main(argv=None):
     train_file, dev_file, test_file = split("train"), split("dev"), split("test")
     if train_file is None or test_file is None:
         p.error(f"{args.data} needs train.jsonl(.gz) and test.jsonl(.gz)")
+    held_out_dev = 0
     if dev_file is None:
-        print(f"{args.data} has no dev split: using the test split for model selection", file=sys.stderr)
-        dev_file = test_file
+        # Never select on the test split: hold out the end of the training split instead.
+        held_out_dev = 100 if args.quick else 1000
+        print(f"{args.data} has no dev split: the last {held_out_dev} training sentences are the dev split",
+              file=sys.stderr)
     limit = 150 if args.quick else 0
     eval_limit = 100 if args.quick else 0
     args.out.mkdir(parents=True, exist_ok=True)
@@ -301,9 +308,15 @@ def main(argv=None):
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         gold_train = workdir / "gold_train.jsonl"
-        write_jsonl(read_gold(train_file, limit), gold_train)
+        train_records = read_gold(train_file, 0 if held_out_dev else limit)
+        if held_out_dev:
+            dev_records = train_records[-held_out_dev:]
+            train_records = train_records[:-held_out_dev][: limit or None]
+        else:
+            dev_records = read_gold(dev_file, eval_limit)
+        write_jsonl(train_records, gold_train)
         dev = workdir / "dev.jsonl"
-        write_jsonl(read_gold(dev_file, eval_limit), dev)
+        write_jsonl(dev_records, dev)
         test_records = read_gold(test_file, eval_limit)
         n_decisions = None
         for seed in seeds:
