@@ -173,6 +173,36 @@ def evaluate(nlp, test_records: List[dict]) -> Dict[str, float]:
     }
 
 
+def measure_speed_interleaved(results: List[Dict], workdir: Path, seed: int, test_records: List[dict],
+                              rounds: int = 5) -> None:
+    """Measure inference speed of the trained systems again, taking turns, and
+    keep the median per system as `wps`.
+
+    Each system's speed measured right after its own training drifts with
+    whatever else the machine runs at that moment; round-robin turns expose all
+    systems to the same load, so their ratios hold.
+    """
+    nlps = {r["system"]: spacy.load(workdir / f"{r['system']}-{seed}" / "model-best") for r in results}
+    docs = {
+        name: [eg.predicted for eg in records_to_examples(nlp, test_records, complete=True)]
+        for name, nlp in nlps.items()
+    }
+    timings: Dict[str, List[float]] = {name: [] for name in nlps}
+    for _ in range(rounds):
+        for name, nlp in nlps.items():
+            copies = [d.copy() for d in docs[name]]
+            start = time.perf_counter()
+            for _doc in nlp.pipe(copies, batch_size=256):
+                pass
+            timings[name].append(time.perf_counter() - start)
+    for r in results:
+        n_words = sum(len(d) for d in docs[r["system"]])
+        r["wps_alone"] = r["wps"]
+        r["wps"] = n_words / statistics.median(timings[r["system"]])
+    print("   words/s, interleaved, median of %d: " % rounds
+          + ", ".join(f"{r['system']} {r['wps']:.0f}" for r in results), flush=True)
+
+
 def run_system(system, lang, train_path, gold_train_path, dev_path, test_records, args, seed, workdir):
     config = make_config(system, lang, args.max_steps, args.eval_frequency, seed, args.set)
     gold = system.endswith("_gold")
@@ -330,10 +360,12 @@ def main(argv=None):
             else:
                 decisions = Path(args.decisions)
             n_decisions = sum(1 for _ in iter_jsonl(decisions))
-            for system in systems:
-                results.append(
-                    run_system(system, lang, decisions, gold_train, dev, test_records, args, seed, workdir)
-                )
+            seed_results = [
+                run_system(system, lang, decisions, gold_train, dev, test_records, args, seed, workdir)
+                for system in systems
+            ]
+            measure_speed_interleaved(seed_results, workdir, seed, test_records)
+            results.extend(seed_results)
     meta = {
         "data": str(args.data),
         "decisions": args.decisions,

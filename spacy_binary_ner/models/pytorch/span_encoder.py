@@ -82,22 +82,44 @@ class SpanEncoder(nn.Module):
         L = self.max_span_length
         device = X.device
         lengths = lengths.to(device)
+        # index_select rather than tensor[index]: faster for large tensors on CPU.
         real = torch.arange(max_len, device=device)[None, :] < lengths[:, None]
-        H = H[real]  # (n_tokens, width): the real tokens of all sequences, in order
+        rows = real.reshape(-1).nonzero().squeeze(1)
+        H = H.reshape(batch * max_len, -1).index_select(0, rows)  # the real tokens, in order
         n_tokens = H.shape[0]
         doc_last = torch.repeat_interleave(lengths.cumsum(0) - 1, lengths)
         positions = torch.arange(n_tokens, device=device)
         offsets = torch.arange(L, device=device)
-        span_last = positions[:, None] + offsets[None, :]
-        first, width = (span_last <= doc_last[:, None]).nonzero(as_tuple=True)
-        last = first + width
-        inside = self.inside(H)
-        cumsum = torch.cat([inside.new_zeros(1, inside.shape[-1]), inside.cumsum(dim=0)])
-        # Sums of operands that backprop does not need may be done in place.
-        Z = cumsum[last + 1]
-        Z.sub_(cumsum[first])
-        Z.mul_((1.0 / (width + 1).to(Z.dtype))[:, None])
-        Z.add_(self.start(H)[first])
-        Z.add_(self.end(H)[last])
-        Z.add_(self.width.weight[width])
+        valid = (positions[:, None] + offsets[None, :]) <= doc_last[:, None]
+        # Every (start, width) cell is computed from contiguous slices, width by
+        # width, into a width-major buffer, and only then are the spans that fit
+        # in their doc gathered, in (start, width) order: one gather instead of
+        # one per term (gathers dominated the forward pass on CPU). Rows past the
+        # end are padding; cells that use them are never gathered.
+        pad = H.new_zeros(L, self.end.out_features)
+        start = self.start(H)
+        end = torch.cat([self.end(H), pad])
+        cumsum = torch.cat([pad[:1], self.inside(H).cumsum(dim=0), pad])
+        if torch.is_grad_enabled():
+            cells = torch.stack(
+                [
+                    (cumsum[w + 1 : w + 1 + n_tokens] - cumsum[:n_tokens]) * (1.0 / (w + 1))
+                    + start
+                    + end[w : w + n_tokens]
+                    + self.width.weight[w]
+                    for w in range(L)
+                ]
+            )
+        else:
+            # The same sums, written in place: about a quarter faster at inference.
+            cells = start.new_empty(L, n_tokens, start.shape[-1])
+            for w in range(L):
+                cell = cells[w]
+                torch.sub(cumsum[w + 1 : w + 1 + n_tokens], cumsum[:n_tokens], out=cell)
+                cell.mul_(1.0 / (w + 1))
+                cell.add_(start)
+                cell.add_(end[w : w + n_tokens])
+                cell.add_(self.width.weight[w])
+        first, width = valid.nonzero(as_tuple=True)
+        Z = cells.reshape(L * n_tokens, -1).index_select(0, width * n_tokens + first)
         return self.dropout(torch.relu_(Z))
