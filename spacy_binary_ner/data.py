@@ -1,18 +1,24 @@
 """Teach-style answers and complete annotations, read into spaCy `Example`s.
 
 A record is a JSON object with `text`, optional `tokens`, `spans` and an
-`answer` ("accept", "reject" or "ignore"); records of the same sentence (same
-`_input_hash`, else the same text) are merged into one `Example`:
+`answer` ("accept", "reject" or "ignore"). Records of the same sentence (same
+`_input_hash`, else the same text) are merged into one `Example`, across all
+the files read:
 
 - accepted spans become `reference.ents`, every other token left missing;
 - rejected spans go into `reference.spans[incorrect_spans_key]`;
 - ignored answers are skipped;
-- in a *complete* annotation (a file read with `complete=True`) the record's
-  spans are all the entities of the text, and every other token is "O".
+- in a *complete* annotation (a record of a file read as complete, or a record
+  with `"complete": true`) the record's spans are all the entities of the text,
+  and every other token is "O".
 
-If the same span and label is both accepted and rejected, the answer that comes
-later in the input wins; such cases are counted in `ReadStats`.
+When two answers about a sentence cannot both hold (the same span and label
+accepted and rejected, or two overlapping accepts), the answer that comes later
+in the input wins. Every record read ends up either used or skipped under one
+named reason, counted per file in a `ReadStats` (see `REASONS`); with
+`strict=True` any skip but an "ignore" answer raises a `TeachDataError`.
 """
+import bisect
 import gzip
 import hashlib
 import json
@@ -20,7 +26,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -32,59 +38,654 @@ from .pipeline import DEFAULT_INCORRECT_SPANS_KEY
 logger = logging.getLogger("spacy_binary_ner")
 
 SpanKey = Tuple[int, int, str]
+PathsArg = Union[None, str, Path, Sequence[Union[str, Path]]]
+
+ALIGNMENT_MODES = ("strict", "expand", "contract")
+LONG_TEXT_MODES = ("split", "skip")
+# Record-level reasons are decided when a record is read; span-level reasons
+# when the sentence is built, and a record all of whose spans were dropped is
+# skipped under the reason of its first dropped span.
+REASONS: Dict[str, str] = {
+    "malformed JSON": "fix or delete the line: it is not valid JSON",
+    "not an object": "each line must be one JSON object ({...})",
+    "missing key": "add the key (`text`; `answer` in a teach file, or read the file as complete)",
+    "bad field": "fix the field's type: `text` a string, `spans` a list of {start, end, label} "
+    "with integer character offsets inside the text, `answer` a string",
+    "bad tokens": "`tokens` must be {text, start, end} objects in order, inside the text, "
+    "not overlapping; or drop `tokens` to use the pipeline's tokenizer",
+    "empty text": "drop the record, or give it a text",
+    "unknown answer": "`answer` must be accept, reject or ignore",
+    "ignore answer": "none needed: ignored answers carry no information",
+    "no spans": "a teach answer needs the span it answers; a text with no entities belongs "
+    "in a complete file",
+    "rejected complete annotation": "a rejected manual annotation says nothing reliable; "
+    "drop it, or set its answer to accept",
+    "input hash clash": "two different texts share one `_input_hash`; fix the hash or drop one",
+    "duplicate answer": "none needed: the same answer was given earlier and is kept once",
+    "conflicting answers": "the later answer was kept; drop the answer that is wrong",
+    "overlapping accept": "entities are flat: the later accept was kept; drop the other",
+    "misaligned span": "offsets must sit on token boundaries: fix them, pass the tokens used "
+    "when annotating, or use alignment = expand / contract",
+    "unknown label": "add the label to `labels`, or drop the span",
+    "no tokens": "the tokenizer found no tokens in the text",
+    "text too long": "raise `max_length`, or use long_texts = split",
+    "span cut by split": "raise `max_length`: this span crosses every possible cut",
+}
+_NOT_STRICT = {"ignore answer"}
+_SENT_END_CHARS = set("。！？!?.;；…\n")
+_MAX_WHERE = 5
+
+
+class TeachDataError(ValueError):
+    """A record was skipped while reading in strict mode."""
 
 
 @dataclass
 class ReadStats:
-    """What happened to the records read: how many were read and used, and
-    how many were skipped or changed, by reason."""
+    """An account of the records read from one source (or all of them).
+
+    records (int): Records read (non-blank lines, valid JSON or not).
+    used (int): Records that contributed to an example; `used + sum(skipped)`
+        always equals `records`.
+    merged (int): Used records that joined an example begun by an earlier one.
+    examples (int): Examples made (more than `used - merged` if texts were split).
+    skipped (Counter): Skipped records, by reason (see `REASONS`).
+    spans (Counter): Spans of the records: "read", "used", and dropped ones by reason.
+    changed (Counter): What was adjusted: "span expanded", "span contracted",
+        "text split" (texts), "split pieces" (the examples they became).
+    where (Dict[str, List[str]]): For each reason, where its first few cases are
+        (`file:line`, or `record N` for records given in memory).
+    """
 
     records: int = 0
     examples: int = 0
-    reasons: Counter = field(default_factory=Counter)
+    used: int = 0
+    merged: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    spans: Counter = field(default_factory=Counter)
+    changed: Counter = field(default_factory=Counter)
+    where: Dict[str, List[str]] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> Counter:
+        """Every count but records/used/merged/examples in one Counter: record
+        skips as "skipped: REASON", dropped spans as "span skipped: REASON"."""
+        out: Counter = Counter()
+        for reason, count in self.skipped.items():
+            out[f"skipped: {reason}"] += count
+        for reason, count in self.spans.items():
+            if reason not in ("read", "used"):
+                out[f"span skipped: {reason}"] += count
+        out.update(self.changed)
+        return out
+
+    def add(self, other: "ReadStats") -> None:
+        """Add another account's counts to this one."""
+        self.records += other.records
+        self.examples += other.examples
+        self.used += other.used
+        self.merged += other.merged
+        self.skipped.update(other.skipped)
+        self.spans.update(other.spans)
+        self.changed.update(other.changed)
+        for reason, places in other.where.items():
+            mine = self.where.setdefault(reason, [])
+            mine.extend(places[: _MAX_WHERE - len(mine)])
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The account as a JSON-serializable dict."""
+        return {
+            "records": self.records,
+            "used": self.used,
+            "merged": self.merged,
+            "skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(sorted(self.skipped.items())),
+            "examples": self.examples,
+            "spans": dict(sorted(self.spans.items())),
+            "changed": dict(sorted(self.changed.items())),
+            "where": {k: list(v) for k, v in sorted(self.where.items())},
+        }
 
     def __str__(self) -> str:
-        parts = [f"{self.records} records -> {self.examples} examples"]
-        parts += [f"{reason}: {count}" for reason, count in sorted(self.reasons.items())]
+        parts = [
+            f"{self.records} records: {self.used} used ({self.merged} merged), "
+            f"{sum(self.skipped.values())} skipped -> {self.examples} examples"
+        ]
+        parts += [f"skipped {reason}: {count}" for reason, count in sorted(self.skipped.items())]
+        parts += [f"{name}: {count}" for name, count in sorted(self.changed.items())]
         return "; ".join(parts)
+
+
+def _open_text(path: Path):
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf8")
+    return open(path, "r", encoding="utf8")
+
+
+def _jsonl_files(path: Union[str, Path]) -> List[Path]:
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
+    if path.exists():
+        return [path]
+    raise FileNotFoundError(f"No such file or directory: '{path}'")
+
+
+def _iter_lines(file: Path) -> Iterator[Tuple[int, Union[dict, Any, json.JSONDecodeError]]]:
+    """(line number, parsed value or the JSON error) for each non-blank line."""
+    loads = json.loads
+    with _open_text(file) as f:
+        for line_no, line in enumerate(f, 1):
+            if not line or line.isspace():
+                continue
+            try:
+                yield line_no, loads(line)
+            except json.JSONDecodeError as err:
+                yield line_no, err
 
 
 def iter_jsonl(path: Union[str, Path]) -> Iterator[dict]:
     """Read records from a JSONL file (plain or .gz), or every such file in a
-    directory, in sorted order."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
-    elif path.exists():
-        files = [path]
-    else:
-        raise FileNotFoundError(f"No such file or directory: '{path}'")
-    for file in files:
-        opener = gzip.open if file.name.endswith(".gz") else open
-        with opener(file, "rt", encoding="utf8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{file}:{line_no}: not valid JSON ({err})") from None
+    directory, in sorted order. A line that is not valid JSON raises a
+    `ValueError` naming the file and line (the reader counts such lines instead).
+
+    path (Union[str, Path]): The file or directory.
+    YIELDS (dict): The records.
+    """
+    for file in _jsonl_files(path):
+        for line_no, value in _iter_lines(file):
+            if isinstance(value, json.JSONDecodeError):
+                raise ValueError(f"{file}:{line_no}: not valid JSON ({value})") from None
+            yield value
 
 
 def input_hash(record: dict) -> Union[int, str]:
     """The record's `_input_hash`, or a hash of its text."""
-    if "_input_hash" in record:
+    if record.get("_input_hash") is not None:
         return record["_input_hash"]
     return hashlib.sha1(record["text"].encode("utf8")).hexdigest()
 
 
-class _Merged:
-    __slots__ = ("record", "answers", "complete")
+class _Answer:
+    __slots__ = ("answer", "record", "replaced_accept")
 
-    def __init__(self, record: dict, complete: bool) -> None:
+    def __init__(self, answer: str, record: int, replaced_accept: bool = False) -> None:
+        self.answer = answer
         self.record = record
-        self.answers: Dict[SpanKey, str] = {}
-        self.complete = complete
+        # A reject that replaced an accept of a complete annotation leaves
+        # those tokens unknown rather than "O".
+        self.replaced_accept = replaced_accept
+
+
+class _Sentence:
+    __slots__ = ("text", "tokens", "answers", "records", "owner", "owner_spans")
+
+    def __init__(self, text: str, tokens: Optional[Tuple[List[str], List[bool], List[int], List[int]]]) -> None:
+        self.text = text
+        self.tokens = tokens
+        self.answers: Dict[SpanKey, _Answer] = {}
+        self.records: List[int] = []
+        self.owner: Optional[int] = None  # the complete record in force
+        self.owner_spans: Optional[frozenset] = None
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+class TeachReader:
+    """Merge teach answers and complete annotations from several sources into
+    examples, with an account of every record.
+
+    nlp (Language): Its vocab and, for records without `tokens`, its tokenizer.
+    incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
+    alignment (str): Spans whose offsets are not on token boundaries: "strict"
+        (skip them), "expand" or "contract" (as `Doc.char_span`'s alignment_mode).
+    labels (Optional[Iterable[str]]): If given, spans with other labels are skipped.
+    max_length (int): Longest text in tokens (0 for no limit).
+    long_texts (str): Texts longer than `max_length`: "split" them at sentence or
+        token boundaries, keeping the spans inside, or "skip" them.
+    strict (bool): Raise a `TeachDataError` at the first skipped record
+        (ignored answers excepted) instead of counting it.
+    use_tokens (bool): Use the records' `tokens`; if False, always the tokenizer.
+    """
+
+    def __init__(
+        self,
+        nlp: Language,
+        *,
+        incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
+        alignment: str = "strict",
+        labels: Optional[Iterable[str]] = None,
+        max_length: int = 0,
+        long_texts: str = "split",
+        strict: bool = False,
+        use_tokens: bool = True,
+    ) -> None:
+        if alignment not in ALIGNMENT_MODES:
+            raise ValueError(f"alignment must be one of {ALIGNMENT_MODES}, not {alignment!r}")
+        if long_texts not in LONG_TEXT_MODES:
+            raise ValueError(f"long_texts must be one of {LONG_TEXT_MODES}, not {long_texts!r}")
+        if max_length < 0:
+            raise ValueError(f"max_length must be 0 (no limit) or positive, not {max_length}")
+        self.nlp = nlp
+        self.incorrect_spans_key = incorrect_spans_key
+        self.alignment = alignment
+        self.labels = set(labels) if labels is not None else None
+        self.max_length = max_length
+        self.long_texts = long_texts
+        self.strict = strict
+        self.use_tokens = use_tokens
+        self.sources: List[str] = []
+        self.complete: List[bool] = []
+        self.stats: List[ReadStats] = []
+        self._sentences: Dict[Any, _Sentence] = {}
+        # text -> (sentence, whether it was keyed by its text, not an _input_hash)
+        self._by_text: Dict[str, Tuple[_Sentence, bool]] = {}
+        self._order: List[_Sentence] = []
+        self._rec_source: List[int] = []
+        self._rec_place: List[Union[int, str]] = []
+        self._rec_reason: List[Optional[str]] = []
+        self._rec_nspans: List[int] = []
+
+    # Reading -----------------------------------------------------------------
+
+    def read_path(self, path: Union[str, Path], *, complete: bool = False) -> None:
+        """Read a JSONL file (plain or .gz) or every such file in a directory.
+
+        path (Union[str, Path]): The file or directory.
+        complete (bool): Whether its records are complete annotations.
+        """
+        for file in _jsonl_files(path):
+            source = self._add_source(str(file), complete)
+            for line_no, value in _iter_lines(file):
+                self._add(value, source, line_no, complete)
+
+    def read_records(self, records: Iterable[Any], *, name: str = "<records>", complete: bool = False) -> None:
+        """Read records given in memory; places are reported as `record N`.
+
+        records (Iterable[Any]): The records (anything but a dict is skipped).
+        name (str): The source name in the account.
+        complete (bool): Whether the records are complete annotations.
+        """
+        source = self._add_source(name, complete)
+        for i, value in enumerate(records, 1):
+            self._add(value, source, f"record {i}", complete)
+
+    def _add_source(self, name: str, complete: bool) -> int:
+        self.sources.append(name)
+        self.complete.append(complete)
+        self.stats.append(ReadStats())
+        return len(self.sources) - 1
+
+    def _place(self, rec: int) -> str:
+        place = self._rec_place[rec]
+        source = self.sources[self._rec_source[rec]]
+        return f"{source}:{place}" if isinstance(place, int) else f"{source} {place}"
+
+    def _note(self, rec: int, reason: str, detail: str = "") -> None:
+        stats = self.stats[self._rec_source[rec]]
+        places = stats.where.setdefault(reason, [])
+        if len(places) < _MAX_WHERE and self._place(rec) not in places:
+            places.append(self._place(rec))
+        if self.strict and reason not in _NOT_STRICT:
+            detail = f" ({detail})" if detail else ""
+            raise TeachDataError(f"{self._place(rec)}: {reason}{detail}. Fix: {REASONS[reason]}.")
+
+    def _drop_span(self, rec: int, reason: str, detail: str = "") -> None:
+        self.stats[self._rec_source[rec]].spans[reason] += 1
+        if self._rec_reason[rec] is None:
+            self._rec_reason[rec] = reason
+        self._note(rec, reason, detail)
+
+    def _add(self, value: Any, source: int, place: Union[int, str], complete: bool) -> None:
+        rec = len(self._rec_source)
+        self._rec_source.append(source)
+        self._rec_place.append(place)
+        self._rec_reason.append(None)
+        self._rec_nspans.append(0)
+        self.stats[source].records += 1
+        try:
+            text, spans, answer, is_complete = self._validate(value, complete)
+            sentence = self._sentence(value, text)
+        except _Skip as skip:
+            self.stats[source].skipped[skip.reason] += 1
+            self._rec_reason[rec] = "skipped"
+            self._note(rec, skip.reason, skip.detail)
+            return
+        self.stats[source].spans["read"] += len(spans)
+        self._rec_nspans[rec] = len(spans)
+        sentence.records.append(rec)
+        if is_complete:
+            span_set = frozenset(spans)
+            if sentence.owner is not None and span_set == sentence.owner_spans:
+                for _ in spans:
+                    self._drop_span(rec, "duplicate answer")
+                if not spans:
+                    self._rec_reason[rec] = "duplicate answer"
+                    self._note(rec, "duplicate answer")
+                return
+            # A new complete annotation replaces the accepts it does not repeat.
+            for span_key in [k for k, a in sentence.answers.items() if a.answer == "accept" and k not in span_set]:
+                self._drop_span(sentence.answers.pop(span_key).record, "conflicting answers")
+            old = sentence.owner
+            if old is not None and self._rec_nspans[old] == 0 and self._rec_reason[old] is None:
+                self._rec_reason[old] = "conflicting answers"
+                self._note(old, "conflicting answers", "replaced by a later complete annotation")
+            sentence.owner, sentence.owner_spans = rec, span_set
+        for span_key in spans:
+            self._add_answer(sentence, span_key, answer, rec)
+
+    def _add_answer(self, sentence: _Sentence, key: SpanKey, answer: str, rec: int) -> None:
+        previous = sentence.answers.get(key)
+        if previous is None:
+            sentence.answers[key] = _Answer(answer, rec)
+        elif previous.answer == answer:
+            self._drop_span(rec, "duplicate answer")
+        else:
+            del sentence.answers[key]
+            self._drop_span(previous.record, "conflicting answers")
+            replaced = previous.answer == "accept" and sentence.owner is not None
+            sentence.answers[key] = _Answer(answer, rec, replaced_accept=replaced)
+
+    def _sentence(self, value: dict, text: str) -> _Sentence:
+        """The sentence a valid record belongs to: by `_input_hash`, or by text
+        where one side has no `_input_hash`."""
+        given = value.get("_input_hash")
+        key = given if given is not None else ("text", text)
+        sentence = self._sentences.get(key)
+        if sentence is None:
+            found = self._by_text.get(text)
+            if found is not None and (given is None or found[1]):
+                sentence = found[0]
+                self._sentences[key] = sentence
+        if sentence is None:
+            tokens = value.get("tokens") if self.use_tokens else None
+            sentence = _Sentence(text, _parse_tokens(tokens, text) if tokens else None)
+            self._sentences[key] = sentence
+            self._by_text.setdefault(text, (sentence, given is None))
+            self._order.append(sentence)
+        elif sentence.text != text:
+            raise _Skip("input hash clash", f"_input_hash {key!r}")
+        return sentence
+
+    def _validate(self, value: Any, complete: bool) -> Tuple[str, List[SpanKey], str, bool]:
+        if isinstance(value, json.JSONDecodeError):
+            raise _Skip("malformed JSON", str(value))
+        if not isinstance(value, dict):
+            raise _Skip("not an object", f"got {type(value).__name__}")
+        if "text" not in value:
+            raise _Skip("missing key", "no `text`")
+        text = value["text"]
+        if not isinstance(text, str):
+            raise _Skip("bad field", f"`text` is {type(text).__name__}")
+        is_complete = value.get("complete", complete)
+        if not isinstance(is_complete, bool):
+            raise _Skip("bad field", "`complete` must be true or false")
+        answer = value.get("answer")
+        if answer is None:
+            if not is_complete:
+                raise _Skip("missing key", "no `answer` in a teach record")
+            answer = "accept"
+        if not isinstance(answer, str):
+            raise _Skip("bad field", f"`answer` is {type(answer).__name__}")
+        if answer not in ("accept", "reject", "ignore"):
+            raise _Skip("unknown answer", f"answer {answer!r}")
+        if answer == "ignore":
+            raise _Skip("ignore answer")
+        if not text.strip():
+            raise _Skip("empty text")
+        if "_input_hash" in value and not isinstance(value["_input_hash"], (int, str, type(None))):
+            raise _Skip("bad field", "`_input_hash` must be an integer or a string")
+        if is_complete and answer == "reject":
+            raise _Skip("rejected complete annotation")
+        spans = value.get("spans", [])
+        if spans is None:
+            spans = []
+        if not isinstance(spans, list):
+            raise _Skip("bad field", f"`spans` is {type(spans).__name__}")
+        keys = [_span_key(span, len(text)) for span in spans]
+        if not keys and not is_complete:
+            raise _Skip("no spans", f"a teach {answer} with no spans")
+        return text, keys, answer, is_complete
+
+    # Building ----------------------------------------------------------------
+
+    def examples(self) -> List[Example]:
+        """Build the examples of everything read, and finish the account.
+        Call once, after reading.
+
+        RETURNS (List[Example]): One example per sentence (or per piece of a
+            split text), in first-seen order.
+        """
+        examples: List[Example] = []
+        used = [False] * len(self._rec_source)
+        for sentence in self._order:
+            built = self._build(sentence, used)
+            examples.extend(built)
+            if built:
+                self.stats[self._rec_source[sentence.records[0]]].examples += len(built)
+        for rec, source in enumerate(self._rec_source):
+            stats = self.stats[source]
+            if used[rec]:
+                stats.used += 1
+            elif self._rec_reason[rec] != "skipped":
+                stats.skipped[self._rec_reason[rec] or "conflicting answers"] += 1
+        for sentence in self._order:
+            first = True
+            for rec in sentence.records:
+                if used[rec]:
+                    if not first:
+                        self.stats[self._rec_source[rec]].merged += 1
+                    first = False
+        return examples
+
+    def total(self) -> ReadStats:
+        """The account of all sources together."""
+        total = ReadStats()
+        for stats in self.stats:
+            total.add(stats)
+        return total
+
+    def _make_doc(self, sentence: _Sentence) -> Tuple[Doc, List[int], List[int]]:
+        if sentence.tokens is not None:
+            words, spaces, starts, ends = sentence.tokens
+            return Doc(self.nlp.vocab, words=words, spaces=spaces), starts, ends
+        doc = self.nlp.make_doc(sentence.text)
+        starts = [t.idx for t in doc]
+        ends = [t.idx + len(t) for t in doc]
+        return doc, starts, ends
+
+    def _align(self, starts: List[int], ends: List[int], start: int, end: int, mode: str) -> Optional[Tuple[int, int]]:
+        """Token span [i, j) for character offsets, or None."""
+        if mode == "strict" or mode == "check":
+            i = bisect.bisect_left(starts, start)
+            j = bisect.bisect_left(ends, end)
+            if i < len(starts) and starts[i] == start and j < len(ends) and ends[j] == end and i <= j:
+                return i, j + 1
+            return None
+        if mode == "expand":
+            i = bisect.bisect_right(ends, start)  # first token ending after start
+            j = bisect.bisect_left(starts, end)  # tokens starting before end
+        else:
+            i = bisect.bisect_left(starts, start)  # first token starting at or after start
+            j = bisect.bisect_right(ends, end)  # tokens ending at or before end
+        return (i, j) if i < j else None
+
+    def _build(self, sentence: _Sentence, used: List[bool]) -> List[Example]:
+        doc, starts, ends = self._make_doc(sentence)
+        owner = sentence.owner
+        if len(doc) == 0:
+            for rec in sentence.records:
+                if self._rec_reason[rec] is None:
+                    self._rec_reason[rec] = "no tokens"
+                    self._note(rec, "no tokens")
+            return []
+        accepts: List[Tuple[int, int, str, int]] = []
+        rejects: Dict[Tuple[int, int, str], int] = {}
+        unknown: List[Tuple[int, int]] = []
+        # Latest answers first: where two answers cannot both hold, the later wins.
+        for (start, end, label), ans in reversed(list(sentence.answers.items())):
+            rec = ans.record
+            if self.labels is not None and label not in self.labels:
+                self._drop_span(rec, "unknown label", f"label {label!r}")
+                if ans.answer == "accept" and owner is not None:
+                    unknown.append(self._align(starts, ends, start, end, "expand") or (0, 0))
+                continue
+            tok = self._align(starts, ends, start, end, self.alignment)
+            if tok is None:
+                self._drop_span(rec, "misaligned span", f"characters {start}-{end}")
+                if ans.answer == "accept" and owner is not None:
+                    unknown.append(self._align(starts, ends, start, end, "expand") or (0, 0))
+                continue
+            if self.alignment != "strict" and self._align(starts, ends, start, end, "check") is None:
+                name = "span expanded" if self.alignment == "expand" else "span contracted"
+                self.stats[self._rec_source[rec]].changed[name] += 1
+            i, j = tok
+            if ans.answer == "reject":
+                if (i, j, label) in rejects:
+                    self._drop_span(rec, "duplicate answer")
+                    continue
+                rejects[(i, j, label)] = rec
+                if ans.replaced_accept:
+                    unknown.append((i, j))
+            else:
+                accepts.append((i, j, label, rec))
+        taken = [False] * len(doc)
+        kept: List[Tuple[int, int, str, int]] = []
+        for i, j, label, rec in accepts:
+            reject = rejects.get((i, j, label))
+            if reject is not None and reject > rec:
+                self._drop_span(rec, "conflicting answers", "aligned onto the same tokens as a later reject")
+                if owner is not None:
+                    unknown.append((i, j))
+            elif any(taken[i:j]):
+                self._drop_span(rec, "overlapping accept")
+                if owner is not None:
+                    unknown.append((i, j))
+            else:
+                taken[i:j] = [True] * (j - i)
+                kept.append((i, j, label, rec))
+        # A later accept wins over an earlier reject aligned onto the same tokens.
+        for i, j, label, rec in kept:
+            reject = rejects.get((i, j, label))
+            if reject is not None and reject < rec:
+                self._drop_span(rejects.pop((i, j, label)), "conflicting answers", "aligned onto the same tokens as a later accept")
+        spans = [(i, j, label, rec, "accept") for i, j, label, rec in kept]
+        spans += [(i, j, label, rec, "reject") for (i, j, label), rec in rejects.items()]
+        complete = owner is not None
+        pieces = [(0, len(doc))]
+        if self.max_length and len(doc) > self.max_length:
+            if self.long_texts == "skip":
+                for rec in sentence.records:
+                    self._rec_reason[rec] = "text too long"
+                    self._note(rec, "text too long", f"{len(doc)} tokens > max_length {self.max_length}")
+                return []
+            pieces = self._cut(doc, [(i, j) for i, j, *_ in spans], self.max_length)
+            stats = self.stats[self._rec_source[sentence.records[0]]]
+            stats.changed["text split"] += 1
+            stats.changed["split pieces"] += len(pieces)
+        examples = []
+        for a, b in pieces:
+            inside = [s for s in spans if a <= s[0] and s[1] <= b]
+            if len(pieces) > 1:
+                for s in spans:
+                    if s[0] < b and s[1] > a and not (a <= s[0] and s[1] <= b) and s[0] >= a:
+                        self._drop_span(s[3], "span cut by split")
+                        if complete and s[4] == "accept":
+                            unknown.append((s[0], s[1]))
+            if not inside and not complete:
+                continue
+            piece = doc if (a, b) == (0, len(doc)) else _slice_doc(doc, a, b)
+            examples.append(self._example(piece, inside, unknown, complete, a))
+            for s in inside:
+                used[s[3]] = True
+                self.stats[self._rec_source[s[3]]].spans["used"] += 1
+        if complete and examples:
+            used[owner] = True
+        return examples
+
+    def _example(self, doc: Doc, spans: list, unknown: List[Tuple[int, int]], complete: bool, offset: int) -> Example:
+        reference = doc.copy()
+        n = len(doc)
+        ents = [Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "accept"]
+        missing = None
+        if complete and unknown:
+            taken = {t for e in ents for t in range(e.start, e.end)}
+            toks = sorted({t - offset for i, j in unknown for t in range(i, j) if 0 <= t - offset < n} - taken)
+            missing = [Span(reference, t, t + 1) for t in toks]
+        reference.set_ents(ents, missing=missing, default="outside" if complete else "missing")
+        rejects = [Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "reject"]
+        if rejects:
+            reference.spans[self.incorrect_spans_key] = rejects
+        return Example(doc, reference)
+
+    @staticmethod
+    def _cut(doc: Doc, spans: List[Tuple[int, int]], max_length: int) -> List[Tuple[int, int]]:
+        """Pieces [a, b) of at most max_length tokens, cut after a sentence end
+        where possible, else at a token boundary, never inside a span if avoidable."""
+        n = len(doc)
+        inside = [False] * (n + 1)  # inside[k]: a cut before token k splits a span
+        for i, j in spans:
+            for k in range(i + 1, j):
+                inside[k] = True
+        pieces = []
+        a = 0
+        while n - a > max_length:
+            limit = a + max_length
+            candidates = [k for k in range(limit, a, -1) if not inside[k]]
+            sent_ends = [k for k in candidates if doc[k - 1].text and doc[k - 1].text[-1] in _SENT_END_CHARS]
+            b = sent_ends[0] if sent_ends else (candidates[0] if candidates else limit)
+            pieces.append((a, b))
+            a = b
+        pieces.append((a, n))
+        return pieces
+
+
+def _span_key(span: Any, n_chars: int) -> SpanKey:
+    if not isinstance(span, dict):
+        raise _Skip("bad field", "a span is not an object")
+    start, end, label = span.get("start"), span.get("end"), span.get("label")
+    if start is None or end is None or label is None:
+        raise _Skip("bad field", "a span needs `start`, `end` and `label`")
+    if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label:
+        raise _Skip("bad field", "span `start`/`end` must be integers and `label` a non-empty string")
+    if not 0 <= start < end <= n_chars:
+        raise _Skip("bad field", f"span {start}-{end} is empty or outside the text of {n_chars} characters")
+    return start, end, label
+
+
+def _parse_tokens(tokens: Any, text: str) -> Tuple[List[str], List[bool], List[int], List[int]]:
+    if not isinstance(tokens, list):
+        raise _Skip("bad tokens", "`tokens` is not a list")
+    try:
+        words = [t["text"] for t in tokens]
+        starts = [t["start"] for t in tokens]
+        ends = [t["end"] for t in tokens]
+    except (TypeError, KeyError):
+        raise _Skip("bad tokens", "each token needs `text`, `start` and `end`") from None
+    previous_end = 0
+    for word, start, end in zip(words, starts, ends):
+        if type(start) is not int or type(end) is not int or not isinstance(word, str) or not word:
+            raise _Skip("bad tokens", "token `start`/`end` must be integers and `text` a non-empty string")
+        if start < previous_end or end <= start or end > len(text):
+            raise _Skip("bad tokens", f"token {word!r} at {start}-{end} overlaps, is empty or is outside the text")
+        previous_end = end
+    spaces = [
+        bool(t["ws"]) if "ws" in t else (k + 1 < len(tokens) and starts[k + 1] > ends[k])
+        for k, t in enumerate(tokens)
+    ]
+    return words, spaces, starts, ends
+
+
+def _slice_doc(doc: Doc, a: int, b: int) -> Doc:
+    words = [t.text for t in doc[a:b]]
+    spaces = [bool(t.whitespace_) for t in doc[a:b]]
+    if spaces:
+        spaces[-1] = False
+    return Doc(doc.vocab, words=words, spaces=spaces)
 
 
 def records_to_examples(
@@ -94,6 +695,11 @@ def records_to_examples(
     complete: bool = False,
     incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
     stats: Optional[ReadStats] = None,
+    alignment: str = "strict",
+    labels: Optional[Iterable[str]] = None,
+    max_length: int = 0,
+    long_texts: str = "split",
+    strict: bool = False,
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -101,144 +707,112 @@ def records_to_examples(
     records (Iterable[dict]): Teach answers, or complete annotations.
     complete (bool): Whether the records are complete annotations.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
-    stats (Optional[ReadStats]): Counts are added here if given.
+    stats (Optional[ReadStats]): The account is added here if given.
+    alignment, labels, max_length, long_texts, strict: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
-    stats = stats if stats is not None else ReadStats()
-    merged: Dict[Union[int, str], _Merged] = {}
-    for record in records:
-        stats.records += 1
-        answer = record.get("answer", "accept" if complete else None)
-        if answer not in ("accept", "reject", "ignore"):
-            stats.reasons["skipped: missing or unknown answer"] += 1
-            continue
-        if answer == "ignore":
-            stats.reasons["skipped: ignore answer"] += 1
-            continue
-        if not record.get("text"):
-            stats.reasons["skipped: empty text"] += 1
-            continue
-        key = input_hash(record)
-        if key in merged:
-            stats.reasons["merged into an earlier record"] += 1
-        else:
-            merged[key] = _Merged(record, complete)
-        answers = merged[key].answers
-        for span in record.get("spans", []):
-            span_key = (span["start"], span["end"], span["label"])
-            previous = answers.get(span_key)
-            if previous is not None and previous != answer:
-                stats.reasons["conflicting answers: later answer kept"] += 1
-            elif previous == answer:
-                stats.reasons["duplicate answer merged"] += 1
-            answers.pop(span_key, None)
-            answers[span_key] = answer
-    examples = []
-    for item in merged.values():
-        eg = _make_example(nlp, item, incorrect_spans_key, stats)
-        if eg is not None:
-            examples.append(eg)
-    stats.examples += len(examples)
+    reader = TeachReader(
+        nlp,
+        incorrect_spans_key=incorrect_spans_key,
+        alignment=alignment,
+        labels=labels,
+        max_length=max_length,
+        long_texts=long_texts,
+        strict=strict,
+    )
+    reader.read_records(records, complete=complete)
+    examples = reader.examples()
+    if stats is not None:
+        stats.add(reader.total())
     return examples
 
 
-def _make_doc(nlp: Language, record: dict) -> Tuple[Doc, Dict[int, int], Dict[int, int]]:
-    tokens = record.get("tokens")
-    if tokens:
-        words = [t["text"] for t in tokens]
-        spaces = [
-            i + 1 < len(tokens) and tokens[i + 1]["start"] > t["end"]
-            for i, t in enumerate(tokens)
-        ]
-        doc = Doc(nlp.vocab, words=words, spaces=spaces)
-        starts = {t["start"]: i for i, t in enumerate(tokens)}
-        ends = {t["end"]: i for i, t in enumerate(tokens)}
-    else:
-        doc = nlp.make_doc(record["text"])
-        starts = {t.idx: t.i for t in doc}
-        ends = {t.idx + len(t): t.i for t in doc}
-    return doc, starts, ends
+def _as_paths(value: PathsArg) -> List[Union[str, Path]]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, Path)):
+        return [value]
+    return [v for v in value if v]
 
 
-def _make_example(
-    nlp: Language, item: _Merged, incorrect_spans_key: str, stats: ReadStats
-) -> Optional[Example]:
-    doc, starts, ends = _make_doc(nlp, item.record)
-    if len(doc) == 0:
-        stats.reasons["skipped: no tokens"] += 1
-        return None
-    accepts: List[Span] = []
-    rejects: List[Span] = []
-    taken = [False] * len(doc)
-    for (start, end, label), answer in item.answers.items():
-        if start not in starts or end not in ends or ends[end] < starts[start]:
-            stats.reasons["span skipped: offsets not on token boundaries"] += 1
-            continue
-        span = Span(doc, starts[start], ends[end] + 1, label=label)
-        if answer == "reject":
-            rejects.append(span)
-        elif any(taken[span.start : span.end]):
-            stats.reasons["span skipped: accept overlaps an earlier accept"] += 1
-        else:
-            taken[span.start : span.end] = [True] * len(span)
-            accepts.append(span)
-    if not accepts and not rejects and not item.complete:
-        stats.reasons["skipped: no usable span"] += 1
-        return None
-    reference = doc.copy()
-    reference.set_ents(
-        [Span(reference, s.start, s.end, label=s.label) for s in accepts],
-        default="outside" if item.complete else "missing",
-    )
-    if rejects:
-        reference.spans[incorrect_spans_key] = [
-            Span(reference, s.start, s.end, label=s.label) for s in rejects
-        ]
-    return Example(doc, reference)
+def read_teach_data(
+    nlp: Language,
+    paths: PathsArg = None,
+    complete_paths: PathsArg = None,
+    **settings: Any,
+) -> Tuple[List[Example], TeachReader]:
+    """Read teach files and complete files into examples, merged across files.
+
+    nlp (Language): Its vocab and tokenizer.
+    paths (PathsArg): Teach answers: JSONL files or folders.
+    complete_paths (PathsArg): Complete annotations: JSONL files or folders.
+    settings: Keyword arguments of `TeachReader`.
+    RETURNS (Tuple[List[Example], TeachReader]): The examples, and the reader
+        holding the account (`reader.sources`, `reader.stats`, `reader.total()`).
+    """
+    reader = TeachReader(nlp, **settings)
+    for path in _as_paths(paths):
+        reader.read_path(path, complete=False)
+    for path in _as_paths(complete_paths):
+        reader.read_path(path, complete=True)
+    return reader.examples(), reader
 
 
 @registry.readers("spacy-binary-ner.TeachCorpus.v1")
 def create_teach_corpus(
-    path: Optional[Union[str, Path]] = None,
-    complete_path: Optional[Union[str, Path]] = None,
+    path: PathsArg = None,
+    complete_path: PathsArg = None,
     incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
     limit: int = 0,
+    alignment: str = "strict",
+    labels: Optional[List[str]] = None,
+    max_length: int = 0,
+    long_texts: str = "split",
+    strict: bool = False,
+    use_tokens: bool = True,
 ) -> Callable[[Language], Iterable[Example]]:
-    """Read teach answers and complete annotations for `spacy train`.
+    """Read teach answers and complete annotations for `spacy train`. Records
+    of the same sentence are merged across all the files; the account of every
+    file is logged.
 
-    path (Optional[Union[str, Path]]): JSONL file or directory of teach answers.
-    complete_path (Optional[Union[str, Path]]): JSONL file or directory of complete
-        annotations, every entity marked (e.g. a gold corpus).
+    path (PathsArg): JSONL file(s) or folder(s) of teach answers (plain or .gz).
+    complete_path (PathsArg): JSONL file(s) or folder(s) of complete annotations,
+        every entity marked (e.g. a gold corpus).
     incorrect_spans_key (str): Must match the pipe's `incorrect_spans_key`.
-    limit (int): Use at most this many examples of each kind (0 for all).
+    limit (int): Use at most this many examples (0 for all).
+    alignment (str): "strict" (skip spans off token boundaries), "expand" or "contract".
+    labels (Optional[List[str]]): If given, spans with other labels are skipped.
+    max_length (int): Longest text in tokens (0 for no limit).
+    long_texts (str): "split" longer texts or "skip" them.
+    strict (bool): Raise at the first skipped record (ignore answers excepted).
+    use_tokens (bool): Use the records' `tokens`; if false, the pipeline's tokenizer.
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
     cache: Dict[int, List[Example]] = {}
+    settings = dict(
+        incorrect_spans_key=incorrect_spans_key,
+        alignment=alignment,
+        labels=labels,
+        max_length=max_length,
+        long_texts=long_texts,
+        strict=strict,
+        use_tokens=use_tokens,
+    )
+    TeachReader(Language(), **settings)  # fail early on bad settings
 
     def read(nlp: Language) -> Iterator[Example]:
-        if not path and not complete_path:
+        if not _as_paths(path) and not _as_paths(complete_path):
             raise ValueError(
                 "spacy-binary-ner.TeachCorpus.v1 needs a `path` (teach answers) or a "
                 "`complete_path` (complete annotations), or both: set them in "
                 "[corpora] or with --paths.train / --paths.dev on the command line."
             )
         if id(nlp) not in cache:
-            examples: List[Example] = []
-            for source, complete in ((path, False), (complete_path, True)):
-                if not source:
-                    continue
-                stats = ReadStats()
-                found = records_to_examples(
-                    nlp,
-                    iter_jsonl(source),
-                    complete=complete,
-                    incorrect_spans_key=incorrect_spans_key,
-                    stats=stats,
-                )
+            examples, reader = read_teach_data(nlp, path, complete_path, **settings)
+            for source, stats in zip(reader.sources, reader.stats):
                 logger.info("Read %s: %s", source, stats)
-                examples.extend(found[:limit] if limit else found)
             cache.clear()
-            cache[id(nlp)] = examples
+            cache[id(nlp)] = examples[:limit] if limit else examples
         for eg in cache[id(nlp)]:
             yield eg.copy()
 

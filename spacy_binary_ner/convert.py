@@ -1,0 +1,175 @@
+"""`python -m spacy_binary_ner convert`: teach answers and complete annotations
+(JSONL) to a spaCy DocBin, with an account of every record.
+
+    python -m spacy_binary_ner convert answers.jsonl more.jsonl.gz train.spacy \\
+        --complete gold.jsonl --lang zh --report report.json
+
+The `.spacy` file trains the `binary_ner` pipe through spaCy's own
+`spacy.Corpus.v1` reader: accepted spans are `doc.ents` with every other token
+missing, rejected spans are in `doc.spans["incorrect_spans"]`, and complete
+annotations have every other token "O".
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import DocBin
+
+from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, REASONS, ReadStats, TeachDataError, TeachReader
+from .pipeline import DEFAULT_INCORRECT_SPANS_KEY
+
+
+def make_nlp(lang: str, segmenter: Optional[str] = None) -> Language:
+    """A blank pipeline whose tokenizer splits records that have no `tokens`.
+
+    lang (str): Language code, e.g. "en" or "zh".
+    segmenter (Optional[str]): For "zh": "char" (spaCy's default) or "jieba".
+    RETURNS (Language): The pipeline.
+    """
+    if segmenter is None:
+        return spacy.blank(lang)
+    if lang != "zh":
+        raise ValueError(f"--segmenter is for Chinese (--lang zh), not --lang {lang}")
+    if segmenter == "jieba":
+        try:
+            import jieba  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "--segmenter jieba needs the jieba package: pip install 'spacy-binary-ner[jieba]'"
+            ) from None
+    return spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": segmenter}}})
+
+
+def convert(
+    nlp: Language,
+    paths: List[str],
+    complete_paths: List[str],
+    output: Path,
+    **settings: Any,
+) -> Dict[str, Any]:
+    """Convert JSONL files to a DocBin file and return the account.
+
+    nlp (Language): Pipeline whose tokenizer splits records without `tokens`.
+    paths (List[str]): Teach answer files or folders.
+    complete_paths (List[str]): Complete annotation files or folders.
+    output (Path): The `.spacy` file to write.
+    settings: Keyword arguments of `TeachReader`.
+    RETURNS (Dict[str, Any]): The report: settings, per-file and total accounts.
+    """
+    reader = TeachReader(nlp, **settings)
+    for path in paths:
+        reader.read_path(path, complete=False)
+    for path in complete_paths:
+        reader.read_path(path, complete=True)
+    examples = reader.examples()
+    doc_bin = DocBin(store_user_data=False)
+    for eg in examples:
+        doc_bin.add(eg.reference)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    doc_bin.to_disk(output)
+    files = [
+        {"path": source, "complete": complete, **stats.to_dict()}
+        for source, complete, stats in zip(reader.sources, reader.complete, reader.stats)
+    ]
+    return {
+        "output": str(output),
+        "docs": len(examples),
+        "lang": nlp.lang,
+        "settings": {k: (sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in settings.items()},
+        "files": files,
+        "total": reader.total().to_dict(),
+    }
+
+
+def format_account(report: Dict[str, Any]) -> str:
+    """The report as a plain-text table: one column per file and a total."""
+    columns = [(Path(f["path"]).name + (" (complete)" if f["complete"] else ""), f) for f in report["files"]]
+    columns.append(("total", report["total"]))
+    reasons = sorted({r for _, c in columns for r in c["skipped_by_reason"]})
+    changed = sorted({r for _, c in columns for r in c["changed"]})
+    span_rows = sorted({r for _, c in columns for r in c["spans"]} - {"read", "used"})
+    rows = [("records read", "records"), ("  used", "used"), ("    of which merged", "merged"), ("  skipped", "skipped")]
+    table: List[List[str]] = [[""] + [name for name, _ in columns]]
+    for label, key in rows:
+        table.append([label] + [str(c[key]) for _, c in columns])
+    for reason in reasons:
+        table.append([f"    {reason}"] + [str(c["skipped_by_reason"].get(reason, 0)) for _, c in columns])
+    table.append(["examples"] + [str(c["examples"]) for _, c in columns])
+    table.append(["spans read"] + [str(c["spans"].get("read", 0)) for _, c in columns])
+    table.append(["  used"] + [str(c["spans"].get("used", 0)) for _, c in columns])
+    for reason in span_rows:
+        table.append([f"  dropped: {reason}"] + [str(c["spans"].get(reason, 0)) for _, c in columns])
+    for name in changed:
+        table.append([name] + [str(c["changed"].get(name, 0)) for _, c in columns])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [
+        "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        for row in table
+    ]
+    where = report["total"]["where"]
+    notes = [f"  {reason}: {', '.join(places)}" for reason, places in where.items() if reason != "ignore answer"]
+    if notes:
+        lines += ["", "first places of each reason:"] + notes
+    return "\n".join(lines)
+
+
+def main(argv: List[str]) -> int:
+    """Run the converter. RETURNS (int): The exit status."""
+    p = argparse.ArgumentParser(
+        prog="python -m spacy_binary_ner convert",
+        description="Convert teach answers and complete annotations (JSONL, plain or .gz) to a .spacy DocBin "
+        "that the binary_ner pipe trains on with spaCy's spacy.Corpus.v1, and account for every record.",
+    )
+    p.add_argument("paths", nargs="+", help="teach answer files or folders, then the output .spacy file")
+    p.add_argument("--complete", action="append", default=[], metavar="IN.jsonl",
+                   help="complete annotations (every entity marked); repeat for several files")
+    p.add_argument("--lang", default="en", help="language of the blank tokenizer (default en)")
+    p.add_argument("--segmenter", choices=("char", "jieba"), default=None,
+                   help="Chinese word segmenter for records without tokens (default: spaCy's, char)")
+    p.add_argument("--report", type=Path, default=None, help="write the account as JSON here")
+    p.add_argument("--strict", action="store_true", help="stop with an error at the first skipped record")
+    p.add_argument("--alignment", choices=ALIGNMENT_MODES, default="strict",
+                   help="spans off token boundaries: skip them (strict, default), expand or contract them")
+    p.add_argument("--max-length", type=int, default=0, help="longest text in tokens (default 0: no limit)")
+    p.add_argument("--long-texts", choices=LONG_TEXT_MODES, default="split",
+                   help="texts over --max-length: split at sentence/token boundaries (default) or skip")
+    p.add_argument("--labels", default=None, help="comma-separated label set; spans with other labels are skipped")
+    p.add_argument("--ignore-tokens", action="store_true", help="tokenize every text, ignoring records' tokens")
+    p.add_argument("--incorrect-spans-key", default=DEFAULT_INCORRECT_SPANS_KEY,
+                   help="span group of rejected spans (the pipe's incorrect_spans_key)")
+    args = p.parse_args(argv)
+    *inputs, output = args.paths
+    if not inputs and not args.complete:
+        p.error("give at least one input file (teach answers, or --complete) before the output file")
+    output = Path(output)
+    if output.suffix != ".spacy":
+        p.error(f"the last path is the output and must end in .spacy, not '{output}'")
+    settings = dict(
+        incorrect_spans_key=args.incorrect_spans_key,
+        alignment=args.alignment,
+        labels=[label for label in args.labels.split(",") if label] if args.labels else None,
+        max_length=args.max_length,
+        long_texts=args.long_texts,
+        strict=args.strict,
+        use_tokens=not args.ignore_tokens,
+    )
+    try:
+        nlp = make_nlp(args.lang, args.segmenter)
+        report = convert(nlp, inputs, args.complete, output, **settings)
+    except (TeachDataError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(format_account(report))
+    print(f"\nWrote {report['docs']} docs to {output}")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+        print(f"Wrote the account to {args.report}")
+    return 0
+
+
+__all__ = ["convert", "format_account", "main", "make_nlp", "REASONS", "ReadStats"]
