@@ -47,3 +47,4 @@ def test_every_registered_name_is_declared():
     ours |= {name for name in registry.readers.get_all() if name.startswith("spacy-binary-ner.")}
     assert ours <= declared
     assert "binary_ner" in declared
+    assert "spacy-binary-ner.TorchSpanScorer.v1" in declared
