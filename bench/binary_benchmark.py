@@ -112,8 +112,11 @@ def timeline_logger():
     return setup
 
 
-def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int, overrides=()):
-    config = load_config(REPO / "configs" / f"{lang}_cnn.cfg")
+def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int, overrides=(),
+                config_path: Optional[Path] = None):
+    # config_path replaces configs/<lang>_cnn.cfg for the binary_ner systems only.
+    use_custom = config_path is not None and system.startswith("binary_ner")
+    config = load_config(config_path if use_custom else REPO / "configs" / f"{lang}_cnn.cfg")
     if system.startswith("binary_ner") and overrides:
         for item in overrides:
             key, value = item.split("=", 1)
@@ -204,7 +207,7 @@ def measure_speed_interleaved(results: List[Dict], workdir: Path, seed: int, tes
 
 
 def run_system(system, lang, train_path, gold_train_path, dev_path, test_records, args, seed, workdir):
-    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed, args.set)
+    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed, args.set, args.config)
     gold = system.endswith("_gold")
     config["paths"]["train"] = None if gold else str(train_path)
     config["paths"]["train_complete"] = str(gold_train_path) if gold else None
@@ -311,7 +314,13 @@ def main(argv=None):
                    help="config override for binary_ner systems, e.g. components.binary_ner.unknown_weight=0.02")
     p.add_argument("--keep", type=Path, default=None, help="keep the trained pipelines in this folder")
     p.add_argument("--name", default=None, help="output file stem (default: data-decisions)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="config for the binary_ner systems instead of configs/<lang>_cnn.cfg")
+    p.add_argument("--code", type=Path, default=None,
+                   help="Python file to import first, e.g. one registering a custom model (as spacy train --code)")
     args = p.parse_args(argv)
+    if args.code is not None:
+        spacy.util.import_file("binary_ner_bench_code", args.code)
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
