@@ -1,0 +1,588 @@
+"""`python -m spacy_binary_ner evaluate`: how good a trained `binary_ner`
+pipeline is, on complete annotations and on held-out binary answers.
+
+    python -m spacy_binary_ner evaluate training/model-best --gold gold.jsonl \\
+        --answers held_out_answers.jsonl --output metrics/
+
+writes `evaluation.json`, `evaluation.md` and `reliability.png` to the output
+folder and prints the Markdown:
+
+- per label precision, recall and F1 of `doc.ents` on the gold set (exact span
+  and label; JSONL of complete annotations, or a `.spacy` DocBin of them);
+- on held-out teach answers: does the model predict the span-label exactly
+  (`doc.ents`) when it was accepted, and not when it was rejected;
+- calibration of the span probabilities (`doc.spans[scores_key]`,
+  `.attrs["scores"]`): a reliability diagram, expected calibration error and
+  Brier score, against the gold set (every candidate span and label) and against
+  the held-out answers.
+"""
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from .data import TeachDataError, TeachReader, _jsonl_files, _iter_lines
+from .pipeline import BinaryNER
+
+SpanKey = Tuple[int, int, str]  # token start, token end (exclusive), label
+
+ANSWER_SKIP_REASONS = (
+    "not valid JSON",
+    "not an object",
+    "no text",
+    "ignore answer",
+    "unknown answer",
+    "no spans",
+    "bad tokens",
+    "bad span",
+    "span off token boundaries",
+)
+
+
+def find_binary_ner(nlp: Language) -> Tuple[str, BinaryNER]:
+    """The pipeline's `binary_ner` component.
+
+    nlp (Language): The trained pipeline.
+    RETURNS (Tuple[str, BinaryNER]): Its name and the component.
+    """
+    found = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BinaryNER)]
+    if not found:
+        names = ", ".join(nlp.pipe_names) or "none"
+        raise ValueError(f"The pipeline has no binary_ner component (components: {names})")
+    if len(found) > 1:
+        raise ValueError(f"The pipeline has {len(found)} binary_ner components; evaluate one pipeline per component")
+    return found[0]
+
+
+def read_gold(nlp: Language, path: Union[str, Path]) -> Tuple[List[Example], Dict[str, Any]]:
+    """Read complete annotations: JSONL (teach format, every entity marked) or a
+    `.spacy` DocBin whose docs have entity annotation.
+
+    nlp (Language): The pipeline; its tokenizer splits records without `tokens`.
+    path (Union[str, Path]): The file (or a folder of JSONL files).
+    RETURNS (Tuple[List[Example], Dict[str, Any]]): Examples whose reference holds
+        the gold entities, and the account of what was read.
+    """
+    path = Path(path)
+    if path.suffix == ".spacy":
+        if not path.exists():
+            raise FileNotFoundError(f"No such file: '{path}'")
+        examples = []
+        for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
+            examples.append(Example(_blank_copy(doc), doc))
+        return examples, {"path": str(path), "format": "spacy", "docs": len(examples)}
+    reader = TeachReader(nlp)
+    reader.read_path(path, complete=True)
+    examples = reader.examples()
+    return examples, {"path": str(path), "format": "jsonl", "docs": len(examples), **reader.total().to_dict()}
+
+
+def _blank_copy(doc: Doc) -> Doc:
+    return Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+
+
+class Question:
+    """One held-out binary answer about one span and label."""
+
+    __slots__ = ("doc_index", "start", "end", "label", "accept", "record")
+
+    def __init__(self, doc_index: int, start: int, end: int, label: str, accept: bool, record: str) -> None:
+        self.doc_index = doc_index
+        self.start = start
+        self.end = end
+        self.label = label
+        self.accept = accept
+        self.record = record
+
+
+def read_answers(
+    nlp: Language, path: Union[str, Path]
+) -> Tuple[List[Doc], List[Question], Dict[str, Any]]:
+    """Read held-out teach answers, one question per span of each accept or
+    reject record. Records that cannot be evaluated are counted by reason.
+
+    nlp (Language): The pipeline; its tokenizer splits records without `tokens`.
+    path (Union[str, Path]): JSONL file (plain or .gz) or folder of them.
+    RETURNS (Tuple[List[Doc], List[Question], Dict[str, Any]]): The distinct
+        sentences (unannotated docs), the questions about them, and the account.
+    """
+    docs: List[Doc] = []
+    doc_ids: Dict[Tuple[str, Optional[Tuple[Tuple[str, int, int], ...]]], int] = {}
+    questions: List[Question] = []
+    skipped: Counter = Counter()
+    examples_of_skips: Dict[str, str] = {}
+    n_records = 0
+    for file in _jsonl_files(path):
+        for line_no, value in _iter_lines(file):
+            n_records += 1
+            place = f"{file}:{line_no}"
+            reason = _add_answer(nlp, value, place, docs, doc_ids, questions)
+            if reason is not None:
+                skipped[reason] += 1
+                examples_of_skips.setdefault(reason, place)
+    account = {
+        "path": str(path),
+        "records": n_records,
+        "questions": len(questions),
+        "sentences": len(docs),
+        "skipped": dict(sorted(skipped.items())),
+        "first_skipped": examples_of_skips,
+    }
+    return docs, questions, account
+
+
+def _add_answer(
+    nlp: Language,
+    value: Any,
+    place: str,
+    docs: List[Doc],
+    doc_ids: Dict[Any, int],
+    questions: List[Question],
+) -> Optional[str]:
+    """Add the record's questions; RETURNS the reason it was skipped, or None."""
+    if isinstance(value, json.JSONDecodeError):
+        return "not valid JSON"
+    if not isinstance(value, dict):
+        return "not an object"
+    text = value.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return "no text"
+    answer = value.get("answer")
+    if answer == "ignore":
+        return "ignore answer"
+    if answer not in ("accept", "reject"):
+        return "unknown answer"
+    spans = value.get("spans")
+    if not isinstance(spans, list) or not spans:
+        return "no spans"
+    tokens = value.get("tokens")
+    if tokens is not None:
+        try:
+            words = [t["text"] for t in tokens]
+            key = (text, tuple((t["text"], t["start"], t["end"]) for t in tokens))
+        except (TypeError, KeyError):
+            return "bad tokens"
+    else:
+        key = (text, None)
+    if key not in doc_ids:
+        if tokens is not None:
+            spaces = [k + 1 < len(tokens) and tokens[k + 1]["start"] > tokens[k]["end"] for k in range(len(tokens))]
+            doc = Doc(nlp.vocab, words=words, spaces=spaces)
+            if doc.text != text.rstrip() and doc.text != text:
+                # Token offsets that do not rebuild the text: use the tokenizer.
+                doc = nlp.make_doc(text)
+        else:
+            doc = nlp.make_doc(text)
+        doc_ids[key] = len(docs)
+        docs.append(doc)
+    doc_index = doc_ids[key]
+    doc = docs[doc_index]
+    new: List[Question] = []
+    for span in spans:
+        if not isinstance(span, dict) or not isinstance(span.get("label"), str):
+            return "bad span"
+        start, end = span.get("start"), span.get("end")
+        if type(start) is not int or type(end) is not int or not 0 <= start < end <= len(text):
+            return "bad span"
+        char_span = doc.char_span(start, end)
+        if char_span is None:
+            return "span off token boundaries"
+        new.append(Question(doc_index, char_span.start, char_span.end, span["label"], answer == "accept", place))
+    questions.extend(new)
+    return None
+
+
+def _predict(nlp: Language, docs: Iterable[Doc], batch_size: int) -> List[Doc]:
+    return list(nlp.pipe(docs, batch_size=batch_size))
+
+
+def _span_probs(doc: Doc, key: str) -> Dict[SpanKey, float]:
+    group = doc.spans[key] if key in doc.spans else []
+    scores = group.attrs.get("scores", []) if len(group) else []
+    return {(s.start, s.end, s.label_): float(p) for s, p in zip(group, scores)}
+
+
+def prf(tp: int, n_pred: int, n_gold: int) -> Dict[str, float]:
+    """Precision, recall and F1 from counts (0.0 where undefined)."""
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"p": p, "r": r, "f": f, "tp": tp, "predicted": n_pred, "gold": n_gold}
+
+
+def score_gold(
+    nlp: Language, examples: Sequence[Example], scores_key: str, max_span_length: int, batch_size: int = 64
+) -> Tuple[Dict[str, Any], numpy.ndarray, numpy.ndarray]:
+    """Per-label P/R/F of `doc.ents` against the references, and the span
+    probabilities of every candidate with whether it is a gold entity.
+
+    Predicted entities on tokens whose gold annotation is missing are not
+    counted (as in spaCy's scorer) but reported.
+
+    RETURNS (Tuple[Dict[str, Any], numpy.ndarray, numpy.ndarray]): The scores,
+        and the probabilities and outcomes (1.0 for a gold entity) for calibration.
+    """
+    predicted = _predict(nlp, (_blank_copy(eg.reference) for eg in examples), batch_size)
+    counts: Dict[str, Counter] = defaultdict(Counter)
+    probs: List[float] = []
+    outcomes: List[float] = []
+    on_missing = 0
+    too_long = 0
+    for eg, doc in zip(examples, predicted):
+        ref = eg.reference
+        missing = numpy.array([t.ent_iob == 0 for t in ref], dtype=bool)
+        gold = {(e.start, e.end, e.label_) for e in ref.ents}
+        pred = set()
+        for e in doc.ents:
+            if missing[e.start : e.end].any():
+                on_missing += 1
+            else:
+                pred.add((e.start, e.end, e.label_))
+        for _, _, label in gold:
+            counts[label]["gold"] += 1
+        for _, _, label in pred:
+            counts[label]["predicted"] += 1
+        for _, _, label in gold & pred:
+            counts[label]["tp"] += 1
+        span_probs = _span_probs(doc, scores_key)
+        for (start, end, label), p in span_probs.items():
+            if not missing[start:end].any():
+                probs.append(p)
+                outcomes.append(1.0 if (start, end, label) in gold else 0.0)
+        too_long += sum(1 for s, e, _ in gold if e - s > max_span_length)
+    per_label = {
+        label: prf(c["tp"], c["predicted"], c["gold"]) for label, c in sorted(counts.items())
+    }
+    total = Counter()
+    for c in counts.values():
+        total.update(c)
+    result = {
+        "docs": len(examples),
+        "micro": prf(total["tp"], total["predicted"], total["gold"]),
+        "per_label": per_label,
+        "predicted_on_missing_annotation": on_missing,
+        "gold_longer_than_max_span_length": too_long,
+    }
+    return result, numpy.asarray(probs, dtype="f"), numpy.asarray(outcomes, dtype="f")
+
+
+def score_answers(
+    nlp: Language, docs: Sequence[Doc], questions: Sequence[Question], scores_key: str, batch_size: int = 64
+) -> Tuple[Dict[str, Any], numpy.ndarray, numpy.ndarray]:
+    """Agreement of `doc.ents` with held-out binary answers: an accepted
+    span-label should be an entity, exactly; a rejected one should not.
+
+    RETURNS (Tuple[Dict[str, Any], numpy.ndarray, numpy.ndarray]): The scores,
+        and the model's probability of each asked span-label with its answer
+        (1.0 accept) for calibration.
+    """
+    predicted = _predict(nlp, (d.copy() for d in docs), batch_size)
+    ents = [{(e.start, e.end, e.label_) for e in doc.ents} for doc in predicted]
+    span_probs = [_span_probs(doc, scores_key) for doc in predicted]
+    counts: Dict[str, Counter] = defaultdict(Counter)
+    probs = numpy.zeros(len(questions), dtype="f")
+    outcomes = numpy.zeros(len(questions), dtype="f")
+    for i, q in enumerate(questions):
+        key = (q.start, q.end, q.label)
+        says_entity = key in ents[q.doc_index]
+        probs[i] = span_probs[q.doc_index].get(key, 0.0)
+        outcomes[i] = 1.0 if q.accept else 0.0
+        kind = "accept" if q.accept else "reject"
+        for group in ("all", kind, f"{q.label}"):
+            counts[group]["n"] += 1
+            counts[group]["correct"] += int(says_entity == q.accept)
+    def rate(c: Counter) -> Dict[str, Any]:
+        return {"n": c["n"], "correct": c["correct"], "accuracy": c["correct"] / c["n"] if c["n"] else 0.0}
+    result = {
+        "questions": len(questions),
+        "accuracy": rate(counts["all"])["accuracy"],
+        "accept": rate(counts["accept"]),
+        "reject": rate(counts["reject"]),
+        "per_label": {label: rate(c) for label, c in sorted(counts.items()) if label not in ("all", "accept", "reject")},
+    }
+    return result, probs, outcomes
+
+
+def reliability(probs: numpy.ndarray, outcomes: numpy.ndarray, n_bins: int = 10) -> Dict[str, Any]:
+    """Reliability bins, expected calibration error and Brier score.
+
+    probs (numpy.ndarray): Predicted probabilities.
+    outcomes (numpy.ndarray): 1.0 where the event happened, else 0.0.
+    n_bins (int): Equal-width probability bins.
+    RETURNS (Dict[str, Any]): `bins` (lower, upper, n, mean probability, observed
+        frequency), `ece` (count-weighted mean |observed - predicted|) and `brier`.
+    """
+    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
+    # The last bin includes 1.0.
+    index = numpy.clip(numpy.searchsorted(edges, probs, side="right") - 1, 0, n_bins - 1)
+    bins = []
+    ece = 0.0
+    n = len(probs)
+    for b in range(n_bins):
+        mask = index == b
+        count = int(mask.sum())
+        mean_p = float(probs[mask].mean()) if count else None
+        freq = float(outcomes[mask].mean()) if count else None
+        if count:
+            ece += count / n * abs(freq - mean_p)
+        bins.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "n": count,
+                     "mean_probability": mean_p, "observed": freq})
+    brier = float(((probs - outcomes) ** 2).mean()) if n else None
+    return {"n": n, "positives": int(outcomes.sum()), "ece": ece if n else None, "brier": brier, "bins": bins}
+
+
+def plot_reliability(curves: Dict[str, Dict[str, Any]], path: Path, title: str) -> Optional[str]:
+    """Draw the reliability diagram (with matplotlib's Agg backend) to `path`.
+
+    curves (Dict[str, Dict[str, Any]]): Name -> output of `reliability`.
+    path (Path): The PNG file.
+    title (str): The figure title.
+    RETURNS (Optional[str]): None, or why no figure was drawn.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: pip install 'spacy-binary-ner[plot]'"
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    )
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    markers = ["o", "s", "^", "D"]
+    for k, (name, rel) in enumerate(curves.items()):
+        bins = [b for b in rel["bins"] if b["n"]]
+        if not bins:
+            continue
+        xs = [b["mean_probability"] for b in bins]
+        ys = [b["observed"] for b in bins]
+        ece = rel["ece"]
+        top.plot(xs, ys, marker=markers[k % len(markers)], label=f"{name} (n={rel['n']}, ECE={ece:.3f})")
+        centres = [(b["lower"] + b["upper"]) / 2 for b in rel["bins"]]
+        width = (rel["bins"][0]["upper"] - rel["bins"][0]["lower"]) / (len(curves) + 1)
+        bottom.bar([c + (k - (len(curves) - 1) / 2) * width for c in centres], [max(b["n"], 0) for b in rel["bins"]],
+                   width=width, label=name)
+    top.set_ylabel("observed frequency (gold entity / accepted)")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("predicted span probability")
+    bottom.set_ylabel("spans per bin")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def evaluate(
+    model: Union[str, Path, Language],
+    gold: Optional[Union[str, Path]] = None,
+    answers: Optional[Union[str, Path]] = None,
+    output: Optional[Union[str, Path]] = None,
+    *,
+    min_prob: float = 0.0,
+    n_bins: int = 10,
+    batch_size: int = 64,
+) -> Dict[str, Any]:
+    """Evaluate a trained pipeline on gold annotations and/or held-out answers.
+
+    model (Union[str, Path, Language]): Pipeline folder or package name, or the pipeline.
+    gold (Optional[Union[str, Path]]): Complete annotations (.jsonl or .spacy).
+    answers (Optional[Union[str, Path]]): Held-out teach answers (.jsonl).
+    output (Optional[Union[str, Path]]): Folder for evaluation.json, evaluation.md
+        and reliability.png; None writes nothing.
+    min_prob (float): Smallest span probability kept for calibration (the pipe's
+        `candidates_threshold` is set to it while evaluating; 0.0 keeps every span).
+    n_bins (int): Bins of the reliability diagram.
+    batch_size (int): Docs per batch when predicting.
+    RETURNS (Dict[str, Any]): The report.
+    """
+    if gold is None and answers is None:
+        raise ValueError("Nothing to evaluate on: give gold annotations (--gold), held-out answers (--answers) or both")
+    nlp = model if isinstance(model, Language) else spacy.load(model)
+    name, pipe = find_binary_ner(nlp)
+    saved = dict(pipe.cfg)
+    pipe.cfg["candidates_threshold"] = min_prob
+    scores_key = pipe.cfg.get("scores_key") or "binary_ner_scores"
+    pipe.cfg["scores_key"] = scores_key
+    report: Dict[str, Any] = {
+        "model": str(model) if not isinstance(model, Language) else f"<{nlp.meta.get('name', 'pipeline')}>",
+        "component": name,
+        "labels": list(pipe.labels),
+        "threshold": pipe.cfg["threshold"],
+        "min_prob": min_prob,
+    }
+    curves: Dict[str, Dict[str, Any]] = {}
+    try:
+        if gold is not None:
+            examples, account = read_gold(nlp, gold)
+            scores, probs, outcomes = score_gold(nlp, examples, scores_key, pipe.max_span_length, batch_size)
+            report["gold"] = {"account": account, **scores}
+            curves["gold candidates"] = reliability(probs, outcomes, n_bins)
+        if answers is not None:
+            docs, questions, account = read_answers(nlp, answers)
+            scores, probs, outcomes = score_answers(nlp, docs, questions, scores_key, batch_size)
+            report["answers"] = {"account": account, **scores}
+            curves["held-out answers"] = reliability(probs, outcomes, n_bins)
+    finally:
+        pipe.cfg.clear()
+        pipe.cfg.update(saved)
+    report["calibration"] = curves
+    if output is not None:
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        figure = output / "reliability.png"
+        why_not = plot_reliability(curves, figure, f"Span probabilities: {report['model']}")
+        report["figure"] = None if why_not else figure.name
+        if why_not:
+            report["figure_missing"] = why_not
+        (output / "evaluation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                                                encoding="utf8")
+        (output / "evaluation.md").write_text(format_markdown(report), encoding="utf8")
+    return report
+
+
+def _pct(x: Optional[float]) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def format_markdown(report: Dict[str, Any]) -> str:
+    """The report as Markdown.
+
+    report (Dict[str, Any]): Output of `evaluate`.
+    RETURNS (str): The Markdown text.
+    """
+    lines = [f"# Evaluation of `{report['model']}`", ""]
+    gold = report.get("gold")
+    if gold:
+        acc = gold["account"]
+        skipped = sum(acc.get("skipped", {}).values()) if isinstance(acc.get("skipped"), dict) else 0
+        lines += [
+            f"## Gold annotations: `{acc['path']}`",
+            "",
+            f"{gold['docs']} docs, {gold['micro']['gold']} entities"
+            + (f", {skipped} records skipped ({_reasons(acc['skipped'])})" if skipped else "")
+            + f". Entities of `doc.ents` (probability ≥ {report['threshold']}), exact span and label.",
+            "",
+            "| label | P | R | F1 | gold | predicted |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, s in gold["per_label"].items():
+            lines.append(f"| {label} | {s['p']:.3f} | {s['r']:.3f} | {s['f']:.3f} | {s['gold']} | {s['predicted']} |")
+        m = gold["micro"]
+        lines.append(f"| **all** | **{m['p']:.3f}** | **{m['r']:.3f}** | **{m['f']:.3f}** | {m['gold']} | "
+                     f"{m['predicted']} |")
+        notes = []
+        if gold["predicted_on_missing_annotation"]:
+            notes.append(f"{gold['predicted_on_missing_annotation']} predicted entities on tokens without gold "
+                         "annotation were not counted (is the gold set complete?)")
+        if gold["gold_longer_than_max_span_length"]:
+            notes.append(f"{gold['gold_longer_than_max_span_length']} gold entities are longer than the model's "
+                         "max_span_length and cannot be found")
+        if notes:
+            lines += ["", *[f"- {n}" for n in notes]]
+        lines.append("")
+    answers = report.get("answers")
+    if answers:
+        acc = answers["account"]
+        skipped = sum(acc["skipped"].values())
+        lines += [
+            f"## Held-out answers: `{acc['path']}`",
+            "",
+            f"{answers['questions']} questions (span and label) from {acc['records']} records"
+            + (f"; {skipped} records not used ({_reasons(acc['skipped'])})" if skipped else "")
+            + ". The model agrees when it predicts the span-label as an entity exactly when it was accepted.",
+            "",
+            "| answers | n | model agrees |",
+            "|---|---|---|",
+            f"| accepted (model predicts it) | {answers['accept']['n']} | {answers['accept']['accuracy']:.3f} |",
+            f"| rejected (model does not predict it) | {answers['reject']['n']} | "
+            f"{answers['reject']['accuracy']:.3f} |",
+        ]
+        for label, s in answers["per_label"].items():
+            lines.append(f"| label {label} | {s['n']} | {s['accuracy']:.3f} |")
+        lines += [f"| **all** | {answers['questions']} | **{answers['accuracy']:.3f}** |", ""]
+    curves = report.get("calibration") or {}
+    if curves:
+        lines += [
+            "## Calibration of span probabilities",
+            "",
+            "| against | spans | positives | ECE | Brier |",
+            "|---|---|---|---|---|",
+        ]
+        for name, rel in curves.items():
+            lines.append(f"| {name} | {rel['n']} | {rel['positives']} | {_pct(rel['ece'])} | {_pct(rel['brier'])} |")
+        lines += ["", "| bin | " + " | ".join(f"{name}: n, predicted → observed" for name in curves) + " |",
+                  "|---|" + "---|" * len(curves)]
+        n_bins = len(next(iter(curves.values()))["bins"])
+        for b in range(n_bins):
+            first = next(iter(curves.values()))["bins"][b]
+            cells = []
+            for rel in curves.values():
+                bin_ = rel["bins"][b]
+                cells.append(f"{bin_['n']}, {_pct(bin_['mean_probability'])} → {_pct(bin_['observed'])}"
+                             if bin_["n"] else "0")
+            lines.append(f"| {first['lower']:.1f}–{first['upper']:.1f} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if report.get("figure"):
+            lines += [f"![reliability diagram]({report['figure']})", ""]
+        elif report.get("figure_missing"):
+            lines += [f"No figure: {report['figure_missing']}.", ""]
+    return "\n".join(lines)
+
+
+def _reasons(skipped: Dict[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
+
+
+def main(argv: List[str]) -> int:
+    """Run the evaluation. RETURNS (int): The exit status."""
+    p = argparse.ArgumentParser(
+        prog="python -m spacy_binary_ner evaluate",
+        description="Evaluate a trained binary_ner pipeline: per-label P/R/F on complete annotations, agreement "
+        "with held-out accept/reject answers, and a reliability diagram of the span probabilities. Writes "
+        "evaluation.json, evaluation.md and reliability.png to --output and prints the Markdown.",
+    )
+    p.add_argument("model", help="trained pipeline folder (e.g. training/model-best) or installed package name")
+    p.add_argument("--gold", default=None, help="complete annotations: .jsonl (every entity marked) or .spacy")
+    p.add_argument("--answers", default=None, help="held-out teach answers (.jsonl), accept/reject")
+    p.add_argument("--output", type=Path, default=None, help="folder for evaluation.json, .md and reliability.png")
+    p.add_argument("--min-prob", type=float, default=0.0,
+                   help="smallest span probability kept for calibration (default 0: every span)")
+    p.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram (default 10)")
+    p.add_argument("--gpu-id", type=int, default=-1, help="GPU to predict on (default -1: CPU)")
+    args = p.parse_args(argv)
+    if args.gold is None and args.answers is None:
+        p.error("give --gold, --answers or both")
+    if not 0.0 <= args.min_prob < 1.0:
+        p.error(f"--min-prob must be in [0, 1), not {args.min_prob}")
+    if args.bins < 1:
+        p.error(f"--bins must be at least 1, not {args.bins}")
+    if args.gpu_id >= 0:
+        spacy.require_gpu(args.gpu_id)
+    try:
+        report = evaluate(args.model, args.gold, args.answers, args.output, min_prob=args.min_prob, n_bins=args.bins)
+    except (TeachDataError, FileNotFoundError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(format_markdown(report))
+    if args.output is not None:
+        print(f"Wrote evaluation.json, evaluation.md" + (" and reliability.png" if report.get("figure") else "")
+              + f" to {args.output}")
+    return 0
+
+
+__all__ = ["evaluate", "find_binary_ner", "format_markdown", "main", "read_answers", "read_gold", "reliability",
+           "score_answers", "score_gold"]
