@@ -35,7 +35,8 @@ from spacy.util import registry
 
 from .pipeline import DEFAULT_INCORRECT_SPANS_KEY
 
-logger = logging.getLogger("spacy_binary_ner")
+# A child of spaCy's logger, so `spacy train --verbose` shows the accounts.
+logger = logging.getLogger("spacy.binary_ner")
 
 SpanKey = Tuple[int, int, str]
 PathsArg = Union[None, str, Path, Sequence[Union[str, Path]]]
@@ -811,6 +812,14 @@ def create_teach_corpus(
             examples, reader = read_teach_data(nlp, path, complete_path, **settings)
             for source, stats in zip(reader.sources, reader.stats):
                 logger.info("Read %s: %s", source, stats)
+                dropped = sum(n for reason, n in stats.skipped.items() if reason not in _NOT_STRICT)
+                if dropped:
+                    logger.warning(
+                        "%s: %d of %d records skipped (%s); first places: %s",
+                        source, dropped, stats.records,
+                        ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items()) if r not in _NOT_STRICT),
+                        "; ".join(f"{r}: {p[0]}" for r, p in sorted(stats.where.items()) if r not in _NOT_STRICT),
+                    )
             cache.clear()
             cache[id(nlp)] = examples[:limit] if limit else examples
         for eg in cache[id(nlp)]:

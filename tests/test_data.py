@@ -1,6 +1,7 @@
 """Reading teach answers and complete annotations into examples, and the account."""
 import gzip
 import json
+import logging
 
 import pytest
 import spacy
@@ -286,7 +287,7 @@ def test_jsonl_plain_gz_and_directory(tmp_path):
     assert reader.stats[2].where["malformed JSON"] == [f"{tmp_path / 'c.jsonl'}:2"]
 
 
-def test_registered_reader(tmp_path):
+def test_registered_reader(tmp_path, caplog):
     teach, gold = tmp_path / "teach.jsonl", tmp_path / "gold.jsonl"
     teach.write_text("\n".join(json.dumps(r) for r in TEACH_RECORDS))
     gold.write_text("\n".join(json.dumps(r) for r in GOLD_RECORDS))
@@ -299,5 +300,24 @@ def test_registered_reader(tmp_path):
     assert len(list(reader(path=str(teach), labels=["LOC"])(nlp))) == 3
     with pytest.raises(ValueError, match="needs a `path`"):
         list(reader()(nlp))
+    # Skips other than ignore answers are logged as a warning, with a place.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rec("Paris is nice", 0, 3, "LOC", "accept")) + "\n")
+    with caplog.at_level(logging.WARNING, logger="spacy"):
+        assert list(reader(path=str(bad))(nlp)) == []
+    assert f"1 of 1 records skipped (misaligned span 1); first places: misaligned span: {bad}:1" in caplog.text
     with pytest.raises(ValueError, match="alignment must be one of"):
         reader(path=str(teach), alignment="snap")
+
+
+def test_readme_reader_config_resolves():
+    import re
+    from pathlib import Path
+
+    from thinc.api import Config
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf8")
+    section = readme[readme.index("## Reading teach data"):]
+    block = re.findall(r"```ini\n(.*?)```", section, flags=re.S)[0]
+    corpus = registry.resolve(Config().from_str(block))["corpora"]["train"]
+    assert callable(corpus)
