@@ -17,9 +17,10 @@ few words are entities of different labels in different contexts ("Jordan"),
 so the trained model learns visibly without being perfect. Deterministic:
 rerunning gives the same files.
 
-    python assets/make_sample.py
+    python assets/make_sample.py [OUTPUT_DIR]   # default: this folder
 """
 import json
+import sys
 import random
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -248,13 +249,14 @@ def patterns(lang: str, entities: Dict[str, Tuple[List[str], List[str]]], per_la
 
 
 def write_jsonl(path: Path, records: List[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf8") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def make(lang: str, entities, templates, eval_templates, n_train: int, n_dev: int, n_eval: int, n_answers: int,
-         seed: int) -> None:
+         seed: int, out: Path = HERE) -> None:
     rng = random.Random(seed)
     labels = list(entities)
     seen = {label: pools[0] for label, pools in entities.items()}
@@ -268,20 +270,21 @@ def make(lang: str, entities, templates, eval_templates, n_train: int, n_dev: in
     gold_eval = [fill(rng, rng.choice(all_templates), lang, mixed) for _ in range(n_eval)]
     held_out = [fill(rng, rng.choice(all_templates), lang, mixed) for _ in range(n_answers)]
     held_out_answers = [task for record in held_out for task in teach(rng, record, labels, noise=0.0)]
-    write_jsonl(HERE / f"{lang}_teach.jsonl", answers)
-    write_jsonl(HERE / f"{lang}_gold_dev.jsonl", dev)
-    write_jsonl(HERE / f"{lang}_gold_eval.jsonl", gold_eval)
-    write_jsonl(HERE / f"{lang}_answers_eval.jsonl", held_out_answers)
-    write_jsonl(HERE / f"{lang}_patterns.jsonl", patterns(lang, entities, per_label=8))
+    write_jsonl(out / f"{lang}_teach.jsonl", answers)
+    write_jsonl(out / f"{lang}_gold_dev.jsonl", dev)
+    write_jsonl(out / f"{lang}_gold_eval.jsonl", gold_eval)
+    write_jsonl(out / f"{lang}_answers_eval.jsonl", held_out_answers)
+    write_jsonl(out / f"{lang}_patterns.jsonl", patterns(lang, entities, per_label=8))
     counts = {a: sum(t["answer"] == a for t in answers) for a in ("accept", "reject", "ignore")}
     print(f"{lang}: {len(train)} teach sentences, {len(answers)} answers {counts}; gold dev {len(dev)}, "
           f"gold eval {len(gold_eval)}, held-out answers {len(held_out_answers)}")
 
 
-def main() -> None:
-    make("en", EN_ENTITIES, EN_TEMPLATES, EN_EVAL_ONLY_TEMPLATES, 500, 60, 150, 150, seed=0)
-    make("zh", ZH_ENTITIES, ZH_TEMPLATES, ZH_EVAL_ONLY_TEMPLATES, 500, 60, 150, 150, seed=1)
+def main(argv: List[str]) -> None:
+    out = Path(argv[0]) if argv else HERE
+    make("en", EN_ENTITIES, EN_TEMPLATES, EN_EVAL_ONLY_TEMPLATES, 500, 60, 150, 150, seed=0, out=out)
+    make("zh", ZH_ENTITIES, ZH_TEMPLATES, ZH_EVAL_ONLY_TEMPLATES, 500, 60, 150, 150, seed=1, out=out)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

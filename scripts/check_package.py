@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Check that a packaged pipeline wheel installs into a fresh virtual
+environment and predicts exactly what the trained pipeline predicts.
+
+Creates a venv (with `--system-site-packages`, so spaCy, torch and
+spacy-binary-ner come from this environment and nothing is downloaded),
+installs the wheel with `pip install --no-index` (its requirements must be
+met already), runs `spacy.load` on the package inside the venv, and compares
+entities and span probabilities on the texts of a JSONL file with those of the
+trained pipeline loaded here.
+
+    python scripts/check_package.py packages/en_binary_ner_sample-0.1.0/dist/*.whl \\
+        training/model-best assets/en_gold_eval.jsonl
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+from typing import List
+
+PREDICT = r"""
+import json, sys
+import spacy
+nlp = spacy.load(sys.argv[1])
+texts = json.load(open(sys.argv[2], encoding="utf8"))
+out = []
+for doc in nlp.pipe(texts):
+    group = doc.spans.get("binary_ner_scores", [])
+    scores = [float(p) for p in group.attrs["scores"]] if len(group) else []
+    out.append({"ents": [[e.start_char, e.end_char, e.label_] for e in doc.ents],
+                "spans": [[s.start_char, s.end_char, s.label_, p] for s, p in zip(group, scores)]})
+json.dump({"predictions": out}, open(sys.argv[3], "w", encoding="utf8"))
+"""
+
+
+def predict(python: str, model: str, texts_path: Path, out_path: Path) -> dict:
+    subprocess.run([python, "-c", PREDICT, model, str(texts_path), str(out_path)], check=True)
+    return json.loads(out_path.read_text(encoding="utf8"))
+
+
+def main(argv: List[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("wheel", type=Path, help="the package wheel (spacy package --build wheel)")
+    p.add_argument("model", help="the trained pipeline folder the package was made from")
+    p.add_argument("texts", type=Path, help="JSONL whose `text` fields are predicted")
+    p.add_argument("--venv", type=Path, default=None, help="venv folder (default: a temporary one)")
+    args = p.parse_args(argv)
+    if not args.wheel.exists():
+        print(f"error: no wheel at {args.wheel}: run `spacy project run package` first", file=sys.stderr)
+        return 1
+    # spacy package names the wheel {lang}_{name}-{version}-...; the importable package is the part before "-".
+    package = args.wheel.name.split("-")[0]
+    texts = [json.loads(line)["text"] for line in args.texts.read_text(encoding="utf8").splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        env_dir = args.venv or tmp_path / "venv"
+        venv.EnvBuilder(system_site_packages=True, with_pip=False, clear=True).create(env_dir)
+        python = str(env_dir / "bin" / "python")
+        # This environment's pip installs into the venv (pip >= 22.3), which saves
+        # bootstrapping a pip there. --no-index: the wheel's requirements (spaCy,
+        # spacy-binary-ner) must already be satisfied, nothing is downloaded.
+        subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-index",
+                        str(args.wheel)], check=True)
+        where = subprocess.run([python, "-c", f"import {package}; print({package}.__file__)"], check=True,
+                               capture_output=True, text=True).stdout.strip()
+        if not where.startswith(str(env_dir)):
+            print(f"error: {package} was imported from {where}, not from the new venv", file=sys.stderr)
+            return 1
+        texts_path = tmp_path / "texts.json"
+        texts_path.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf8")
+        installed = predict(python, package, texts_path, tmp_path / "installed.json")["predictions"]
+        trained = predict(sys.executable, args.model, texts_path, tmp_path / "trained.json")["predictions"]
+    same_ents = sum(a["ents"] == b["ents"] for a, b in zip(installed, trained))
+    same_spans = sum(a["spans"] == b["spans"] for a, b in zip(installed, trained))
+    n_ents = sum(len(a["ents"]) for a in trained)
+    print(f"Installed {args.wheel.name} into a fresh venv; {package} imported from {where}")
+    print(f"spacy.load('{package}') vs the trained pipeline on {len(texts)} texts ({n_ents} entities): "
+          f"identical entities in {same_ents}/{len(texts)}, identical span probabilities in {same_spans}/{len(texts)}")
+    return 0 if same_ents == same_spans == len(texts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
