@@ -11,7 +11,8 @@ which accounts for every record) and trains on the DocBins with spaCy's own
 import argparse
 from pathlib import Path
 
-from spacy.util import load_config
+# confection alone, not spaCy: this step should not pay for importing spaCy.
+from confection import Config
 
 
 def main() -> None:
@@ -19,7 +20,7 @@ def main() -> None:
     p.add_argument("config", type=Path, help="training config whose corpora read JSONL")
     p.add_argument("output", type=Path, help="config to write, corpora reading ${paths.train} / ${paths.dev}")
     args = p.parse_args()
-    config = load_config(args.config, interpolate=False)
+    config = Config().from_disk(args.config, interpolate=False)
     for name in ("train", "dev"):
         if name not in config["corpora"]:
             raise SystemExit(f"{args.config} has no [corpora.{name}] section to replace")

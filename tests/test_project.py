@@ -59,7 +59,7 @@ def test_project_runs_with_training_cut_short(tmp_path, monkeypatch, lang):
     if lang != "en" and not RUN_SLOW:
         pytest.skip("set SPACY_BINARY_NER_SLOW=1 to run the Chinese workflow too")
     project = copy_project(tmp_path, lang, n_lines=60)
-    monkeypatch.setenv("SPACY_CONFIG_OVERRIDES", "--training.max_steps=20 --training.eval_frequency=10")
+    monkeypatch.setenv("SPACY_CONFIG_OVERRIDES", "--training.max_steps=20 --training.eval_frequency=20")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     overrides = {"vars.lang": lang}
     steps = FAST_STEPS + (PACKAGE_STEPS if RUN_SLOW else [])
