@@ -26,9 +26,9 @@ TEXT = "Anna lives in Paris ."
 class TokenBiLSTM(nn.Module):
     """Ids in, one vector per token out (output = "tokens")."""
 
-    def __init__(self, n_ids: int, width: int) -> None:
+    def __init__(self, n_ids: int, width: int, sparse: bool = False) -> None:
         super().__init__()
-        self.embed = nn.Embedding(n_ids, 16)
+        self.embed = nn.Embedding(n_ids, 16, sparse=sparse)
         self.lstm = nn.LSTM(16, width // 2, bidirectional=True, batch_first=True)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -58,8 +58,8 @@ class WrongShape(nn.Module):
 
 
 @registry.misc("test_custom_module.TokenBiLSTM.v1")
-def make_token_bilstm(n_ids: int, width: int) -> nn.Module:
-    return TokenBiLSTM(n_ids, width)
+def make_token_bilstm(n_ids: int, width: int, sparse: bool = False) -> nn.Module:
+    return TokenBiLSTM(n_ids, width, sparse)
 
 
 @registry.misc("test_custom_module.SpanEndpoints.v1")
@@ -139,6 +139,27 @@ def test_custom_module_trains_saves_and_loads(model, tmp_path):
     scores = doc.spans["binary_ner_scores"].attrs["scores"]
     assert len(scores) == 12 * 2  # 5 tokens, spans up to 3 long, 2 labels
     assert list(scores) == pytest.approx(list(doc2.spans["binary_ner_scores"].attrs["scores"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_embedding_gradients_accumulate_in_one_dense_buffer(sparse):
+    """Thinc's optimizer needs dense gradients; a sparse embedding's gradient
+    lands in a dense buffer kept from step to step (no table-sized gradient
+    allocated per step)."""
+    fix_random_seed(0)
+    nlp = make_nlp(tokens_model(module={
+        "@misc": "test_custom_module.TokenBiLSTM.v1", "n_ids": 500, "width": 16, "sparse": sparse,
+    }))
+    examples = records_to_examples(nlp, TEACH_RECORDS)
+    optimizer = nlp.initialize(lambda: examples)
+    weight = nlp.get_pipe("binary_ner").model.get_ref("module").layers[0].shims[0]._model.embed.weight
+    before = weight.detach().clone()
+    buffer = weight.grad.data_ptr()
+    for _ in range(2):
+        nlp.update(examples, sgd=optimizer)
+        assert weight.grad.layout == torch.strided and weight.grad.data_ptr() == buffer
+        assert not weight.grad.any()  # zeroed by the optimizer step
+    assert not torch.equal(weight.detach(), before)
 
 
 def test_gradient_reaches_the_tok2vec():

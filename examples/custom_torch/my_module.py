@@ -15,7 +15,8 @@ from torch import nn
 class BiLSTM(nn.Module):
     def __init__(self, n_ids: int, width: int, embed_width: int, depth: int, dropout: float) -> None:
         super().__init__()
-        self.embed = nn.Embedding(n_ids, embed_width)
+        # sparse=True: each step touches only the rows of the batch's ids.
+        self.embed = nn.Embedding(n_ids, embed_width, sparse=True)
         self.lstm = nn.LSTM(embed_width, width // 2, num_layers=depth, bidirectional=True, batch_first=True)
         self.dropout = nn.Dropout(dropout)
 

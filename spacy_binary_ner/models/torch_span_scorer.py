@@ -80,6 +80,14 @@ def build_torch_span_scorer(
             f"{ARCHITECTURE}: width and max_span_length must be at least 1, got "
             f"width={width}, max_span_length={max_span_length}"
         )
+    # Dense gradient buffers from the start: a sparse gradient (an
+    # `nn.Embedding(..., sparse=True)`) then accumulates into them in place, as
+    # Thinc's optimizer needs dense arrays, and no table-sized gradient is
+    # allocated per step (on CPU, glibc's heap fragments on those: the process
+    # grows by the table's size at every step).
+    for param in module.parameters():
+        if param.requires_grad and param.grad is None:
+            param.grad = torch.zeros_like(param)
     if tok2vec is None:
         inputs = _doc_ids(id_attrs, n_ids)
     else:
