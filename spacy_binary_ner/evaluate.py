@@ -468,13 +468,18 @@ def format_markdown(report: Dict[str, Any]) -> str:
     gold = report.get("gold")
     if gold:
         acc = gold["account"]
-        skipped = sum(acc.get("skipped", {}).values()) if isinstance(acc.get("skipped"), dict) else 0
+        read = ""
+        if "records" in acc:  # JSONL: the reader's account
+            read = f" from {acc['records']} records"
+            if acc.get("merged"):
+                read += f" ({acc['merged']} merged into the doc of the same text)"
+            if acc.get("skipped_by_reason"):
+                read += f"; {acc['skipped']} records skipped ({_reasons(acc['skipped_by_reason'])})"
         lines += [
             f"## Gold annotations: `{acc['path']}`",
             "",
-            f"{gold['docs']} docs, {gold['micro']['gold']} entities"
-            + (f", {skipped} records skipped ({_reasons(acc['skipped'])})" if skipped else "")
-            + f". Entities of `doc.ents` (probability ≥ {report['threshold']}), exact span and label.",
+            f"{gold['docs']} docs, {gold['micro']['gold']} entities{read}. Entities of `doc.ents` "
+            f"(probability ≥ {report['threshold']}), exact span and label.",
             "",
             "| label | P | R | F1 | gold | predicted |",
             "|---|---|---|---|---|---|",

@@ -147,6 +147,7 @@ def test_cli_writes_json_markdown_and_figure(model_dir, files, tmp_path, capsys)
     assert markdown in printed
     assert f"**{report['gold']['micro']['f']:.3f}**" in markdown
     assert f"**{report['answers']['accuracy']:.3f}**" in markdown
+    assert f"{report['gold']['docs']} docs, 4 entities from {len(GOLD_RECORDS)} records" in markdown
     assert (out / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["figure"] == "reliability.png"
 
