@@ -47,6 +47,7 @@ def main(argv: List[str]) -> int:
     p.add_argument("model", help="the trained pipeline folder the package was made from")
     p.add_argument("texts", type=Path, help="JSONL whose `text` fields are predicted")
     p.add_argument("--venv", type=Path, default=None, help="venv folder (default: a temporary one)")
+    p.add_argument("--report", type=Path, default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
     if not args.wheel.exists():
         print(f"error: no wheel at {args.wheel}: run `spacy project run package` first", file=sys.stderr)
@@ -79,6 +80,11 @@ def main(argv: List[str]) -> int:
     print(f"Installed {args.wheel.name} into a fresh venv; {package} imported from {where}")
     print(f"spacy.load('{package}') vs the trained pipeline on {len(texts)} texts ({n_ents} entities): "
           f"identical entities in {same_ents}/{len(texts)}, identical span probabilities in {same_spans}/{len(texts)}")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        result = {"wheel": args.wheel.name, "package": package, "model": args.model, "texts": len(texts),
+                  "entities": n_ents, "identical_entities": same_ents, "identical_span_probabilities": same_spans}
+        args.report.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
     return 0 if same_ents == same_spans == len(texts) else 1
 
 

@@ -88,6 +88,9 @@ def test_project_runs_with_training_cut_short(tmp_path, monkeypatch, lang):
     if report.get("figure"):
         assert (project / "metrics" / "reliability.png").exists()
     assert (project / "project.lock").exists()
+    if RUN_SLOW:
+        check = json.loads((project / "metrics" / "package_check.json").read_text(encoding="utf8"))
+        assert check["identical_entities"] == check["identical_span_probabilities"] == check["texts"] > 0
 
 
 def test_sample_is_what_make_sample_writes(tmp_path):
