@@ -584,7 +584,7 @@ def main(argv: List[str]) -> int:
         return 1
     print(format_markdown(report))
     if args.output is not None:
-        print(f"Wrote evaluation.json, evaluation.md" + (" and reliability.png" if report.get("figure") else "")
+        print("Wrote evaluation.json, evaluation.md" + (" and reliability.png" if report.get("figure") else "")
               + f" to {args.output}")
     return 0
 
