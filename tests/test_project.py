@@ -129,3 +129,43 @@ def test_patterns_load_into_an_entity_ruler_and_match_the_sample(lang):
         correct += sum((e.start_char, e.end_char, e.label_) in gold for e in doc.ents)
     # Cold-start patterns find some entities, mostly right.
     assert found > 20 and correct / found > 0.7
+
+
+def _columns_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("columns_to_jsonl", ROOT / "scripts" / "columns_to_jsonl.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "tags,spans",
+    [
+        (["B-PER", "I-PER", "O", "B-LOC"], [(0, 1, "PER"), (3, 3, "LOC")]),  # BIO
+        (["I-PER", "I-PER", "B-PER", "O"], [(0, 1, "PER"), (2, 2, "PER")]),  # IOB1: B- only between same labels
+        (["B-ORG", "M-ORG", "E-ORG", "S-LOC"], [(0, 2, "ORG"), (3, 3, "LOC")]),  # BMES
+        (["B-ORG", "I-LOC", "E-LOC", "E-PER"], [(0, 0, "ORG"), (1, 2, "LOC"), (3, 3, "PER")]),  # label changes
+        (["O", "O"], []),
+    ],
+)
+def test_public_corpus_tags_decode(tags, spans):
+    assert _columns_module().decode(tags) == spans
+
+
+def test_public_corpus_columns_to_jsonl(tmp_path):
+    source = tmp_path / "train.char.bmes"
+    source.write_text("-DOCSTART- -X- O\n\n高 B-NAME\n勇 E-NAME\n： O\n\n中 B-CONT\n国 E-CONT\n", encoding="utf8")
+    out = tmp_path / "gold.jsonl"
+    assert _columns_module().main([str(source), str(out), "--join", ""]) == 0
+    records = list(srsly.read_jsonl(out))
+    assert [r["text"] for r in records] == ["高勇：", "中国"]
+    assert records[0]["spans"] == [{"start": 0, "end": 2, "token_start": 0, "token_end": 1, "label": "NAME"}]
+    # The project reads it as complete annotations.
+    nlp = spacy.blank("zh")
+    from spacy_binary_ner.data import records_to_examples
+
+    examples = records_to_examples(nlp, records, complete=True)
+    assert [(e.text, e.label_) for e in examples[0].reference.ents] == [("高勇", "NAME")]
+    assert [t.ent_iob_ for t in examples[0].reference] == ["B", "I", "O"]
