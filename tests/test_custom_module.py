@@ -228,6 +228,7 @@ def test_example_configs_resolve(config):
     nlp = spacy.util.load_model_from_config(cfg, auto_fill=True, validate=True)
     assert nlp.get_pipe("binary_ner").model.get_ref("module").get_dim("nO") == cfg[
         "components"]["binary_ner"]["model"]["width"]
+    assert spacy.util.load_model_from_config(nlp.config, auto_fill=False).config == nlp.config
 
 
 def test_example_trains_with_spacy_train_and_loads(tmp_path):
