@@ -10,7 +10,11 @@ from spacy.util import load_config
 
 from .util import GOLD_RECORDS, TEACH_RECORDS, zh_records
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.cfg"))
+# Transformer configs need a real checkpoint; tests/test_trf_configs.py trains
+# them with a tiny local BERT instead.
+CONFIGS = sorted(
+    p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.cfg") if not p.stem.endswith("_trf")
+)
 
 
 def write(path: Path, records) -> str:
