@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -283,6 +284,8 @@ def markdown(rows: List[Dict], meta: Dict) -> str:
             f"{row.get('f_of_ceiling', float('nan')):.2f} | {row['seconds_to_best']:.0f} | "
             f"{row.get('time_ratio', float('nan')):.2f} | {row['wps']:.0f} | {row.get('wps_ratio', float('nan')):.2f} |"
         )
+    for failure in meta.get("failures", []):
+        lines.append(f"| {failure['system']} | failed (seed {failure['seed']}): {failure['error']} |||||||| ")
     return "\n".join(lines)
 
 
@@ -337,18 +340,20 @@ def main(argv=None):
     if dev_file is None:
         # Never select on the test split: hold out the end of the training split instead.
         held_out_dev = 100 if args.quick else 1000
-        print(f"{args.data} has no dev split: the last {held_out_dev} training sentences are the dev split",
+        print(f"{args.data} has no dev split: the last {held_out_dev} training sentences (at most a tenth) are the dev split",
               file=sys.stderr)
     limit = 150 if args.quick else 0
     eval_limit = 100 if args.quick else 0
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
+    failures: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         gold_train = workdir / "gold_train.jsonl"
         train_records = read_gold(train_file, 0 if held_out_dev else limit)
         if held_out_dev:
+            held_out_dev = min(held_out_dev, len(train_records) // 10) or 1
             dev_records = train_records[-held_out_dev:]
             train_records = train_records[:-held_out_dev][: limit or None]
         else:
@@ -369,11 +374,20 @@ def main(argv=None):
             else:
                 decisions = Path(args.decisions)
             n_decisions = sum(1 for _ in iter_jsonl(decisions))
-            seed_results = [
-                run_system(system, lang, decisions, gold_train, dev, test_records, args, seed, workdir)
-                for system in systems
-            ]
-            measure_speed_interleaved(seed_results, workdir, seed, test_records)
+            seed_results = []
+            for system in systems:
+                try:
+                    seed_results.append(
+                        run_system(system, lang, decisions, gold_train, dev, test_records, args, seed, workdir)
+                    )
+                except Exception as err:  # a peer that crashes is a result, not the end of the run
+                    error = f"{type(err).__name__}: {err}".strip().rstrip(":")
+                    where = traceback.extract_tb(err.__traceback__)[-1]
+                    error += f" (in {Path(where.filename).name}:{where.lineno})"
+                    print(f"   {system} failed: {error}", flush=True)
+                    failures.append({"system": system, "seed": seed, "error": error})
+            if seed_results:
+                measure_speed_interleaved(seed_results, workdir, seed, test_records)
             results.extend(seed_results)
     meta = {
         "data": str(args.data),
@@ -384,6 +398,7 @@ def main(argv=None):
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "failures": failures,
     }
     rows = summarize(results, systems)
     table = markdown(rows, meta)

@@ -31,3 +31,29 @@ def test_quick_benchmark(tmp_path):
     saved = json.loads((tmp_path / "out" / "sample_en-teach-1x-quick.json").read_text())
     assert len(saved["runs"]) == 3
     assert "| binary_ner |" in (tmp_path / "out" / "sample_en-teach-1x-quick.md").read_text()
+
+
+def test_crashing_system_is_reported_not_fatal(tmp_path, monkeypatch):
+    """spaCy's beam_ner crashed inside thinc's Beam.advance on conll2003_en
+    teach-1x: the run goes on and the table names the failure."""
+    records = [json.loads(line) for line in (REPO / "assets" / "en_gold_eval.jsonl").open(encoding="utf8")]
+    data = tmp_path / "sample_en"
+    data.mkdir()
+    for name, part in (("train", records[:40]), ("test", records[40:60])):
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf8")
+    bench = load_bench()
+
+    def fake_run(system, *args):
+        if system == "beam_ner":
+            raise AssertionError()
+        return {"system": system, "seed": 0, "p": 0.5, "r": 0.5, "f": 0.5, "wps": 100.0,
+                "seconds_to_best": 1.0, "best_step": 0}
+
+    monkeypatch.setattr(bench, "run_system", fake_run)
+    monkeypatch.setattr(bench, "measure_speed_interleaved", lambda *args: None)
+    rows = bench.main(["--data", str(data), "--quick", "--systems", "ner,beam_ner", "--out", str(tmp_path)])
+    assert [row["system"] for row in rows] == ["ner"]
+    table = (tmp_path / "sample_en-teach-1x-quick.md").read_text()
+    assert "| beam_ner | failed (seed 0): AssertionError" in table
+    saved = json.loads((tmp_path / "sample_en-teach-1x-quick.json").read_text())
+    assert saved["meta"]["failures"][0]["system"] == "beam_ner"
