@@ -1,0 +1,128 @@
+"""Latency of the annotation loop: `update()` on a batch of 10 answers and
+`predict()` throughput, binary_ner against spaCy's beam_ner in the same run.
+
+Both pipelines use the same CNN tok2vec (binary_ner from configs/LANG_cnn.cfg,
+beam_ner as in `spacy_binary_ner.simulate`). The answer batches are the same
+for both: one answer per sentence of the pool, an accept of a gold span or a
+reject of a span that is not gold, half and half. Measurements alternate
+between the systems round by round, so both see the same machine load.
+
+    python bench/loop_latency.py --data ../shared/data/resume_zh --lang zh
+"""
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import spacy
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline  # noqa: E402
+from spacy_binary_ner.simulate import build_nlp, read_gold  # noqa: E402
+
+
+def answer_batches(pool: List[dict], n_batches: int, batch_size: int, seed: int) -> List[List[dict]]:
+    """Batches of answers, one per sentence: accept a gold span or reject a
+    span of the same length moved off the gold ones."""
+    rng = random.Random(seed)
+    sentences = [r for r in pool if r.get("spans") and len(r["text"]) > 4]
+    batches = []
+    for _ in range(n_batches):
+        batch = []
+        for record in rng.sample(sentences, batch_size):
+            gold = record["spans"][rng.randrange(len(record["spans"]))]
+            task = {"text": record["text"], "tokens": record.get("tokens")}
+            if rng.random() < 0.5:
+                task["spans"] = [{"start": gold["start"], "end": gold["end"], "label": gold["label"]}]
+                task["answer"] = "accept"
+            else:
+                golds = {(s["start"], s["end"], s["label"]) for s in record["spans"]}
+                length = max(1, min(gold["end"] - gold["start"], len(record["text"]) - 1))
+                for _ in range(20):
+                    start = rng.randrange(0, len(record["text"]) - length + 1)
+                    if (start, start + length, gold["label"]) not in golds:
+                        break
+                task["spans"] = [{"start": start, "end": start + length, "label": gold["label"]}]
+                task["answer"] = "reject"
+            if not task["tokens"]:
+                del task["tokens"]
+            batch.append(task)
+        batches.append(batch)
+    return batches
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "resume_zh")
+    p.add_argument("--lang", default="zh")
+    p.add_argument("--batches", type=int, default=30, help="timed update batches per system and round")
+    p.add_argument("--warmup", type=int, default=10, help="untimed update batches first")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of measurements")
+    p.add_argument("--predict-sentences", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    pool = read_gold(args.data / "train.jsonl")
+    labels = sorted({s["label"] for r in pool for s in r["spans"]})
+    config = REPO / "configs" / f"{args.lang}_cnn.cfg"
+    systems = ["binary_ner", "beam_ner"]
+    loops: Dict[str, AnnotationLoop] = {}
+    for system in systems:
+        nlp = build_nlp(system, config, args.lang, args.seed)
+        optimizer = initialize_pipeline(nlp, labels, pool[:10])
+        loops[system] = AnnotationLoop(nlp, optimizer=optimizer, replay=0, seed=args.seed)
+    warm = answer_batches(pool, args.warmup, 10, args.seed + 1)
+    for system in systems:
+        for batch in warm:
+            loops[system].update([dict(t) for t in batch])
+    stream = [{"text": r["text"], "tokens": r["tokens"]} for r in pool[: args.predict_sentences]]
+    update_ms: Dict[str, List[float]] = {s: [] for s in systems}
+    predict_sps: Dict[str, List[float]] = {s: [] for s in systems}
+    for round_ in range(args.rounds):
+        batches = answer_batches(pool, args.batches, 10, args.seed + 100 + round_)
+        for system in systems:
+            loop = loops[system]
+            for batch in batches:
+                begin = time.perf_counter()
+                loop.update([dict(t) for t in batch])
+                update_ms[system].append(1000 * (time.perf_counter() - begin))
+            begin = time.perf_counter()
+            n_tasks = sum(1 for _ in loop.predict(stream))
+            predict_sps[system].append(len(stream) / (time.perf_counter() - begin))
+            print(f"round {round_ + 1} {system}: update median {statistics.median(update_ms[system][-len(batches):]):.1f} ms, "
+                  f"predict {predict_sps[system][-1]:.0f} sentences/s ({n_tasks} proposals)", file=sys.stderr)
+    rows = []
+    for system in systems:
+        rows.append({
+            "system": system,
+            "update_ms_median": statistics.median(update_ms[system]),
+            "update_ms_mean": statistics.mean(update_ms[system]),
+            "predict_sentences_per_s": statistics.median(predict_sps[system]),
+        })
+    beam = rows[1]
+    print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch threads 1, {args.rounds} rounds x {args.batches} batches of 10 answers, "
+          f"predict on {len(stream)} train sentences (chunks of {loops['binary_ner'].chunk_size})\n")
+    print("| system | update() of 10 answers, median ms | mean ms | × beam_ner (median) | predict sentences/s | × beam_ner |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['system']} | {row['update_ms_median']:.1f} | {row['update_ms_mean']:.1f} | "
+              f"{row['update_ms_median'] / beam['update_ms_median']:.2f} | {row['predict_sentences_per_s']:.0f} | "
+              f"{row['predict_sentences_per_s'] / beam['predict_sentences_per_s']:.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""The annotation loop: questions, updates, sorters and pattern cold start."""
+import itertools
+import random
+from typing import List
+
+import numpy
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.util import fix_random_seed
+
+from spacy_binary_ner.loop import (
+    AnnotationLoop,
+    PatternMatcher,
+    initialize_pipeline,
+    prefer_high_scores,
+    prefer_random,
+    prefer_uncertain,
+    set_hashes,
+)
+
+SMALL_MODEL = {
+    "@architectures": "spacy-binary-ner.SpanScorer.v1",
+    "hidden_width": 32,
+    "max_span_length": 4,
+    "lstm_width": 32,
+    "lstm_depth": 1,
+    "dropout": 0.0,
+    "tok2vec": {
+        "@architectures": "spacy.Tok2Vec.v2",
+        "embed": {
+            "@architectures": "spacy.MultiHashEmbed.v2",
+            "width": 32,
+            "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+            "rows": [500, 100, 250, 250],
+            "include_static_vectors": False,
+        },
+        "encode": {
+            "@architectures": "spacy.MaxoutWindowEncoder.v2",
+            "width": 32,
+            "depth": 1,
+            "window_size": 1,
+            "maxout_pieces": 2,
+        },
+    },
+}
+CITIES = ["Berlin", "Paris", "London", "Madrid", "Rome", "Vienna", "Oslo", "Prague"]
+PEOPLE = ["Anna", "Omar", "Lena", "Tom", "Mia", "Ravi"]
+TEMPLATES = ["{p} flew to {c} today .", "{p} said {c} is large .", "We met {p} in {c} .", "{c} welcomed {p} ."]
+
+
+def make_nlp(labels=("LOC",), seed: int = 0) -> Language:
+    fix_random_seed(seed)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    return nlp
+
+
+def toy_corpus(n: int, seed: int) -> List[dict]:
+    """Sentences with one city each; gold spans are the cities (LOC)."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        person, city = rng.choice(PEOPLE), rng.choice(CITIES)
+        text = rng.choice(TEMPLATES).format(p=person, c=city)
+        start = text.index(city)
+        records.append({"text": text, "spans": [{"start": start, "end": start + len(city), "label": "LOC"}]})
+    return records
+
+
+def oracle(task: dict, gold: dict) -> dict:
+    span = task["spans"][0]
+    task["answer"] = "accept" if (span["start"], span["end"], span["label"]) in gold[task["text"]] else "reject"
+    return task
+
+
+def span_probability(loop: AnnotationLoop, text: str, start: int, end: int, label: str) -> float:
+    """The model's probability of a span (character offsets) and label."""
+    task = {"text": text}
+    text_obj = loop._make_text(task)
+    token_start = text_obj.starts.index(start)
+    token_end = text_obj.ends.index(end) + 1
+    (candidates, lookup), = loop._score_chunk([text_obj])
+    return lookup(token_start, token_end, label)
+
+
+def test_predict_yields_one_span_per_task_with_stable_hashes():
+    nlp = make_nlp()
+    optimizer = initialize_pipeline(nlp, ["LOC", "PER"], ["Anna flew to Paris ."])
+    loop = AnnotationLoop(nlp, optimizer=optimizer, max_per_text=5)
+    stream = [{"text": "Anna flew to Paris today ."}, {"text": "Rome is large ."}]
+    first = list(loop.predict(stream))
+    second = list(loop.predict(stream))
+    assert len(first) == 10  # max_per_text spans for each of the 2 texts
+    for (score, task), (score2, task2) in zip(first, second):
+        assert len(task["spans"]) == 1
+        span = task["spans"][0]
+        assert span["label"] in ("LOC", "PER")
+        assert task["text"][span["start"] : span["end"]] == task["text"].split()[span["token_start"]] or (
+            span["token_end"] > span["token_start"]
+        )
+        assert task["meta"]["score"] == score and 0.0 <= score <= 1.0
+        assert (task["_input_hash"], task["_task_hash"]) == (task2["_input_hash"], task2["_task_hash"])
+    hashes = [task["_task_hash"] for _, task in first]
+    assert len(set(hashes)) == len(hashes)
+    # Scores per text come highest first.
+    text_scores = [s for s, t in first if t["text"] == stream[0]["text"]]
+    assert text_scores == sorted(text_scores, reverse=True)
+
+
+def test_set_hashes_is_stable_and_keeps_input_hash():
+    a = set_hashes({"text": "Rome is large .", "spans": [{"start": 0, "end": 4, "label": "LOC"}]})
+    b = set_hashes({"text": "Rome is large .", "spans": [{"start": 0, "end": 4, "label": "PER"}]})
+    assert a["_input_hash"] == b["_input_hash"] and a["_task_hash"] != b["_task_hash"]
+    assert set_hashes({"text": "x", "_input_hash": 7})["_input_hash"] == 7
+    # A fixed value: hashes must not depend on Python's per-process hash seed.
+    assert set_hashes({"text": "Rome is large ."})["_input_hash"] == a["_input_hash"]
+    assert isinstance(a["_input_hash"], int)
+
+
+def test_loop_learns_a_toy_entity_from_answers_alone():
+    nlp = make_nlp(seed=0)
+    pool = toy_corpus(300, seed=1)
+    held_out = toy_corpus(40, seed=2)
+    gold = {r["text"]: {(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in pool}
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    optimizer.learn_rate = 0.005
+    loop = AnnotationLoop(nlp, optimizer=optimizer, max_per_text=4, replay=10, seed=0)
+    # Three passes over the pool at most: the loop never asks a question twice.
+    questions = loop(itertools.chain.from_iterable([[{"text": r["text"]} for r in pool]] * 3))
+    for _ in range(25):
+        batch = [oracle(task, gold) for _, task in zip(range(10), questions)]
+        assert batch, "the loop ran out of questions"
+        loop.update(batch)
+    assert loop.answer_counts["accept"] > 20
+    found = [{(e.start_char, e.end_char, e.label_) for e in nlp(r["text"]).ents} for r in held_out]
+    truth = [{(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in held_out]
+    tp = sum(len(f & t) for f, t in zip(found, truth))
+    precision = tp / max(1, sum(len(f) for f in found))
+    recall = tp / sum(len(t) for t in truth)
+    assert precision >= 0.8 and recall >= 0.8, (precision, recall)
+
+
+def test_reject_lowers_that_label_far_more_than_the_others():
+    nlp = make_nlp(seed=0)
+    text = "Anna flew to Paris today ."
+    optimizer = initialize_pipeline(nlp, ["LOC", "ORG", "PER"], [text])
+    # Teach the span as a likely LOC first, so there is a probability to lower.
+    accept = {"text": text, "spans": [{"start": 13, "end": 18, "label": "LOC"}], "answer": "accept"}
+    optimizer.learn_rate = 0.01
+    warm = AnnotationLoop(nlp, optimizer=optimizer, drop=0.0)
+    for _ in range(10):
+        warm.update([dict(accept)])
+    # A fresh loop and optimizer: no remembered accept, no Adam momentum from it.
+    loop = AnnotationLoop(nlp, drop=0.0)
+    loop.optimizer.learn_rate = 0.01
+    before = {k: span_probability(loop, text, 13, 18, k) for k in ("LOC", "ORG", "PER")}
+    reject = {"text": text, "spans": [{"start": 13, "end": 18, "label": "LOC"}], "answer": "reject"}
+    loss = loop.update([reject])
+    after = {k: span_probability(loop, text, 13, 18, k) for k in ("LOC", "ORG", "PER")}
+    assert loss > 0
+    drop_loc = before["LOC"] - after["LOC"]
+    moved_others = max(abs(after[k] - before[k]) for k in ("ORG", "PER"))
+    assert before["LOC"] > 0.3 and drop_loc > 0.01, (before, after)
+    # The rejected label moves at least 10 times as much as any other label.
+    assert drop_loc >= 10 * moved_others, (before, after)
+
+
+def test_update_rejects_bad_answers_and_skips_ignores():
+    nlp = make_nlp()
+    optimizer = initialize_pipeline(nlp, ["LOC"], ["Rome is large ."])
+    loop = AnnotationLoop(nlp, optimizer=optimizer)
+    ignore = {"text": "Rome is large .", "spans": [{"start": 0, "end": 4, "label": "LOC"}], "answer": "ignore"}
+    assert loop.update([ignore]) == 0.0
+    assert loop.answer_counts["ignore"] == 1 and loop.n_answers == 1
+    with pytest.raises(ValueError, match="accept, reject or ignore"):
+        loop.update([{"text": "Rome is large .", "spans": [], "answer": "maybe"}])
+    unknown = {"text": "Rome is large .", "spans": [{"start": 0, "end": 4, "label": "GPE"}], "answer": "accept"}
+    assert loop.update([unknown]) == 0.0
+    assert loop.stats["answer skipped: unknown label"] == 1
+
+
+def test_pattern_matcher_phrase_token_and_chinese():
+    nlp = spacy.blank("en")
+    matcher = PatternMatcher(nlp, [
+        {"label": "LOC", "pattern": "New York"},
+        {"label": "LOC", "pattern": [{"LOWER": "paris"}]},
+        {"label": "ORG", "pattern": "New York Times"},
+    ])
+    doc = nlp("The New York Times is in paris .")
+    assert matcher(doc) == [(1, 3, "LOC", 0), (1, 4, "ORG", 2), (6, 7, "LOC", 1)]
+    zh = spacy.blank("zh")  # character segmentation
+    zh_matcher = PatternMatcher(zh, [{"label": "CONT", "pattern": "中国国籍"}])
+    assert zh_matcher(zh("高勇：男，中国国籍。")) == [(5, 9, "CONT", 0)]
+    with pytest.raises(ValueError, match="Pattern 1"):
+        PatternMatcher(nlp, [{"pattern": "x"}])
+    with pytest.raises(ValueError, match="Pattern 2"):
+        PatternMatcher(nlp, [{"label": "A", "pattern": "x"}, {"label": "B", "pattern": 3}])
+
+
+def test_cold_start_asks_pattern_matches_first_then_mixes():
+    nlp = make_nlp()
+    pool = toy_corpus(60, seed=3)
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": c} for c in CITIES])
+    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=0.5, patterns_until=20)
+    questions = loop(pool)
+    first = [next(questions) for _ in range(10)]
+    sources = [task["meta"]["source"] for task in first]
+    assert sources[0] == "pattern"
+    assert sources.count("pattern") == 5
+    for task in first:
+        if task["meta"]["source"] == "pattern":
+            span = task["spans"][0]
+            assert task["text"][span["start"] : span["end"]] in CITIES
+    # After patterns_until answers, only the model proposes.
+    loop.update([dict(t, answer="accept" if t["meta"]["source"] == "pattern" else "reject") for t in first])
+    loop.update([dict(t, answer="reject") for t in [next(questions) for _ in range(10)]])
+    later = [next(questions)["meta"]["source"] for _ in range(10)]
+    assert later == ["model"] * 10
+
+
+def test_patterns_fill_the_queue_when_the_model_proposes_nothing_new():
+    nlp = make_nlp()
+    pool = [{"text": "Rome is large ."}] * 3
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool)
+    patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": "Rome"}])
+    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=0.1, max_per_text=1)
+    asked = list(loop(pool))
+    # The same text three times: each question is asked once, the pattern match included.
+    assert len(asked) == len({t["_task_hash"] for t in asked})
+    assert "pattern" in [t["meta"]["source"] for t in asked]
+    assert loop.stats["question skipped: asked before"] >= 2
+
+
+@pytest.mark.parametrize("sorter", [prefer_uncertain, prefer_high_scores])
+def test_sorter_never_starves_when_scores_are_near_0_or_1(sorter):
+    rng = random.Random(0)
+    scores = [rng.choice([1e-4, 1e-5, 1 - 1e-4, 1 - 1e-5]) for _ in range(1000)]
+    stream = [(s, {"i": i}) for i, s in enumerate(scores)]
+    selected = list(sorter(stream, patience=20))
+    # At least one of every `patience` tasks comes through, spread over the stream.
+    assert len(selected) >= 1000 // 20
+    positions = [t["i"] for t in selected]
+    assert max(b - a for a, b in zip([-1] + positions, positions + [1000])) <= 21
+    # The same score everywhere: everything passes.
+    assert len(list(sorter([(0.0, {}) for _ in range(50)]))) == 50
+
+
+def test_uncertainty_follows_a_shifting_stream_and_prefers_the_uncertain():
+    # Scores drift from around 0.5 to around 0.01: the moving average follows,
+    # so the late, low-scored part of the stream still yields questions.
+    rng = numpy.random.default_rng(0)
+    centers = numpy.linspace(0.5, 0.01, 2000)
+    scores = numpy.clip(centers + rng.normal(0, 0.005, 2000), 1e-6, 1 - 1e-6)
+    selected = [t["i"] for t in prefer_uncertain((float(s), {"i": i}) for i, s in enumerate(scores))]
+    assert sum(1 for i in selected if i >= 1500) >= 100
+    # Among mixed scores, the selected ones are more uncertain than the rest.
+    mixed = rng.uniform(0, 1, 2000)
+    chosen = {t["i"] for t in prefer_uncertain((float(s), {"i": i}) for i, s in enumerate(mixed))}
+    distance = numpy.abs(mixed - 0.5)
+    assert distance[list(chosen)].mean() < distance[[i for i in range(2000) if i not in chosen]].mean() - 0.1
+
+
+def test_random_sorter_ignores_scores_and_is_seeded():
+    stream = [(i / 100, {"i": i}) for i in range(100)]
+    a = [t["i"] for t in prefer_random(stream, rate=0.3, seed=1)]
+    b = [t["i"] for t in prefer_random(stream, rate=0.3, seed=1)]
+    assert a == b and 15 <= len(a) <= 45
+    with pytest.raises(ValueError):
+        list(prefer_random(stream, rate=0.0))
+
+
+def test_loop_without_labels_or_with_unknown_sorter_fails_clearly():
+    nlp = make_nlp()
+    with pytest.raises(ValueError, match="initialize_pipeline"):
+        AnnotationLoop(nlp)
+    initialize_pipeline(nlp, ["LOC"], ["Rome ."])
+    with pytest.raises(ValueError, match="Unknown sorter"):
+        AnnotationLoop(nlp, sorter="smallest")
+    with pytest.raises(ValueError, match="No binary_ner"):
+        AnnotationLoop(spacy.blank("en"))
