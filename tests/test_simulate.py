@@ -1,0 +1,109 @@
+"""The `simulate` command: oracle, gold reading, and a tiny end-to-end run."""
+import json
+import random
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin, Span
+
+from spacy_binary_ner.__main__ import main as cli
+from spacy_binary_ner.simulate import gold_index, oracle, read_gold, table
+
+CITIES = ["Berlin", "Paris", "London", "Madrid", "Rome"]
+PEOPLE = ["Anna", "Omar", "Lena", "Tom"]
+
+
+def gold_records(n: int, seed: int):
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        person, city = rng.choice(PEOPLE), rng.choice(CITIES)
+        text = f"{person} flew to {city} ."
+        spans = [
+            {"start": 0, "end": len(person), "label": "PER"},
+            {"start": text.index(city), "end": text.index(city) + len(city), "label": "LOC"},
+        ]
+        records.append({"text": text, "spans": spans})
+    return records
+
+
+def write_jsonl(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
+    return path
+
+
+def test_oracle_accepts_exactly_the_gold_span_and_label():
+    pool = gold_records(3, seed=0)
+    gold = gold_index(pool)
+    from spacy_binary_ner.loop import set_hashes
+
+    text = pool[0]["text"]
+    person_end = pool[0]["spans"][0]["end"]
+    task = set_hashes({"text": text, "spans": [{"start": 0, "end": person_end, "label": "PER"}]})
+    assert oracle(task, gold) == "accept"
+    wrong_label = set_hashes({"text": text, "spans": [{"start": 0, "end": person_end, "label": "LOC"}]})
+    assert oracle(wrong_label, gold) == "reject"
+    wrong_span = set_hashes({"text": text, "spans": [{"start": 0, "end": person_end + 1, "label": "PER"}]})
+    assert oracle(wrong_span, gold) == "reject"
+
+
+def test_read_gold_from_docbin(tmp_path):
+    nlp = spacy.blank("en")
+    doc = nlp("Anna flew to Paris .")
+    doc.ents = [Span(doc, 0, 1, label="PER"), Span(doc, 3, 4, label="LOC")]
+    DocBin(docs=[doc]).to_disk(tmp_path / "gold.spacy")
+    (record,) = read_gold(tmp_path / "gold.spacy", nlp)
+    assert record["text"] == "Anna flew to Paris ."
+    assert record["spans"] == [{"start": 0, "end": 4, "label": "PER"}, {"start": 13, "end": 18, "label": "LOC"}]
+    assert [t["text"] for t in record["tokens"]] == ["Anna", "flew", "to", "Paris", "."]
+
+
+def test_simulate_writes_a_curve_per_strategy(tmp_path, capsys):
+    pool = write_jsonl(tmp_path / "train.jsonl", gold_records(40, seed=1))
+    test = write_jsonl(tmp_path / "test.jsonl", gold_records(10, seed=2))
+    patterns = write_jsonl(tmp_path / "patterns.jsonl", [{"label": "LOC", "pattern": "Paris"}])
+    out = tmp_path / "out"
+    rc = cli([
+        "simulate", "--pool", str(pool), "--test", str(test), "--patterns", str(patterns),
+        "--strategy", "uncertainty,beam_ner", "--batch-size", "5", "--budget", "20",
+        "--eval-every", "10", "--lang", "en", "--output", str(out), "--no-progress",
+    ])
+    assert rc == 0
+    points = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [(p["strategy"], p["decisions"]) for p in points] == [
+        ("uncertainty", 10), ("uncertainty", 20), ("beam_ner", 10), ("beam_ner", 20)
+    ]
+    for p in points:
+        assert p["accepts"] + p["rejects"] == p["decisions"]
+        assert p["pattern_accepts"] + p["pattern_rejects"] + p["model_accepts"] + p["model_rejects"] == p["decisions"]
+        assert 0.0 <= p["f"] <= 1.0
+    # The cold start: the first batch held pattern questions, and "Paris" is gold LOC.
+    assert points[0]["pattern_accepts"] >= 1
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (out / "curve.png").exists()
+    else:
+        assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "| uncertainty |" in printed and "| beam_ner |" in printed
+
+
+def test_simulate_rejects_an_unknown_strategy(tmp_path):
+    pool = write_jsonl(tmp_path / "train.jsonl", gold_records(5, seed=1))
+    with pytest.raises(SystemExit):
+        cli(["simulate", "--pool", str(pool), "--test", str(pool), "--strategy", "greedy",
+             "--lang", "en", "--output", str(tmp_path / "out")])
+
+
+def test_table_lists_every_point():
+    points = [
+        {"strategy": "a", "decisions": 10, "f": 0.5, "accepts": 3, "update_ms_median": 1.0},
+        {"strategy": "a", "decisions": 20, "f": 0.6, "accepts": 5, "update_ms_median": 1.0},
+        {"strategy": "b", "decisions": 10, "f": 0.1, "accepts": 1, "update_ms_median": 2.0},
+    ]
+    lines = table(points).splitlines()
+    assert lines[0].startswith("| strategy | 10 | 20 |")
+    assert lines[2] == "| a | 0.500 | 0.600 | 5 | 1.0 |"
+    assert lines[3] == "| b | 0.100 |  | 1 | 2.0 |"
