@@ -12,33 +12,8 @@ from spacy_binary_ner.data import records_to_examples
 from spacy_binary_ner.evaluate import evaluate, find_binary_ner, main, prf, read_answers, reliability
 from spacy_binary_ner.targets import n_span_cells
 
-from .util import GOLD_RECORDS, TEACH_RECORDS
+from .util import GOLD_RECORDS, SMALL_MODEL, TEACH_RECORDS
 
-SMALL_MODEL = {
-    "@architectures": "spacy-binary-ner.SpanScorer.v1",
-    "hidden_width": 32,
-    "max_span_length": 4,
-    "lstm_width": 32,
-    "lstm_depth": 1,
-    "dropout": 0.0,
-    "tok2vec": {
-        "@architectures": "spacy.Tok2Vec.v2",
-        "embed": {
-            "@architectures": "spacy.MultiHashEmbed.v2",
-            "width": 32,
-            "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
-            "rows": [500, 100, 250, 250],
-            "include_static_vectors": False,
-        },
-        "encode": {
-            "@architectures": "spacy.MaxoutWindowEncoder.v2",
-            "width": 32,
-            "depth": 1,
-            "window_size": 1,
-            "maxout_pieces": 2,
-        },
-    },
-}
 
 # Held-out answers about sentences the model was trained on, and new ones.
 ANSWERS = [

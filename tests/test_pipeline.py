@@ -8,33 +8,8 @@ from spacy.util import fix_random_seed, load_model_from_config, make_tempdir
 
 from spacy_binary_ner.data import records_to_examples
 
-from .util import GOLD_RECORDS, TEACH_RECORDS, make_example
+from .util import GOLD_RECORDS, SMALL_MODEL, TEACH_RECORDS, make_example
 
-SMALL_MODEL = {
-    "@architectures": "spacy-binary-ner.SpanScorer.v1",
-    "hidden_width": 32,
-    "max_span_length": 4,
-    "lstm_width": 32,
-    "lstm_depth": 1,
-    "dropout": 0.0,
-    "tok2vec": {
-        "@architectures": "spacy.Tok2Vec.v2",
-        "embed": {
-            "@architectures": "spacy.MultiHashEmbed.v2",
-            "width": 32,
-            "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
-            "rows": [500, 100, 250, 250],
-            "include_static_vectors": False,
-        },
-        "encode": {
-            "@architectures": "spacy.MaxoutWindowEncoder.v2",
-            "width": 32,
-            "depth": 1,
-            "window_size": 1,
-            "maxout_pieces": 2,
-        },
-    },
-}
 
 
 def make_nlp(**cfg) -> Language:

@@ -70,3 +70,30 @@ def zh_records() -> List[dict]:
                 "spans": [{"start": start, "end": end, "token_start": start, "token_end": end - 1, "label": label}],
             })
     return records
+
+# A small, fast SpanScorer for tests.
+SMALL_MODEL = {
+    "@architectures": "spacy-binary-ner.SpanScorer.v1",
+    "hidden_width": 32,
+    "max_span_length": 4,
+    "lstm_width": 32,
+    "lstm_depth": 1,
+    "dropout": 0.0,
+    "tok2vec": {
+        "@architectures": "spacy.Tok2Vec.v2",
+        "embed": {
+            "@architectures": "spacy.MultiHashEmbed.v2",
+            "width": 32,
+            "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+            "rows": [500, 100, 250, 250],
+            "include_static_vectors": False,
+        },
+        "encode": {
+            "@architectures": "spacy.MaxoutWindowEncoder.v2",
+            "width": 32,
+            "depth": 1,
+            "window_size": 1,
+            "maxout_pieces": 2,
+        },
+    },
+}
