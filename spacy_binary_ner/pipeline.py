@@ -3,6 +3,7 @@
 This module knows Thinc models only; the architecture is in
 `spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
 """
+from functools import lru_cache
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -239,52 +240,51 @@ class BinaryNER(TrainablePipe):
         """Write entities and span probabilities to the docs."""
         L = self.max_span_length
         probs = self.model.ops.to_numpy(self.model.ops.sigmoid(scores))
-        n_labels = len(self.labels)
         offset = 0
         for doc in docs:
-            n = len(doc)
-            cells = span_cells(n, L)
-            n_rows = n_span_cells(n, L)
-            doc_probs = numpy.zeros((n, L, n_labels), dtype=probs.dtype)
-            doc_probs[cells] = probs[offset : offset + n_rows]
+            n_rows = n_span_cells(len(doc), L)
+            starts, widths = _cell_coordinates(len(doc), L)
+            self._annotate(doc, probs[offset : offset + n_rows], starts, widths)
             offset += n_rows
-            self._annotate(doc, doc_probs, cells)
 
-    def _annotate(self, doc: Doc, probs: numpy.ndarray, valid: numpy.ndarray) -> None:
-        n, L, _ = probs.shape
+    def _annotate(self, doc: Doc, probs: numpy.ndarray, starts: numpy.ndarray, widths: numpy.ndarray) -> None:
+        """Decode one doc. `probs` has a row per scored span, `starts` and
+        `widths` say which span each row is."""
         threshold = self.cfg["threshold"]
         existing = [] if self.cfg["overwrite_ents"] else list(doc.ents)
-        best = probs.argmax(axis=2)
-        best_p = probs.max(axis=2) * valid
-        taken = numpy.zeros(n, dtype=bool)
+        taken = numpy.zeros(len(doc), dtype=bool)
         for ent in existing:
             taken[ent.start : ent.end] = True
         entities = list(existing)
-        starts, widths = numpy.nonzero(best_p >= threshold)
-        for i in numpy.argsort(-best_p[starts, widths], kind="stable"):
-            start, end = int(starts[i]), int(starts[i] + widths[i] + 1)
-            if not taken[start:end].any():
-                taken[start:end] = True
-                label = self.labels[best[start, widths[i]]]
-                entities.append(Span(doc, start, end, label=label))
+        if len(probs):
+            best = probs.argmax(axis=1)
+            best_p = probs[numpy.arange(len(probs)), best]
+            rows = numpy.flatnonzero(best_p >= threshold)
+            # Most probable first; among equals, earlier start, then shorter.
+            for row in rows[numpy.argsort(-best_p[rows], kind="stable")]:
+                start, end = int(starts[row]), int(starts[row] + widths[row] + 1)
+                if not taken[start:end].any():
+                    taken[start:end] = True
+                    entities.append(Span(doc, start, end, label=self.labels[best[row]]))
         doc.ents = sorted(entities)
         if self.cfg["scores_key"]:
             doc.spans[self.cfg["scores_key"]] = self._span_group(
-                doc, probs, valid, self.cfg["candidates_threshold"]
+                doc, probs, starts, widths, self.cfg["candidates_threshold"]
             )
         if self.cfg["nested_spans_key"]:
             doc.spans[self.cfg["nested_spans_key"]] = self._span_group(
-                doc, probs, valid, threshold
+                doc, probs, starts, widths, threshold
             )
 
     def _span_group(
-        self, doc: Doc, probs: numpy.ndarray, valid: numpy.ndarray, threshold: float
+        self, doc: Doc, probs: numpy.ndarray, starts: numpy.ndarray, widths: numpy.ndarray, threshold: float
     ) -> SpanGroup:
-        starts, widths, labels = numpy.nonzero((probs >= threshold) & valid[:, :, None])
-        scores = probs[starts, widths, labels]
+        rows, labels = numpy.nonzero(probs >= threshold)
+        scores = probs[rows, labels]
         order = numpy.argsort(-scores, kind="stable")
+        labels_ = self.labels
         spans = [
-            Span(doc, int(starts[i]), int(starts[i] + widths[i] + 1), label=self.labels[labels[i]])
+            Span(doc, int(starts[rows[i]]), int(starts[rows[i]] + widths[rows[i]] + 1), label=labels_[labels[i]])
             for i in order
         ]
         group = SpanGroup(doc, spans=spans)
@@ -341,3 +341,13 @@ class BinaryNER(TrainablePipe):
         bce = -(truths * numpy.log(probs + eps) + (1 - truths) * numpy.log(1 - probs + eps))
         loss = float((bce * weights).sum() / len(examples))
         return loss, ops.asarray2f(d_scores.astype("float32"))
+
+
+@lru_cache(maxsize=512)
+def _cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Start token and width (end - start - 1) of each scored span, in the
+    model's row order. Cached: docs of the same length share them."""
+    starts, widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
+    starts.flags.writeable = False
+    widths.flags.writeable = False
+    return starts, widths

@@ -1,3 +1,4 @@
+import numpy
 import pytest
 import torch
 
@@ -39,3 +40,27 @@ def test_span_encoder_matches_naive_definition(lengths):
     assert torch.allclose(trained, expected, atol=1e-5)
     trained.sum().backward()
     assert encoder.start.weight.grad is not None
+
+
+def test_output_layer_matches_thinc_linear():
+    from thinc.api import Linear
+
+    from spacy_binary_ner.models.span_scorer import _output_layer
+
+    rng = numpy.random.default_rng(0)
+    X = rng.normal(size=(13, 7)).astype("float32")
+    dY = rng.normal(size=(13, 5)).astype("float32")
+    ours, thincs = _output_layer(nO=5, nI=7), Linear(nO=5, nI=7)
+    thincs.initialize(X=X)
+    ours.initialize(X=X)
+    assert ours.name == thincs.name and ours.param_names == thincs.param_names
+    assert ours.get_param("W").shape == thincs.get_param("W").shape
+    for name in ("W", "b"):
+        ours.set_param(name, thincs.get_param(name) + rng.normal(size=thincs.get_param(name).shape).astype("float32"))
+        thincs.set_param(name, ours.get_param(name).copy())
+    Y1, back1 = ours.begin_update(X)
+    Y2, back2 = thincs.begin_update(X)
+    numpy.testing.assert_allclose(Y1, Y2, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(back1(dY), back2(dY), rtol=1e-5, atol=1e-5)
+    for name in ("W", "b"):
+        numpy.testing.assert_allclose(ours.get_grad(name), thincs.get_grad(name), rtol=1e-5, atol=1e-5)

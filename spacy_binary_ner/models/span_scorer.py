@@ -72,7 +72,7 @@ def build_span_scorer(
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
     )
-    output_layer = Linear(nO=nO, nI=hidden_width)
+    output_layer = _output_layer(nO=nO, nI=hidden_width)
     spans = Model(
         "span_encoder",
         _skip_empty_forward,
@@ -85,6 +85,35 @@ def build_span_scorer(
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
     return model
+
+
+def _output_layer(nO: Optional[int], nI: int) -> Model[Floats2d, Floats2d]:
+    """Thinc's `Linear` (same name, dims, parameters and initialization), with
+    the products done by the array library's `matmul`: there is one row per
+    span, and on CPUs where numpy's BLAS is faster than Thinc's own gemm this
+    layer was a tenth of inference time."""
+    layer = Linear(nO=nO, nI=nI)
+    return Model(
+        layer.name,
+        _output_forward,
+        init=layer.init,
+        dims={"nO": nO, "nI": nI},
+        params={"W": None, "b": None},
+    )
+
+
+def _output_forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
+    xp = model.ops.xp
+    W = cast(Floats2d, model.get_param("W"))
+    Y = xp.matmul(X, W.T)
+    Y += model.get_param("b")
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        model.inc_grad("b", dY.sum(axis=0))
+        model.inc_grad("W", xp.matmul(dY.T, X))
+        return cast(Floats2d, xp.matmul(dY, W))
+
+    return cast(Floats2d, Y), backprop
 
 
 def _skip_empty_forward(
