@@ -301,6 +301,27 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, spaCy {spacy.__version__}"
 
 
+def speed_only(args: argparse.Namespace) -> List[Dict]:
+    """Words/s of kept pipelines (`KEEP_DIR/SYSTEM-SEED/model-best`) on the
+    test split, interleaved, with each as a ratio to spaCy `ner`."""
+    test_file = next(args.data.glob("test.jsonl*"), None)
+    if test_file is None:
+        raise SystemExit(f"{args.data} has no test.jsonl(.gz)")
+    seed = int(args.seeds.split(",")[0])
+    found = sorted(d.name[: -len(f"-{seed}")] for d in args.speed_of.glob(f"*-{seed}") if (d / "model-best").exists())
+    systems = [s for s in args.systems.split(",") if s in found]
+    if not systems:
+        raise SystemExit(f"no SYSTEM-{seed}/model-best in {args.speed_of} (found {found})")
+    results = [{"system": s, "wps": float("nan")} for s in systems]
+    measure_speed_interleaved(results, args.speed_of, seed, read_gold(test_file, 0), rounds=args.rounds)
+    base = next((r["wps"] for r in results if r["system"] == "ner"), float("nan"))
+    print(f"\n{args.data.name} test split, {machine()}, median of {args.rounds} interleaved rounds\n")
+    print("| system | words/s | × spaCy ner |\n|---|---|---|")
+    for r in results:
+        print(f"| {r['system']} | {r['wps']:.0f} | {r['wps'] / base:.2f} |")
+    return results
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path, help="folder with train/dev/test .jsonl(.gz)")
@@ -321,7 +342,12 @@ def main(argv=None):
                    help="config for the binary_ner systems instead of configs/<lang>_cnn.cfg")
     p.add_argument("--code", type=Path, default=None,
                    help="Python file to import first, e.g. one registering a custom model (as spacy train --code)")
+    p.add_argument("--speed-of", type=Path, default=None, metavar="KEEP_DIR",
+                   help="only re-measure words/s, interleaved, of the pipelines a --keep run left in KEEP_DIR")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds (median taken)")
     args = p.parse_args(argv)
+    if args.speed_of is not None:
+        return speed_only(args)
     if args.code is not None:
         spacy.util.import_file("binary_ner_bench_code", args.code)
     systems = [s for s in args.systems.split(",") if s]
