@@ -165,13 +165,15 @@ def run_strategy(
     optimizer = initialize_pipeline(nlp, labels, pool[:10])
     if args.learn_rate is not None:
         optimizer.learn_rate = args.learn_rate
-    matcher = PatternMatcher(nlp, patterns) if patterns else None
+    matcher = PatternMatcher(nlp, patterns, overlapping=not args.longest_patterns) if patterns else None
     loop = AnnotationLoop(
         nlp,
         sorter="uncertainty" if strategy == "beam_ner" else strategy,
         patterns=matcher,
         pattern_ratio=args.pattern_ratio,
         patterns_until=args.patterns_until,
+        pattern_retire_below=args.pattern_retire_below,
+        pattern_max_answers=args.pattern_max_answers,
         chunk_size=args.chunk_size,
         max_per_text=args.max_per_text,
         replay=args.replay,
@@ -313,6 +315,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=None, help="binary_ner config (default configs/LANG_cnn.cfg)")
     p.add_argument("--output", type=Path, required=True, help="folder for curve.jsonl and curve.png")
     p.add_argument("--pattern-ratio", type=float, default=0.5)
+    p.add_argument("--longest-patterns", action="store_true",
+                   help="of overlapping pattern matches ask only the longest, as the EntityRuler (default: ask all)")
+    p.add_argument("--pattern-max-answers", type=int, default=None,
+                   help="stop asking a pattern after this many answers to its matches (default: no limit)")
+    p.add_argument("--pattern-retire-below", type=float, default=0.0,
+                   help="stop asking a pattern accepted less often than this, after 4 answers (default 0: never)")
     p.add_argument("--patterns-until", type=int, default=None, help="answers after which patterns stop")
     p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
     p.add_argument("--learn-rate", type=float, default=None, help="default: the config's optimizer")

@@ -165,10 +165,19 @@ def test_pattern_matcher_phrase_token_and_chinese():
         {"label": "ORG", "pattern": "New York Times"},
     ])
     doc = nlp("The New York Times is in paris .")
+    # Every match is a question, overlaps included.
     assert matcher(doc) == [(1, 3, "LOC", 0), (1, 4, "ORG", 2), (6, 7, "LOC", 1)]
+    # As the EntityRuler: the longest match wins.
+    longest = PatternMatcher(nlp, matcher.patterns, overlapping=False)
+    assert longest(doc) == [(1, 4, "ORG", 2), (6, 7, "LOC", 1)]
+    # Two labels on the very same span are both questions.
+    two = PatternMatcher(nlp, [{"label": "LOC", "pattern": "Paris"}, {"label": "PER", "pattern": "Paris"}], overlapping=False)
+    assert two(nlp("Paris Hilton")) == [(0, 1, "LOC", 0), (0, 1, "PER", 1)]
     zh = spacy.blank("zh")  # character segmentation
-    zh_matcher = PatternMatcher(zh, [{"label": "CONT", "pattern": "中国国籍"}])
-    assert zh_matcher(zh("高勇：男，中国国籍。")) == [(5, 9, "CONT", 0)]
+    zh_patterns = [{"label": "CONT", "pattern": "中国国籍"}, {"label": "CONT", "pattern": "中国"}]
+    zh_doc = zh("高勇：男，中国国籍。中国人")
+    assert PatternMatcher(zh, zh_patterns)(zh_doc) == [(5, 7, "CONT", 1), (5, 9, "CONT", 0), (10, 12, "CONT", 1)]
+    assert PatternMatcher(zh, zh_patterns, overlapping=False)(zh_doc) == [(5, 9, "CONT", 0), (10, 12, "CONT", 1)]
     with pytest.raises(ValueError, match="Pattern 1"):
         PatternMatcher(nlp, [{"pattern": "x"}])
     with pytest.raises(ValueError, match="Pattern 2"):
@@ -195,6 +204,39 @@ def test_cold_start_asks_pattern_matches_first_then_mixes():
     loop.update([dict(t, answer="reject") for t in [next(questions) for _ in range(10)]])
     later = [next(questions)["meta"]["source"] for _ in range(10)]
     assert later == ["model"] * 10
+
+
+def test_a_pattern_whose_matches_are_rejected_is_retired():
+    nlp = make_nlp()
+    pool = toy_corpus(80, seed=4)
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    # "We" is never a place: after 4 rejects it is no longer asked; the cities stay.
+    patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": "We"}] + [{"label": "LOC", "pattern": c} for c in CITIES])
+    loop = AnnotationLoop(
+        nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=1.0, pattern_retire_below=0.25, pattern_retire_after=4
+    )
+    gold = {r["text"]: {(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in pool}
+    questions = loop(pool)
+    asked = []
+    for _ in range(8):
+        batch = [oracle(next(questions), gold) for _ in range(5)]
+        asked += batch
+        loop.update(batch)
+    we = [t for t in asked if t["meta"].get("pattern") == 0]
+    assert all(t["answer"] == "reject" for t in we)
+    assert 4 <= len(we) < 10
+    assert loop.pattern_retired(0) and not any(loop.pattern_retired(i) for i in range(1, len(CITIES) + 1))
+    assert loop.stats["pattern match skipped: pattern retired"] > 0
+    late = [next(questions) for _ in range(20)]
+    assert not [t for t in late if t["meta"].get("pattern") == 0]
+    # 0 (the default) keeps every pattern; a cap on answers retires even a good one.
+    keep = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns)
+    keep.pattern_answers[0] = loop.pattern_answers[0]
+    assert not keep.pattern_retired(0)
+    capped = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_max_answers=3)
+    capped.pattern_answers[1] = {"accept": 3, "reject": 0}
+    capped.pattern_answers[2] = {"accept": 2, "reject": 0}
+    assert capped.pattern_retired(1) and not capped.pattern_retired(2)
 
 
 def test_patterns_fill_the_queue_when_the_model_proposes_nothing_new():
