@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of measurements")
     p.add_argument("--predict-sentences", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--replay", type=int, default=0,
+                   help="earlier answered texts rehearsed per update, as AnnotationLoop(replay=...); the simulator uses 10")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     for system in systems:
         nlp = build_nlp(system, config, args.lang, args.seed)
         optimizer = initialize_pipeline(nlp, labels, pool[:10])
-        loops[system] = AnnotationLoop(nlp, optimizer=optimizer, replay=0, seed=args.seed)
+        loops[system] = AnnotationLoop(nlp, optimizer=optimizer, replay=args.replay, seed=args.seed)
     warm = answer_batches(pool, args.warmup, 10, args.seed + 1)
     for system in systems:
         for batch in warm:
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
         })
     beam = rows[1]
     print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch threads 1, {args.rounds} rounds x {args.batches} batches of 10 answers, "
+          f"torch threads 1, {args.rounds} rounds x {args.batches} batches of 10 answers (replay {args.replay}), "
           f"predict on {len(stream)} train sentences (chunks of {loops['binary_ner'].chunk_size})\n")
     print("| system | update() of 10 answers, median ms | mean ms | × beam_ner (median) | predict sentences/s | × beam_ner |")
     print("|---|---|---|---|---|---|")

@@ -22,7 +22,7 @@ def test_quick_benchmark(tmp_path):
         (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf8")
     bench = load_bench()
     rows = bench.main(["--data", str(data), "--quick", "--systems", "binary_ner,ner,binary_ner_gold",
-                       "--out", str(tmp_path / "out")])
+                       "--out", str(tmp_path / "out"), "--keep", str(tmp_path / "keep")])
     assert [row["system"] for row in rows] == ["binary_ner", "ner", "binary_ner_gold"]
     for row in rows:
         assert 0.0 <= row["f"] <= 1.0 and row["wps"] > 0
@@ -31,6 +31,11 @@ def test_quick_benchmark(tmp_path):
     saved = json.loads((tmp_path / "out" / "sample_en-teach-1x-quick.json").read_text())
     assert len(saved["runs"]) == 3
     assert "| binary_ner |" in (tmp_path / "out" / "sample_en-teach-1x-quick.md").read_text()
+    # Speed alone, again, from the kept pipelines; systems not kept are left out.
+    speeds = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1",
+                         "--systems", "binary_ner,ner,beam_ner"])
+    assert [r["system"] for r in speeds] == ["binary_ner", "ner"]
+    assert all(r["wps"] > 0 for r in speeds)
 
 
 def test_crashing_system_is_reported_not_fatal(tmp_path, monkeypatch):
