@@ -174,6 +174,7 @@ def run_strategy(
         patterns_until=args.patterns_until,
         pattern_retire_below=args.pattern_retire_below,
         pattern_max_answers=args.pattern_max_answers,
+        balance_labels=args.balance_labels,
         chunk_size=args.chunk_size,
         max_per_text=args.max_per_text,
         replay=args.replay,
@@ -315,6 +316,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=None, help="binary_ner config (default configs/LANG_cnn.cfg)")
     p.add_argument("--output", type=Path, required=True, help="folder for curve.jsonl and curve.png")
     p.add_argument("--pattern-ratio", type=float, default=0.5)
+    p.add_argument("--balance-labels", action="store_true",
+                   help="a moving average per label, and each label's best spans proposed in every text")
     p.add_argument("--longest-patterns", action="store_true",
                    help="of overlapping pattern matches ask only the longest, as the EntityRuler (default: ask all)")
     p.add_argument("--pattern-max-answers", type=int, default=None,

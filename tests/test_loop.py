@@ -12,6 +12,7 @@ from spacy.util import fix_random_seed
 from spacy_binary_ner.loop import (
     AnnotationLoop,
     PatternMatcher,
+    by_label,
     initialize_pipeline,
     prefer_high_scores,
     prefer_random,
@@ -64,7 +65,7 @@ def span_probability(loop: AnnotationLoop, text: str, start: int, end: int, labe
 def test_predict_yields_one_span_per_task_with_stable_hashes():
     nlp = make_nlp()
     optimizer = initialize_pipeline(nlp, ["LOC", "PER"], ["Anna flew to Paris ."])
-    loop = AnnotationLoop(nlp, optimizer=optimizer, max_per_text=5)
+    loop = AnnotationLoop(nlp, optimizer=optimizer, max_per_text=5, balance_labels=False)
     stream = [{"text": "Anna flew to Paris today ."}, {"text": "Rome is large ."}]
     first = list(loop.predict(stream))
     second = list(loop.predict(stream))
@@ -83,6 +84,42 @@ def test_predict_yields_one_span_per_task_with_stable_hashes():
     # Scores per text come highest first.
     text_scores = [s for s, t in first if t["text"] == stream[0]["text"]]
     assert text_scores == sorted(text_scores, reverse=True)
+
+
+def test_every_label_is_proposed_in_every_text_when_balanced():
+    nlp = make_nlp()
+    optimizer = initialize_pipeline(nlp, ["LOC", "PER", "ORG"], ["Anna flew to Paris ."])
+    pipe = nlp.get_pipe("binary_ner")
+    # A label the model scores far below the others, as a new entity type.
+    b = pipe.model.get_ref("output_layer").get_param("b")
+    b[pipe.labels.index("ORG")] = -30.0
+    stream = [{"text": "Anna flew to Paris today ."}, {"text": "Rome is large ."}]
+    plain = list(AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2, balance_labels=False).predict(stream))
+    assert "ORG" not in {t["spans"][0]["label"] for _, t in plain}
+    balanced = list(AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2, per_label=1).predict(stream))
+    for record in stream:
+        mine = [t for _, t in balanced if t["text"] == record["text"]]
+        assert {t["spans"][0]["label"] for t in mine} == {"LOC", "PER", "ORG"}
+        assert 3 <= len(mine) <= 2 + 3
+        assert len({t["_task_hash"] for t in mine}) == len(mine)
+        # The overall best come first, then each label's best.
+        assert mine[0]["meta"]["score"] >= mine[1]["meta"]["score"]
+    assert min(t["meta"]["score"] for _, t in balanced if t["spans"][0]["label"] == "ORG") < 1e-6
+
+
+def test_sorter_with_a_key_keeps_one_average_per_label():
+    # LOC is scored near 0.5 and PER near 0: one shared average never lets a
+    # PER question through before patience runs out; per label, PER's most
+    # uncertain questions pass too.
+    rng = random.Random(0)
+    stream = []
+    for i in range(400):
+        stream.append((rng.uniform(0.4, 0.6), {"i": i, "spans": [{"label": "LOC"}]}))
+        stream.append((rng.uniform(0.0, 0.02), {"i": i, "spans": [{"label": "PER"}]}))
+    shared = [t["spans"][0]["label"] for t in prefer_uncertain(stream, patience=1000)]
+    keyed = [t["spans"][0]["label"] for t in prefer_uncertain(stream, patience=1000, key=by_label)]
+    assert shared.count("PER") <= 2
+    assert keyed.count("PER") > 100 and keyed.count("LOC") > 100
 
 
 def test_set_hashes_is_stable_and_keeps_input_hash():
