@@ -94,9 +94,11 @@ def test_every_label_is_proposed_in_every_text_when_balanced():
     b = pipe.model.get_ref("output_layer").get_param("b")
     b[pipe.labels.index("ORG")] = -30.0
     stream = [{"text": "Anna flew to Paris today ."}, {"text": "Rome is large ."}]
-    plain = list(AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2, balance_labels=False).predict(stream))
+    plain = list(AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2).predict(stream))
     assert "ORG" not in {t["spans"][0]["label"] for _, t in plain}
-    balanced = list(AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2, per_label=1).predict(stream))
+    balanced = list(
+        AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2, balance_labels=True, per_label=1).predict(stream)
+    )
     for record in stream:
         mine = [t for _, t in balanced if t["text"] == record["text"]]
         assert {t["spans"][0]["label"] for t in mine} == {"LOC", "PER", "ORG"}
