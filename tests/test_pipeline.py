@@ -78,6 +78,20 @@ def test_empty_and_one_token_docs(texts):
         assert all(0 <= s <= 1 for s in doc.spans["binary_ner_scores"].attrs["scores"])
 
 
+def test_predict_in_groups_gives_the_same_scores(monkeypatch):
+    import spacy_binary_ner.pipeline as pipeline
+
+    nlp = make_nlp()
+    train(nlp, teach_examples(nlp), steps=2)
+    ner = nlp.get_pipe("binary_ner")
+    docs = [nlp.make_doc(t) for t in ["Anna flew to Paris today .", "", "Rome", "We met Omar in Oslo .", ""]]
+    whole = ner.predict(docs)
+    monkeypatch.setattr(pipeline, "PREDICT_SPANS_PER_CALL", 5)  # a model call per doc or less
+    grouped = ner.predict(docs)
+    assert grouped.shape == whole.shape
+    numpy.testing.assert_allclose(grouped, whole, rtol=1e-5, atol=1e-5)
+
+
 def test_update_without_tokens_returns_zero_loss():
     nlp = make_nlp()
     nlp.initialize(lambda: teach_examples(nlp))
