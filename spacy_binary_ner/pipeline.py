@@ -271,57 +271,52 @@ class BinaryNER(TrainablePipe):
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write entities and span probabilities to the docs."""
         L = self.max_span_length
+        labels = self.labels
+        threshold = self.cfg["threshold"]
         probs = self.model.ops.to_numpy(self.model.ops.sigmoid(scores))
+        # What can be done for the whole batch at once is; each doc then takes
+        # its rows.
+        best = probs.argmax(axis=1)
+        best_p = probs[numpy.arange(len(probs)), best]
+        masks = {}
+        for key, min_p in ((self.cfg["scores_key"], self.cfg["candidates_threshold"]), (self.cfg["nested_spans_key"], threshold)):
+            if key:
+                masks[key] = probs >= min_p
         offset = 0
         for doc in docs:
             n_rows = n_span_cells(len(doc), L)
-            starts, widths = _cell_coordinates(len(doc), L)
-            self._annotate(doc, probs[offset : offset + n_rows], starts, widths)
+            rows = slice(offset, offset + n_rows)
             offset += n_rows
+            starts, widths = _cell_coordinates(len(doc), L)
+            self._set_ents(doc, best[rows], best_p[rows], starts, widths, labels, threshold)
+            for key, mask in masks.items():
+                doc.spans[key] = _span_group(doc, probs[rows], mask[rows], starts, widths, labels)
 
-    def _annotate(self, doc: Doc, probs: numpy.ndarray, starts: numpy.ndarray, widths: numpy.ndarray) -> None:
-        """Decode one doc. `probs` has a row per scored span, `starts` and
-        `widths` say which span each row is."""
-        threshold = self.cfg["threshold"]
+    def _set_ents(
+        self,
+        doc: Doc,
+        best: numpy.ndarray,
+        best_p: numpy.ndarray,
+        starts: numpy.ndarray,
+        widths: numpy.ndarray,
+        labels: Tuple[str, ...],
+        threshold: float,
+    ) -> None:
+        """Decode one doc: its spans' best labels and their probabilities, a
+        row per scored span; `starts` and `widths` say which span each row is."""
         existing = [] if self.cfg["overwrite_ents"] else list(doc.ents)
         taken = numpy.zeros(len(doc), dtype=bool)
         for ent in existing:
             taken[ent.start : ent.end] = True
         entities = list(existing)
-        if len(probs):
-            best = probs.argmax(axis=1)
-            best_p = probs[numpy.arange(len(probs)), best]
-            rows = numpy.flatnonzero(best_p >= threshold)
-            # Most probable first; among equals, earlier start, then shorter.
-            for row in rows[numpy.argsort(-best_p[rows], kind="stable")]:
-                start, end = int(starts[row]), int(starts[row] + widths[row] + 1)
-                if not taken[start:end].any():
-                    taken[start:end] = True
-                    entities.append(Span(doc, start, end, label=self.labels[best[row]]))
-        doc.ents = sorted(entities)
-        if self.cfg["scores_key"]:
-            doc.spans[self.cfg["scores_key"]] = self._span_group(
-                doc, probs, starts, widths, self.cfg["candidates_threshold"]
-            )
-        if self.cfg["nested_spans_key"]:
-            doc.spans[self.cfg["nested_spans_key"]] = self._span_group(
-                doc, probs, starts, widths, threshold
-            )
-
-    def _span_group(
-        self, doc: Doc, probs: numpy.ndarray, starts: numpy.ndarray, widths: numpy.ndarray, threshold: float
-    ) -> SpanGroup:
-        rows, labels = numpy.nonzero(probs >= threshold)
-        scores = probs[rows, labels]
-        order = numpy.argsort(-scores, kind="stable")
-        labels_ = self.labels
-        spans = [
-            Span(doc, int(starts[rows[i]]), int(starts[rows[i]] + widths[rows[i]] + 1), label=labels_[labels[i]])
-            for i in order
-        ]
-        group = SpanGroup(doc, spans=spans)
-        group.attrs["scores"] = scores[order]
-        return group
+        rows = numpy.flatnonzero(best_p >= threshold)
+        # Most probable first; among equals, earlier start, then shorter.
+        for row in rows[numpy.argsort(-best_p[rows], kind="stable")]:
+            start, end = int(starts[row]), int(starts[row] + widths[row] + 1)
+            if not taken[start:end].any():
+                taken[start:end] = True
+                entities.append(Span(doc, start, end, label=labels[best[row]]))
+        doc.ents = sorted(entities, key=lambda span: (span.start, span.end))
 
     def update(
         self,
@@ -383,3 +378,25 @@ def _cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarra
     starts.flags.writeable = False
     widths.flags.writeable = False
     return starts, widths
+
+
+def _span_group(
+    doc: Doc,
+    probs: numpy.ndarray,
+    mask: numpy.ndarray,
+    starts: numpy.ndarray,
+    widths: numpy.ndarray,
+    labels: Tuple[str, ...],
+) -> SpanGroup:
+    """The spans and labels where `mask` is set, most probable first, with
+    their probabilities in `attrs["scores"]`."""
+    rows, label_ids = numpy.nonzero(mask)
+    scores = probs[rows, label_ids]
+    order = numpy.argsort(-scores, kind="stable")
+    rows, label_ids = rows[order].tolist(), label_ids[order].tolist()
+    span_starts = starts[rows].tolist()
+    span_ends = (starts[rows] + widths[rows] + 1).tolist()
+    spans = [Span(doc, s, e, label=labels[k]) for s, e, k in zip(span_starts, span_ends, label_ids)]
+    group = SpanGroup(doc, spans=spans)
+    group.attrs["scores"] = scores[order]
+    return group
