@@ -317,6 +317,12 @@ class AnnotationLoop:
         replaced them.
     pattern_retire_after (int): Answers to a pattern's matches before it can
         be retired.
+    pattern_lookahead (int): Texts read ahead of the model to look for pattern
+        matches: with a few patterns for a rare label, their matches are
+        otherwise met only as fast as the model's questions use up the
+        stream. The texts are kept and reach the model in order; a match is
+        scored by the model when it is asked. 0: patterns see the texts as the
+        model scores them.
     pattern_max_answers (Optional[int]): Answers to a pattern's matches after
         which it is retired whatever they were: the model has its examples,
         and the same string asked again and again teaches it little. None for
@@ -355,6 +361,7 @@ class AnnotationLoop:
         pattern_retire_below: float = 0.0,
         pattern_retire_after: int = 4,
         pattern_max_answers: Optional[int] = None,
+        pattern_lookahead: int = 0,
         min_score: float = 0.01,
         balance_labels: bool = False,
         per_label: int = 1,
@@ -390,6 +397,8 @@ class AnnotationLoop:
                 sorter = _with_key(sorter, by_label)
         if not 0 <= pattern_ratio <= 1:
             raise ValueError(f"pattern_ratio must be in [0, 1], not {pattern_ratio}")
+        if pattern_lookahead < 0:
+            raise ValueError(f"pattern_lookahead must be at least 0, not {pattern_lookahead}")
         if pattern_retire_after < 1:
             raise ValueError(f"pattern_retire_after must be at least 1, not {pattern_retire_after}")
         if per_label < 0:
@@ -404,6 +413,7 @@ class AnnotationLoop:
         self.pattern_retire_below = pattern_retire_below
         self.pattern_retire_after = pattern_retire_after
         self.pattern_max_answers = pattern_max_answers
+        self.pattern_lookahead = pattern_lookahead
         self.pattern_answers: Dict[int, Counter] = {}
         self.min_score = min_score
         self.max_per_text = max_per_text
@@ -523,11 +533,13 @@ class AnnotationLoop:
         task["meta"] = {**text.task.get("meta", {}), "score": score, "source": source, **meta}
         return set_hashes(task)
 
-    def _scored_chunks(self, stream: Iterable[Task]) -> Iterator[Tuple[List[ScoredTask], List[ScoredTask]]]:
+    def _scored_chunks(
+        self, stream: Iterable[Union[Task, _Text]], with_patterns: bool = True
+    ) -> Iterator[Tuple[List[ScoredTask], List[ScoredTask]]]:
         """Per chunk of texts: (model proposals, pattern proposals)."""
         stream = iter(stream)
         while True:
-            chunk = [self._make_text(task) for task in islice(stream, self.chunk_size)]
+            chunk = [t if isinstance(t, _Text) else self._make_text(t) for t in islice(stream, self.chunk_size)]
             if not chunk:
                 return
             model_tasks: List[ScoredTask] = []
@@ -535,7 +547,7 @@ class AnnotationLoop:
             for text, (candidates, lookup) in zip(chunk, self._score_chunk(chunk)):
                 for start, end, label, score in candidates:
                     model_tasks.append((score, self._task(text, start, end, label, score, "model")))
-                if self.patterns is not None:
+                if self.patterns is not None and with_patterns:
                     for start, end, label, index in self.patterns(text.doc):
                         if self.pattern_retired(index):
                             self.stats["pattern match skipped: pattern retired"] += 1
@@ -577,10 +589,15 @@ class AnnotationLoop:
         stream (Iterable[Task]): Incoming tasks (`text`, optional `tokens`).
         YIELDS (Task): One question at a time.
         """
-        chunks = self._scored_chunks(stream)
         model_queue: Deque[ScoredTask] = deque()
         pattern_queue: Deque[ScoredTask] = deque()
+        # Pattern matches found ahead of the model, scored when asked.
+        early: Deque[Tuple[_Text, int, int, str, int]] = deque()
         exhausted = False
+        if self.patterns is not None and self.pattern_lookahead:
+            chunks = self._scored_chunks(self._read_ahead(stream, early), with_patterns=False)
+        else:
+            chunks = self._scored_chunks(stream)
 
         def fill() -> bool:
             nonlocal exhausted
@@ -607,6 +624,17 @@ class AnnotationLoop:
                 if not self.pattern_retired(task["meta"]["pattern"]):
                     return task
                 self.stats["pattern match skipped: pattern retired"] += 1
+            while early:
+                text, start, end, label, index = early.popleft()
+                if self.pattern_retired(index):
+                    self.stats["pattern match skipped: pattern retired"] += 1
+                    continue
+                (_, lookup), = self._score_chunk([text])
+                score = lookup(start, end, label)
+                if score >= self.pattern_skip_above:
+                    self.stats["pattern match skipped: model already confident"] += 1
+                    continue
+                return self._task(text, start, end, label, score, "pattern", pattern=index)
             return None
 
         selected = self.sorter(model_stream())
@@ -614,7 +642,7 @@ class AnnotationLoop:
         while True:
             task = None
             if self._patterns_active():
-                if not pattern_queue:
+                if not pattern_queue and not early:
                     fill()
                 if n_patterns < self.pattern_ratio * (n_asked + 1):
                     task = next_pattern_task()
@@ -633,6 +661,22 @@ class AnnotationLoop:
             n_asked += 1
             self.stats[f"asked: {task['meta']['source']}"] += 1
             yield task
+
+    def _read_ahead(self, stream: Iterable[Task], early: Deque[Tuple[_Text, int, int, str, int]]) -> Iterator[_Text]:
+        """The stream's texts, in order, read `pattern_lookahead` texts ahead;
+        each text's pattern matches go to `early` as it is read."""
+        assert self.patterns is not None
+        source = iter(stream)
+        ahead: Deque[_Text] = deque()
+        while True:
+            for task in islice(source, max(0, self.pattern_lookahead - len(ahead))):
+                text = self._make_text(task)
+                for start, end, label, index in self.patterns(text.doc):
+                    early.append((text, start, end, label, index))
+                ahead.append(text)
+            if not ahead:
+                return
+            yield ahead.popleft()
 
     def pattern_retired(self, index: int) -> bool:
         """Whether the pattern `index` is no longer asked: at least

@@ -175,6 +175,7 @@ def run_strategy(
         pattern_retire_below=args.pattern_retire_below,
         pattern_max_answers=args.pattern_max_answers,
         balance_labels=args.balance_labels,
+        pattern_lookahead=args.pattern_lookahead,
         chunk_size=args.chunk_size,
         max_per_text=args.max_per_text,
         replay=args.replay,
@@ -316,6 +317,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=None, help="binary_ner config (default configs/LANG_cnn.cfg)")
     p.add_argument("--output", type=Path, required=True, help="folder for curve.jsonl and curve.png")
     p.add_argument("--pattern-ratio", type=float, default=0.5)
+    p.add_argument("--pattern-lookahead", type=int, default=0,
+                   help="texts read ahead of the model for pattern matches (default 0: as the model reads them)")
     p.add_argument("--balance-labels", action="store_true",
                    help="a moving average per label, and each label's best spans proposed in every text")
     p.add_argument("--longest-patterns", action="store_true",

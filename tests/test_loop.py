@@ -278,6 +278,32 @@ def test_a_pattern_whose_matches_are_rejected_is_retired():
     assert capped.pattern_retired(1) and not capped.pattern_retired(2)
 
 
+def test_pattern_lookahead_finds_matches_before_the_model_reaches_them():
+    nlp = make_nlp()
+    pool = [{"text": f"Anna met Omar on day {i} ."} for i in range(40)]
+    pool[30] = {"text": "Lena flew to Oslo today ."}
+    pool[35] = {"text": "Oslo is cold ."}
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": "Oslo"}])
+    plain = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, chunk_size=4)
+    first = [next(iter_) for iter_ in [plain(pool)] for _ in range(6)]
+    assert all(t["meta"]["source"] == "model" for t in first)
+    ahead = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, chunk_size=4, pattern_lookahead=40)
+    questions = ahead(pool)
+    first = [next(questions) for _ in range(6)]
+    found = [t for t in first if t["meta"]["source"] == "pattern"]
+    assert [t["text"] for t in found] == [pool[30]["text"], pool[35]["text"]]
+    assert all(0.0 <= t["meta"]["score"] <= 1.0 for t in found)
+    assert all(t["text"][t["spans"][0]["start"] : t["spans"][0]["end"]] == "Oslo" for t in found)
+    # The model still reads the texts in order, each once.
+    later = [t for t in questions if t["meta"]["source"] == "model"]
+    texts = [t["text"] for t in first + later if t["meta"]["source"] == "model"]
+    order = [pool.index({"text": text}) for text in dict.fromkeys(texts)]
+    assert order == sorted(order) and ahead.stats["texts scored"] == len(pool)
+    with pytest.raises(ValueError, match="pattern_lookahead"):
+        AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_lookahead=-1)
+
+
 def test_patterns_fill_the_queue_when_the_model_proposes_nothing_new():
     nlp = make_nlp()
     pool = [{"text": "Rome is large ."}] * 3
