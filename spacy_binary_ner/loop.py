@@ -45,6 +45,9 @@ from .data import ReadStats, iter_jsonl, records_to_examples
 from .pipeline import BinaryNER
 from .targets import n_span_cells, span_cells
 
+# The optimizer's learning rate `initialize_pipeline` sets (see there).
+LOOP_LEARN_RATE = 0.005
+
 Task = Dict[str, Any]
 ScoredTask = Tuple[float, Task]
 Sorter = Callable[[Iterable[ScoredTask]], Iterator[Task]]
@@ -801,6 +804,7 @@ def initialize_pipeline(
     texts: Iterable[Union[str, Task]] = (),
     *,
     component: Optional[str] = None,
+    learn_rate: Optional[float] = LOOP_LEARN_RATE,
 ) -> Optimizer:
     """Initialize a new pipeline for the loop: it knows its labels before any
     answer comes in.
@@ -810,6 +814,11 @@ def initialize_pipeline(
     texts (Iterable[Union[str, Task]]): A few sample texts or tasks, to size
         the model's layers (optional).
     component (Optional[str]): The component; None to find it.
+    learn_rate (Optional[float]): The optimizer's learning rate. The loop makes
+        one step per batch of answers, far fewer than training does: 0.005
+        was best on the resume_zh dev split in the simulator (dev F1 0.714
+        after 2,000 decisions; 0.688 at 0.01; after 1,000, 0.60 at 0.003 and
+        0.50 at spaCy's usual 0.001). None keeps the config's.
     RETURNS (Optimizer): The optimizer, to pass to `AnnotationLoop`.
     """
     pipe = nlp.get_pipe(component if component is not None else _find_component(nlp))
@@ -822,4 +831,7 @@ def initialize_pipeline(
     if not docs:
         docs = [nlp.make_doc("x")]
     examples = [Example(doc, doc.copy()) for doc in docs]
-    return nlp.initialize(lambda: examples)
+    optimizer = nlp.initialize(lambda: examples)
+    if learn_rate is not None:
+        optimizer.learn_rate = learn_rate
+    return optimizer

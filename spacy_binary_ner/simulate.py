@@ -329,7 +329,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="stop asking a pattern accepted less often than this, after 4 answers (default 0: never)")
     p.add_argument("--patterns-until", type=int, default=None, help="answers after which patterns stop")
     p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
-    p.add_argument("--learn-rate", type=float, default=None, help="default: the config's optimizer")
+    p.add_argument("--learn-rate", type=float, default=None,
+                   help="default: the loop's (spacy_binary_ner.loop.LOOP_LEARN_RATE, 0.005, chosen on resume_zh dev)")
     p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
     p.add_argument("--max-per-text", type=int, default=8)
     p.add_argument("--no-progress", action="store_true")
