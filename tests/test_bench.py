@@ -62,3 +62,31 @@ def test_crashing_system_is_reported_not_fatal(tmp_path, monkeypatch):
     assert "| beam_ner | failed (seed 0): AssertionError" in table
     saved = json.loads((tmp_path / "sample_en-teach-1x-quick.json").read_text())
     assert saved["meta"]["failures"][0]["system"] == "beam_ner"
+
+
+def test_loop_latency_runs(tmp_path):
+    """bench/loop_latency.py end to end on a tiny pool: both systems timed."""
+    records = [json.loads(line) for line in (REPO / "assets" / "en_gold_eval.jsonl").open(encoding="utf8")]
+    data = tmp_path / "sample_en"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:60]), encoding="utf8")
+    spec = importlib.util.spec_from_file_location("loop_latency", REPO / "bench" / "loop_latency.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "latency.json"
+    assert module.main(["--data", str(data), "--lang", "en", "--batches", "2", "--warmup", "1", "--rounds", "1",
+                        "--predict-sentences", "20", "--replay", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["system"] for r in rows] == ["binary_ner", "beam_ner"]
+    assert all(r["update_ms_median"] > 0 and r["predict_sentences_per_s"] > 0 for r in rows)
+
+
+def test_reader_benchmark_runs(tmp_path):
+    """bench/reader_benchmark.py end to end on the embedded teach sample."""
+    spec = importlib.util.spec_from_file_location("reader_benchmark", REPO / "bench" / "reader_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    times = module.main(["--decisions", str(REPO / "assets" / "en_teach.jsonl"), "--lang", "en", "--repeats", "1",
+                         "--workdir", str(tmp_path)])
+    assert len(times) == 5 and all(len(v) == 1 and v[0] > 0 for v in times.values())
+    assert (tmp_path / "decisions.spacy").exists()
