@@ -4,7 +4,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
+TEACHSIM = REPO.parent / "shared" / "bench" / "teachsim.py"
+# The benchmark makes its decisions with the shared teachsim.py, next to the repository.
+needs_teachsim = pytest.mark.skipif(not TEACHSIM.exists(), reason=f"no {TEACHSIM} (the shared benchmark tools)")
 
 
 def load_bench():
@@ -14,6 +19,7 @@ def load_bench():
     return module
 
 
+@needs_teachsim
 def test_quick_benchmark(tmp_path):
     records = [json.loads(line) for line in (REPO / "assets" / "en_gold_eval.jsonl").open(encoding="utf8")]
     data = tmp_path / "sample_en"
@@ -38,6 +44,7 @@ def test_quick_benchmark(tmp_path):
     assert all(r["wps"] > 0 for r in speeds)
 
 
+@needs_teachsim
 def test_crashing_system_is_reported_not_fatal(tmp_path, monkeypatch):
     """spaCy's beam_ner crashed inside thinc's Beam.advance on conll2003_en
     teach-1x: the run goes on and the table names the failure."""
