@@ -34,50 +34,12 @@ from spacy.training.loop import train as train_nlp
 from spacy.util import load_config, registry
 
 from spacy_binary_ner.data import iter_jsonl, records_to_examples
+from spacy_binary_ner.simulate import spacy_peer_components
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BENCH = REPO.parent / "shared" / "bench"
 SYSTEMS = ["binary_ner", "ner", "beam_ner", "binary_ner_gold", "ner_gold"]
 DECISIONS = {"teach-1x": 1, "teach-3x": 3}
-
-PEER_COMPONENT = """
-[components]
-
-[components.{name}]
-factory = "{factory}"
-incorrect_spans_key = "incorrect_spans"
-moves = null
-scorer = {{"@scorers":"spacy.ner_scorer.v1"}}
-update_with_oracle_cut_size = 100
-{extra}
-[components.{name}.model]
-@architectures = "spacy.TransitionBasedParser.v2"
-state_type = "ner"
-extra_state_tokens = false
-hidden_width = 64
-maxout_pieces = 2
-use_upper = true
-nO = null
-
-[components.{name}.model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[components.{name}.model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-rows = [5000, 1000, 2500, 2500]
-include_static_vectors = false
-
-[components.{name}.model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = 96
-depth = 4
-window_size = 1
-maxout_pieces = 3
-"""
-BEAM_EXTRA = "beam_width = 32\nbeam_density = 0.01\nbeam_update_prob = 0.5\n"
-
 
 class Timeline:
     """Records (step, dev score, seconds) at each evaluation, via a spaCy logger."""
@@ -128,14 +90,8 @@ def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, see
             node[name] = srsly.json_loads(value)
     if not system.startswith("binary_ner"):
         factory = "beam_ner" if system == "beam_ner" else "ner"
-        peer = spacy.util.Config().from_str(
-            PEER_COMPONENT.format(
-                name=factory, factory=factory, extra=BEAM_EXTRA if factory == "beam_ner" else ""
-            ),
-            interpolate=False,
-        )
         del config["components"]["binary_ner"]
-        config["components"].update(peer["components"])
+        config["components"].update(spacy_peer_components(factory)["components"])
         config["nlp"]["pipeline"] = [factory]
     config["training"]["max_steps"] = max_steps
     config["training"]["eval_frequency"] = eval_frequency

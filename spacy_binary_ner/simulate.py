@@ -33,21 +33,19 @@ from .loop import AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashe
 STRATEGIES = ("uncertainty", "random", "confident", "beam_ner")
 GoldKey = Tuple[int, int, str]
 
-# spaCy's beam_ner with the tok2vec of our CNN configs (as in bench/binary_benchmark.py).
-BEAM_NER_COMPONENT = """
+# spaCy's ner / beam_ner with the tok2vec of our CNN configs: the peers of the
+# simulator and of bench/binary_benchmark.py.
+_PEER_COMPONENT = """
 [components]
 
-[components.beam_ner]
-factory = "beam_ner"
+[components.{name}]
+factory = "{name}"
 incorrect_spans_key = "incorrect_spans"
 moves = null
-scorer = {"@scorers":"spacy.ner_scorer.v1"}
+scorer = {{"@scorers":"spacy.ner_scorer.v1"}}
 update_with_oracle_cut_size = 100
-beam_width = 32
-beam_density = 0.01
-beam_update_prob = 0.5
-
-[components.beam_ner.model]
+{extra}
+[components.{name}.model]
 @architectures = "spacy.TransitionBasedParser.v2"
 state_type = "ner"
 extra_state_tokens = false
@@ -56,23 +54,38 @@ maxout_pieces = 2
 use_upper = true
 nO = null
 
-[components.beam_ner.model.tok2vec]
+[components.{name}.model.tok2vec]
 @architectures = "spacy.Tok2Vec.v2"
 
-[components.beam_ner.model.tok2vec.embed]
+[components.{name}.model.tok2vec.embed]
 @architectures = "spacy.MultiHashEmbed.v2"
 width = 96
 attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
 rows = [5000, 1000, 2500, 2500]
 include_static_vectors = false
 
-[components.beam_ner.model.tok2vec.encode]
+[components.{name}.model.tok2vec.encode]
 @architectures = "spacy.MaxoutWindowEncoder.v2"
 width = 96
 depth = 4
 window_size = 1
 maxout_pieces = 3
 """
+_BEAM_SETTINGS = "beam_width = 32\nbeam_density = 0.01\nbeam_update_prob = 0.5\n"
+
+
+def spacy_peer_components(factory: str) -> Config:
+    """The `[components]` section of spaCy's `ner` or `beam_ner`, learning from
+    rejects through `incorrect_spans_key`, with the CNN tok2vec of
+    `configs/*_cnn.cfg` (width 96, depth 4).
+
+    factory (str): "ner" or "beam_ner".
+    RETURNS (Config): A config with the one component under `components`.
+    """
+    if factory not in ("ner", "beam_ner"):
+        raise ValueError(f"factory must be 'ner' or 'beam_ner', not {factory!r}")
+    extra = _BEAM_SETTINGS if factory == "beam_ner" else ""
+    return Config().from_str(_PEER_COMPONENT.format(name=factory, extra=extra), interpolate=False)
 
 
 def read_gold(path: Path, nlp: Optional[Language] = None) -> List[dict]:
@@ -111,8 +124,7 @@ def build_nlp(strategy: str, config_path: Path, lang: str, seed: int) -> Languag
     config["system"]["seed"] = seed
     config["training"]["seed"] = seed
     if strategy == "beam_ner":
-        peer = Config().from_str(BEAM_NER_COMPONENT, interpolate=False)
-        config["components"] = peer["components"]
+        config["components"] = spacy_peer_components("beam_ner")["components"]
         config["nlp"]["pipeline"] = ["beam_ner"]
     fix_random_seed(seed)
     return load_model_from_config(config, auto_fill=True)

@@ -107,3 +107,17 @@ def test_table_lists_every_point():
     assert lines[0].startswith("| strategy | 10 | 20 |")
     assert lines[2] == "| a | 0.500 | 0.600 | 5 | 1.0 |"
     assert lines[3] == "| b | 0.100 |  | 1 | 2.0 |"
+
+
+def test_spacy_peer_components_share_our_cnn_tok2vec():
+    from spacy_binary_ner.simulate import spacy_peer_components
+
+    ner = spacy_peer_components("ner")["components"]["ner"]
+    beam = spacy_peer_components("beam_ner")["components"]["beam_ner"]
+    assert ner["factory"] == "ner" and beam["factory"] == "beam_ner"
+    assert "beam_width" in beam and "beam_width" not in ner
+    assert ner["incorrect_spans_key"] == beam["incorrect_spans_key"] == "incorrect_spans"
+    ours = spacy.util.load_config(Path(__file__).resolve().parent.parent / "configs" / "en_cnn.cfg")
+    assert ner["model"]["tok2vec"] == beam["model"]["tok2vec"] == ours["components"]["binary_ner"]["model"]["tok2vec"]
+    with pytest.raises(ValueError, match="factory"):
+        spacy_peer_components("spancat")
