@@ -43,7 +43,7 @@ from thinc.api import Optimizer
 
 from .data import ReadStats, iter_jsonl, records_to_examples
 from .pipeline import BinaryNER
-from .targets import n_span_cells, span_cells
+from .targets import cell_coordinates, n_span_cells
 
 # The optimizer's learning rate `initialize_pipeline` sets (see there).
 LOOP_LEARN_RATE = 0.005
@@ -482,7 +482,7 @@ class AnnotationLoop:
             if rows == 0:
                 out.append(([], lambda s, e, l: 0.0))
                 continue
-            starts, widths = numpy.nonzero(span_cells(n, L))
+            starts, widths = cell_coordinates(n, L)
             flat = doc_probs.ravel()
             above = numpy.flatnonzero(flat >= self.min_score)
             if len(above) > self.max_per_text:
@@ -741,7 +741,8 @@ class AnnotationLoop:
         self.n_answers += len(answers)
         keys = list(touched)
         if self.replay:
-            others = [k for k in self._memory if k not in set(touched)]
+            touched_set = set(touched)
+            others = [k for k in self._memory if k not in touched_set]
             keys += self.rng.sample(others, min(self.replay, len(others)))
         records = [task for key in keys for task in self._memory[key]]
         if not records:

@@ -3,7 +3,6 @@
 This module knows Thinc models only; the architecture is in
 `spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
 """
-from functools import lru_cache
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -18,7 +17,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d
 
-from .targets import build_targets, n_span_cells, span_cells
+from .targets import build_targets, cell_coordinates, n_span_cells
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -287,7 +286,7 @@ class BinaryNER(TrainablePipe):
             n_rows = n_span_cells(len(doc), L)
             rows = slice(offset, offset + n_rows)
             offset += n_rows
-            starts, widths = _cell_coordinates(len(doc), L)
+            starts, widths = cell_coordinates(len(doc), L)
             self._set_ents(doc, best[rows], best_p[rows], starts, widths, labels, threshold)
             for key, mask in masks.items():
                 doc.spans[key] = _span_group(doc, probs[rows], mask[rows], starts, widths, labels)
@@ -368,16 +367,6 @@ class BinaryNER(TrainablePipe):
         bce = -(truths * numpy.log(probs + eps) + (1 - truths) * numpy.log(1 - probs + eps))
         loss = float((bce * weights).sum() / len(examples))
         return loss, ops.asarray2f(d_scores.astype("float32"))
-
-
-@lru_cache(maxsize=512)
-def _cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Start token and width (end - start - 1) of each scored span, in the
-    model's row order. Cached: docs of the same length share them."""
-    starts, widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
-    starts.flags.writeable = False
-    widths.flags.writeable = False
-    return starts, widths
 
 
 def _span_group(

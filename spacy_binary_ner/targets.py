@@ -31,6 +31,7 @@ A teach accept is a reference with one entity and every other token unknown;
 a complete annotation has every token either in an entity or "O"; a reject
 leaves the tokens unknown and adds one span to the incorrect-spans group.
 """
+from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
@@ -101,6 +102,22 @@ def span_cells(n_tokens: int, max_span_length: int) -> numpy.ndarray:
     """
     starts = numpy.arange(n_tokens)[:, None]
     return starts + numpy.arange(max_span_length)[None, :] < n_tokens
+
+
+@lru_cache(maxsize=512)
+def cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Start token and width (end - start - 1) of each span the model scores,
+    in the model's row order (`span_cells` in row-major order). Cached, read
+    only: docs of the same length share them.
+
+    n_tokens (int): Length of the doc.
+    max_span_length (int): Longest span, in tokens.
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): Starts and widths.
+    """
+    starts, widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
+    starts.flags.writeable = False
+    widths.flags.writeable = False
+    return starts, widths
 
 
 def n_span_cells(n_tokens: int, max_span_length: int) -> int:

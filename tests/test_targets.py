@@ -129,3 +129,13 @@ def test_unknown_mask_above_drops_only_confident_unknown_cells():
     numpy.testing.assert_array_equal(truth, exp_truth)
     numpy.testing.assert_array_equal(weight, exp_weight)
 
+
+
+def test_cell_coordinates_are_the_cells_in_row_order():
+    from spacy_binary_ner.targets import cell_coordinates
+
+    for n, L in [(0, 3), (1, 3), (4, 3), (5, 10)]:
+        starts, widths = cell_coordinates(n, L)
+        assert list(zip(starts.tolist(), widths.tolist())) == [tuple(x) for x in numpy.argwhere(span_cells(n, L))]
+        assert len(starts) == n_span_cells(n, L)
+        assert not starts.flags.writeable  # shared by every doc of that length
