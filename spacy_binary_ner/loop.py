@@ -41,7 +41,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Optimizer
 
-from .data import ReadStats, iter_jsonl, records_to_examples
+from .data import ReadStats, _parse_tokens, _Skip, iter_jsonl, records_to_examples
 from .pipeline import BinaryNER
 from .targets import cell_coordinates, n_span_cells
 
@@ -446,10 +446,10 @@ class AnnotationLoop:
             raise ValueError(f"A task must be a dict with a string `text`, not {str(task)[:80]}")
         tokens = task.get("tokens")
         if tokens:
-            words = [t["text"] for t in tokens]
-            starts = [t["start"] for t in tokens]
-            ends = [t["end"] for t in tokens]
-            spaces = [k + 1 < len(tokens) and starts[k + 1] > ends[k] for k in range(len(tokens))]
+            try:
+                words, spaces, starts, ends = _parse_tokens(tokens, task["text"])
+            except _Skip as err:
+                raise ValueError(f"The task {str(task)[:80]} has bad `tokens`: {err.detail}.") from None
             doc = Doc(self.nlp.vocab, words=words, spaces=spaces)
         else:
             doc = self.nlp.make_doc(task["text"])

@@ -364,3 +364,15 @@ def test_loop_without_labels_or_with_unknown_sorter_fails_clearly():
         AnnotationLoop(nlp, sorter="smallest")
     with pytest.raises(ValueError, match="No binary_ner"):
         AnnotationLoop(spacy.blank("en"))
+
+
+def test_a_task_with_bad_tokens_is_named():
+    nlp = make_nlp()
+    optimizer = initialize_pipeline(nlp, ["LOC"], ["Rome is large ."])
+    loop = AnnotationLoop(nlp, optimizer=optimizer)
+    bad = {"text": "Rome is", "tokens": [{"text": "Rome", "start": 0, "end": 4}, {"text": "is", "start": 2, "end": 7}]}
+    with pytest.raises(ValueError, match="bad `tokens`.*overlaps"):
+        list(loop.predict([bad]))
+    # Given tokens are honoured, whitespace included.
+    given = {"text": "高勇 男", "tokens": [{"text": "高勇", "start": 0, "end": 2, "ws": True}, {"text": "男", "start": 3, "end": 4}]}
+    assert loop._make_text(given).doc.text == "高勇 男"
