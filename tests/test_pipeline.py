@@ -183,6 +183,26 @@ def test_nested_spans_key_allows_overlaps():
     assert len(doc.spans["nested"]) == 14 * len(ner.labels)  # 5 tokens, spans up to 4
 
 
+@pytest.mark.parametrize("min_p", [0.0, 0.05, 0.5, 0.97, 1.0])
+def test_scores_group_matches_sigmoid_of_scores(min_p):
+    # set_annotations compares logits, not probabilities: the group must hold
+    # exactly the cells whose sigmoid passes, with those probabilities.
+    nlp = make_nlp(candidates_threshold=min_p)
+    train(nlp, teach_examples(nlp), steps=30)
+    ner = nlp.get_pipe("binary_ner")
+    doc = nlp.make_doc("Shaka Khan met Anna in Paris .")
+    probs = ner.model.ops.to_numpy(ner.model.ops.sigmoid(ner.predict([doc])))
+    ner.set_annotations([doc], ner.predict([doc]))
+    group = doc.spans["binary_ner_scores"]
+    expected = sorted(
+        ((round(float(p), 6), row, k) for (row, k), p in numpy.ndenumerate(probs) if p >= min_p),
+        key=lambda t: -t[0],
+    )
+    assert len(group) == len(expected)
+    numpy.testing.assert_allclose(group.attrs["scores"], [t[0] for t in expected], atol=1e-6)
+    assert (min_p > 0.0) == (len(group) < probs.size)
+
+
 def test_scores_key_none_writes_no_group():
     nlp = make_nlp(scores_key=None)
     train(nlp, teach_examples(nlp), steps=2)
