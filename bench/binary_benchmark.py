@@ -34,6 +34,7 @@ from spacy.training.loop import train as train_nlp
 from spacy.util import load_config, registry
 
 from spacy_binary_ner.data import iter_jsonl, records_to_examples
+from spacy_binary_ner.ops import use_cpu_ops
 from spacy_binary_ner.simulate import spacy_peer_components
 
 REPO = Path(__file__).resolve().parent.parent
@@ -269,9 +270,11 @@ def speed_only(args: argparse.Namespace) -> List[Dict]:
     if not systems:
         raise SystemExit(f"no SYSTEM-{seed}/model-best in {args.speed_of} (found {found})")
     results = [{"system": s, "wps": float("nan")} for s in systems]
+    use_cpu_ops(use_blis=args.blas == "blis")
     measure_speed_interleaved(results, args.speed_of, seed, read_gold(test_file, 0), rounds=args.rounds)
     base = next((r["wps"] for r in results if r["system"] == "ner"), float("nan"))
-    print(f"\n{args.data.name} test split, {machine()}, median of {args.rounds} interleaved rounds\n")
+    print(f"\n{args.data.name} test split, {machine()}, {args.blas} matrix products, "
+          f"median of {args.rounds} interleaved rounds\n")
     print("| system | words/s | × spaCy ner |\n|---|---|---|")
     for r in results:
         print(f"| {r['system']} | {r['wps']:.0f} | {r['wps'] / base:.2f} |")
@@ -301,6 +304,9 @@ def main(argv=None):
     p.add_argument("--speed-of", type=Path, default=None, metavar="KEEP_DIR",
                    help="only re-measure words/s, interleaved, of the pipelines a --keep run left in KEEP_DIR")
     p.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds (median taken)")
+    p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
+                   help="with --speed-of: CPU matrix products of every system, Thinc's default BLIS or "
+                        "numpy's BLAS (spacy_binary_ner.ops.use_cpu_ops)")
     args = p.parse_args(argv)
     if args.speed_of is not None:
         return speed_only(args)

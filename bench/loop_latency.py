@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline  # noqa: E402
+from spacy_binary_ner.ops import use_cpu_ops  # noqa: E402
 from spacy_binary_ner.simulate import build_nlp, read_gold  # noqa: E402
 
 
@@ -72,8 +73,12 @@ def main(argv=None) -> int:
     p.add_argument("--replay", type=int, default=0,
                    help="earlier answered texts rehearsed per update, as AnnotationLoop(replay=...); the simulator uses 10")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
+                   help="CPU matrix products of both systems: Thinc's default BLIS, or numpy's BLAS "
+                        "(spacy_binary_ner.ops.use_cpu_ops)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    use_cpu_ops(use_blis=args.blas == "blis")
     pool = read_gold(args.data / "train.jsonl")
     labels = sorted({s["label"] for r in pool for s in r["spans"]})
     config = REPO / "configs" / f"{args.lang}_cnn.cfg"
@@ -113,7 +118,7 @@ def main(argv=None) -> int:
         })
     beam = rows[1]
     print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch threads 1, {args.rounds} rounds x {args.batches} batches of 10 answers (replay {args.replay}), "
+          f"torch threads 1, {args.blas} matrix products, {args.rounds} rounds x {args.batches} batches of 10 answers (replay {args.replay}), "
           f"predict on {len(stream)} train sentences (chunks of {loops['binary_ner'].chunk_size})\n")
     print("| system | update() of 10 answers, median ms | mean ms | × beam_ner (median) | predict sentences/s | × beam_ner |")
     print("|---|---|---|---|---|---|")

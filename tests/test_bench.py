@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from thinc.api import get_current_ops, set_current_ops
 
 REPO = Path(__file__).resolve().parent.parent
 TEACHSIM = REPO.parent / "shared" / "bench" / "teachsim.py"
@@ -38,8 +39,13 @@ def test_quick_benchmark(tmp_path):
     assert len(saved["runs"]) == 3
     assert "| binary_ner |" in (tmp_path / "out" / "sample_en-teach-1x-quick.md").read_text()
     # Speed alone, again, from the kept pipelines; systems not kept are left out.
-    speeds = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1",
-                         "--systems", "binary_ner,ner,beam_ner"])
+    ops = get_current_ops()
+    try:
+        speeds = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1",
+                             "--systems", "binary_ner,ner,beam_ner", "--blas", "numpy"])
+        assert not get_current_ops().use_blis
+    finally:
+        set_current_ops(ops)
     assert [r["system"] for r in speeds] == ["binary_ner", "ner"]
     assert all(r["wps"] > 0 for r in speeds)
 
@@ -81,8 +87,13 @@ def test_loop_latency_runs(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "latency.json"
-    assert module.main(["--data", str(data), "--lang", "en", "--batches", "2", "--warmup", "1", "--rounds", "1",
-                        "--predict-sentences", "20", "--replay", "2", "--json", str(out)]) == 0
+    ops = get_current_ops()
+    try:
+        assert module.main(["--data", str(data), "--lang", "en", "--batches", "2", "--warmup", "1", "--rounds", "1",
+                            "--predict-sentences", "20", "--replay", "2", "--json", str(out), "--blas", "numpy"]) == 0
+        assert not get_current_ops().use_blis
+    finally:
+        set_current_ops(ops)
     rows = json.loads(out.read_text())["rows"]
     assert [r["system"] for r in rows] == ["binary_ner", "beam_ner"]
     assert all(r["update_ms_median"] > 0 and r["predict_sentences_per_s"] > 0 for r in rows)
@@ -97,3 +108,13 @@ def test_reader_benchmark_runs(tmp_path):
                          "--workdir", str(tmp_path)])
     assert len(times) == 5 and all(len(v) == 1 and v[0] > 0 for v in times.values())
     assert (tmp_path / "decisions.spacy").exists()
+
+
+def test_blas_benchmark_runs(capsys):
+    spec = importlib.util.spec_from_file_location("blas_benchmark", REPO / "bench" / "blas_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == len(module.SHAPES) + 1  # the header, then one row per shape

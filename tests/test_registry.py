@@ -25,6 +25,7 @@ DECLARED = list(declared_entry_points())
 REGISTRIES = {
     "spacy_architectures": registry.architectures,
     "spacy_readers": registry.readers,
+    "spacy_callbacks": registry.callbacks,
 }
 
 
@@ -45,6 +46,7 @@ def test_every_registered_name_is_declared():
     declared = {name for _, name, _ in DECLARED}
     ours = {name for name in registry.architectures.get_all() if name.startswith("spacy-binary-ner.")}
     ours |= {name for name in registry.readers.get_all() if name.startswith("spacy-binary-ner.")}
+    ours |= {name for name in registry.callbacks.get_all() if name.startswith("spacy-binary-ner.")}
     assert ours <= declared
     assert "binary_ner" in declared
     assert "spacy-binary-ner.TorchSpanScorer.v1" in declared
