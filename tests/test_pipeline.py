@@ -79,6 +79,7 @@ def test_empty_and_one_token_docs(texts):
 
 
 def test_predict_in_groups_gives_the_same_scores(monkeypatch):
+    import spacy_binary_ner.models.span_scorer as span_scorer
     import spacy_binary_ner.pipeline as pipeline
 
     nlp = make_nlp()
@@ -86,7 +87,22 @@ def test_predict_in_groups_gives_the_same_scores(monkeypatch):
     ner = nlp.get_pipe("binary_ner")
     docs = [nlp.make_doc(t) for t in ["Anna flew to Paris today .", "", "Rome", "We met Omar in Oslo .", ""]]
     whole = ner.predict(docs)
-    monkeypatch.setattr(pipeline, "PREDICT_SPANS_PER_CALL", 5)  # a model call per doc or less
+    # The training path (the plain chain, span vectors then the output layer)
+    # gives the same scores as the fused inference path.
+    from thinc.api import set_dropout_rate
+
+    set_dropout_rate(ner.model, 0.0)
+    trained, _ = ner.model.begin_update(docs)
+    numpy.testing.assert_allclose(trained, whole, rtol=1e-5, atol=1e-5)
+    # The architecture's own groups: a call per doc or less.
+    monkeypatch.setattr(span_scorer, "PREDICT_TOKENS_PER_CALL", 3)
+    grouped = ner.predict(docs)
+    assert grouped.shape == whole.shape
+    numpy.testing.assert_allclose(grouped, whole, rtol=1e-5, atol=1e-5)
+    # The pipe's groups, for architectures that do not group themselves.
+    monkeypatch.setattr(span_scorer, "PREDICT_TOKENS_PER_CALL", 10**6)
+    ner.model.attrs["predicts_in_groups"] = False
+    monkeypatch.setattr(pipeline, "PREDICT_SPANS_PER_CALL", 5)
     grouped = ner.predict(docs)
     assert grouped.shape == whole.shape
     numpy.testing.assert_allclose(grouped, whole, rtol=1e-5, atol=1e-5)

@@ -64,3 +64,24 @@ def test_output_layer_matches_thinc_linear():
     numpy.testing.assert_allclose(back1(dY), back2(dY), rtol=1e-5, atol=1e-5)
     for name in ("W", "b"):
         numpy.testing.assert_allclose(ours.get_grad(name), thincs.get_grad(name), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("lstm_depth", [0, 1])
+@pytest.mark.parametrize("lengths", [[3, 1, 5], [0, 4, 0, 2]])
+def test_span_encoder_scores_equal_linear_of_span_vectors(lstm_depth, lengths):
+    torch.manual_seed(0)
+    encoder = SpanEncoder(n_in=6, hidden_width=5, max_span_length=3, lstm_width=4, lstm_depth=lstm_depth)
+    encoder.eval()
+    lengths_t = torch.tensor(lengths)
+    X = torch.randn(len(lengths), max(lengths), 6)
+    weight, bias = torch.randn(4, 5), torch.randn(4)
+    expected = encoder(X, lengths_t) @ weight.t() + bias
+    with torch.no_grad():
+        fused = encoder(X, lengths_t, output_weight=weight, output_bias=bias)
+    assert fused.shape == (expected.shape[0], 4)
+    assert torch.allclose(fused, expected, atol=1e-5)
+    # With autograd on, the same scores through the differentiable path.
+    scored = encoder(X, lengths_t, output_weight=weight, output_bias=bias)
+    assert torch.allclose(scored, expected, atol=1e-5)
+    scored.sum().backward()
+    assert encoder.start.weight.grad is not None

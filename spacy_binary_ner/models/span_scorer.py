@@ -13,10 +13,15 @@ from thinc.api import (
     torch2xp,
     xp2torch,
 )
+from thinc.layers.chain import forward as chain_forward
 from thinc.shims import PyTorchShim
 from thinc.types import Floats2d
 
 from .pytorch.span_encoder import SpanEncoder
+
+# Tokens scored per call of the span encoder at inference; its buffers grow
+# with it (one width's span vectors, and the scores of every span).
+PREDICT_TOKENS_PER_CALL = 16384
 
 
 @registry.architectures("spacy-binary-ner.SpanScorer.v1")
@@ -80,11 +85,63 @@ def build_span_scorer(
         dims={"nO": hidden_width},
         attrs={"max_span_length": max_span_length},
     )
-    model = chain(tok2vec, spans, output_layer)
+    chained = chain(tok2vec, spans, output_layer)
+    # The chain's name, layers and init; at inference the span encoder applies
+    # the output layer itself (`_span_scorer_forward`).
+    model = Model(
+        chained.name,
+        _span_scorer_forward,
+        init=chained.init,
+        dims={name: chained.maybe_get_dim(name) for name in chained.dim_names},
+        layers=chained.layers,
+        attrs={"predicts_in_groups": True},
+    )
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
     return model
+
+
+def _span_scorer_forward(model: Model[List[Doc], Floats2d], docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Callable]:
+    """Training: the chain tok2vec >> span encoder >> output layer. Inference:
+    the tok2vec on all docs, then the span encoder with the output layer's
+    weights, on groups of at most `PREDICT_TOKENS_PER_CALL` tokens, so the
+    (spans x hidden_width) span vectors are never stored; same scores within
+    float rounding."""
+    if is_train:
+        return chain_forward(model, docs, is_train)
+    tok2vec, spans, output_layer = model.layers
+    tokvecs = tok2vec.predict(docs)
+    n_labels = output_layer.get_dim("nO")
+    encoder = spans.layers[0]
+    shim = cast(PyTorchShim, encoder.shims[0])
+    weight = xp2torch(output_layer.get_param("W"), device=shim.device)
+    bias = xp2torch(output_layer.get_param("b"), device=shim.device)
+    scores = []
+    begin = 0
+    while begin < len(tokvecs):
+        end, n_tokens = begin, 0
+        while end < len(tokvecs) and (end == begin or n_tokens + len(tokvecs[end]) <= PREDICT_TOKENS_PER_CALL):
+            n_tokens += len(tokvecs[end])
+            end += 1
+        group = tokvecs[begin:end]
+        begin = end
+        if not n_tokens:  # docs without tokens have no spans
+            continue
+        padded = model.ops.pad(group)
+        inputs = ArgsKwargs(
+            args=(xp2torch(padded, device=shim.device), torch.tensor([len(x) for x in group], dtype=torch.int64)),
+            kwargs={"output_weight": weight, "output_bias": bias},
+        )
+        Yt, _ = shim(inputs, is_train=False)
+        scores.append(cast(Floats2d, torch2xp(Yt.float())))
+    if not scores:
+        return model.ops.alloc2f(0, n_labels), _no_backprop
+    return model.ops.xp.concatenate(scores) if len(scores) > 1 else scores[0], _no_backprop
+
+
+def _no_backprop(dY: Floats2d) -> List[Floats2d]:
+    raise ValueError("binary_ner's span scorer was called for inference (is_train=False): it has no backprop")
 
 
 def _output_layer(nO: Optional[int], nI: int) -> Model[Floats2d, Floats2d]:
