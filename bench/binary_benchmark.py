@@ -258,6 +258,34 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, spaCy {spacy.__version__}"
 
 
+def speed_isolated(args: argparse.Namespace) -> List[Dict]:
+    """Words/s of kept pipelines, each system alone in its own process, the
+    processes taking turns `args.isolated` times; the median per system.
+
+    In one process a system's speed depended on which system ran before it
+    (spaCy `ner` ran 9,000 words/s after one pipeline and 12,000 after
+    another, in the same minute): separate processes remove that."""
+    script = Path(__file__).resolve()
+    systems = [s for s in args.systems.split(",") if s]
+    speeds: Dict[str, List[float]] = {s: [] for s in systems}
+    for turn in range(args.isolated):
+        for system in systems if turn % 2 == 0 else systems[::-1]:
+            cmd = [sys.executable, str(script), "--data", str(args.data), "--speed-of", str(args.speed_of),
+                   "--systems", system, "--rounds", str(args.rounds), "--seeds", args.seeds, "--blas", args.blas]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            row = next(line for line in out.splitlines() if line.startswith(f"| {system} |"))
+            speeds[system].append(float(row.split("|")[2]))
+            print(f"   turn {turn + 1} {system}: {speeds[system][-1]:.0f} words/s", flush=True)
+    results = [{"system": s, "wps": statistics.median(v), "wps_all": v} for s, v in speeds.items()]
+    base = next((r["wps"] for r in results if r["system"] == "ner"), float("nan"))
+    print(f"\n{args.data.name} test split, {machine()}, {args.blas} matrix products, each system alone in its "
+          f"process, {args.isolated} turns of {args.rounds} runs, median\n")
+    print("| system | words/s | × spaCy ner |\n|---|---|---|")
+    for r in results:
+        print(f"| {r['system']} | {r['wps']:.0f} | {r['wps'] / base:.2f} |")
+    return results
+
+
 def speed_only(args: argparse.Namespace) -> List[Dict]:
     """Words/s of kept pipelines (`KEEP_DIR/SYSTEM-SEED/model-best`) on the
     test split, interleaved, with each as a ratio to spaCy `ner`."""
@@ -307,7 +335,11 @@ def main(argv=None):
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="with --speed-of: CPU matrix products of every system, Thinc's default BLIS or "
                         "numpy's BLAS (spacy_binary_ner.ops.use_cpu_ops)")
+    p.add_argument("--isolated", type=int, default=0, metavar="TURNS",
+                   help="with --speed-of: each system in its own process, processes taking turns TURNS times")
     args = p.parse_args(argv)
+    if args.speed_of is not None and args.isolated:
+        return speed_isolated(args)
     if args.speed_of is not None:
         return speed_only(args)
     if args.code is not None:

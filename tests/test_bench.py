@@ -47,6 +47,11 @@ def test_quick_benchmark(tmp_path):
     finally:
         set_current_ops(ops)
     assert [r["system"] for r in speeds] == ["binary_ner", "ner"]
+    # Each system alone in its own process, taking turns.
+    isolated = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1",
+                           "--systems", "ner,binary_ner", "--isolated", "2"])
+    assert [r["system"] for r in isolated] == ["ner", "binary_ner"]
+    assert all(len(r["wps_all"]) == 2 and r["wps"] > 0 for r in isolated)
     assert all(r["wps"] > 0 for r in speeds)
 
 
