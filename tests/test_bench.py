@@ -123,3 +123,20 @@ def test_blas_benchmark_runs(capsys):
     table = capsys.readouterr().out
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) == len(module.SHAPES) + 1  # the header, then one row per shape
+
+
+def test_head_benchmark_runs(tmp_path, capsys):
+    import spacy
+
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("binary_ner")
+    ner.add_label("LOC")
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "model")
+    spec = importlib.util.spec_from_file_location("head_benchmark", REPO / "bench" / "head_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ms = module.main(["--model", str(tmp_path / "model"), "--data", str(REPO / "assets" / "en_gold_eval.jsonl"),
+                      "--docs", "20", "--rounds", "2"])
+    assert all(ms[k] > 0 for k in ("tok2vec", "fused", "chain"))
+    assert "| fused |" in capsys.readouterr().out
