@@ -140,3 +140,15 @@ def test_head_benchmark_runs(tmp_path, capsys):
                       "--docs", "20", "--rounds", "2"])
     assert all(ms[k] > 0 for k in ("tok2vec", "fused", "chain"))
     assert "| fused |" in capsys.readouterr().out
+
+
+def test_encoder_benchmark_runs_and_restores():
+    import spacy_binary_ner.models.pytorch.span_encoder as E
+
+    spec = importlib.util.spec_from_file_location("encoder_benchmark", REPO / "bench" / "encoder_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = (E._SpanCells.apply, E.SpanEncoder._drop)
+    ms = module.main(["--docs", "2", "--max-span-length", "3", "--rounds", "1"])
+    assert ms["previous"] > 0 and ms["current"] > 0
+    assert (E._SpanCells.apply, E.SpanEncoder._drop) == before
