@@ -258,6 +258,24 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, spaCy {spacy.__version__}"
 
 
+def _kept_systems(args: argparse.Namespace) -> List[str]:
+    """The systems asked for that `args.speed_of` holds a pipeline of."""
+    seed = int(args.seeds.split(",")[0])
+    found = sorted(d.name[: -len(f"-{seed}")] for d in args.speed_of.glob(f"*-{seed}") if (d / "model-best").exists())
+    systems = [s for s in args.systems.split(",") if s in found]
+    if not systems:
+        raise SystemExit(f"no SYSTEM-{seed}/model-best in {args.speed_of} (found {found})")
+    return systems
+
+
+def _print_speed_table(results: List[Dict], heading: str) -> None:
+    base = next((r["wps"] for r in results if r["system"] == "ner"), float("nan"))
+    print(f"\n{heading}\n")
+    print("| system | words/s | × spaCy ner |\n|---|---|---|")
+    for r in results:
+        print(f"| {r['system']} | {r['wps']:.0f} | {r['wps'] / base:.2f} |")
+
+
 def speed_isolated(args: argparse.Namespace) -> List[Dict]:
     """Words/s of kept pipelines, each system alone in its own process, the
     processes taking turns `args.isolated` times; the median per system.
@@ -266,7 +284,7 @@ def speed_isolated(args: argparse.Namespace) -> List[Dict]:
     (spaCy `ner` ran 9,000 words/s after one pipeline and 12,000 after
     another, in the same minute): separate processes remove that."""
     script = Path(__file__).resolve()
-    systems = [s for s in args.systems.split(",") if s]
+    systems = _kept_systems(args)
     speeds: Dict[str, List[float]] = {s: [] for s in systems}
     for turn in range(args.isolated):
         for system in systems if turn % 2 == 0 else systems[::-1]:
@@ -277,12 +295,8 @@ def speed_isolated(args: argparse.Namespace) -> List[Dict]:
             speeds[system].append(float(row.split("|")[2]))
             print(f"   turn {turn + 1} {system}: {speeds[system][-1]:.0f} words/s", flush=True)
     results = [{"system": s, "wps": statistics.median(v), "wps_all": v} for s, v in speeds.items()]
-    base = next((r["wps"] for r in results if r["system"] == "ner"), float("nan"))
-    print(f"\n{args.data.name} test split, {machine()}, {args.blas} matrix products, each system alone in its "
-          f"process, {args.isolated} turns of {args.rounds} runs, median\n")
-    print("| system | words/s | × spaCy ner |\n|---|---|---|")
-    for r in results:
-        print(f"| {r['system']} | {r['wps']:.0f} | {r['wps'] / base:.2f} |")
+    _print_speed_table(results, f"{args.data.name} test split, {machine()}, {args.blas} matrix products, each system "
+                                f"alone in its process, {args.isolated} turns of {args.rounds} runs, median")
     return results
 
 
@@ -293,19 +307,11 @@ def speed_only(args: argparse.Namespace) -> List[Dict]:
     if test_file is None:
         raise SystemExit(f"{args.data} has no test.jsonl(.gz)")
     seed = int(args.seeds.split(",")[0])
-    found = sorted(d.name[: -len(f"-{seed}")] for d in args.speed_of.glob(f"*-{seed}") if (d / "model-best").exists())
-    systems = [s for s in args.systems.split(",") if s in found]
-    if not systems:
-        raise SystemExit(f"no SYSTEM-{seed}/model-best in {args.speed_of} (found {found})")
-    results = [{"system": s, "wps": float("nan")} for s in systems]
+    results = [{"system": s, "wps": float("nan")} for s in _kept_systems(args)]
     use_cpu_ops(use_blis=args.blas == "blis")
     measure_speed_interleaved(results, args.speed_of, seed, read_gold(test_file, 0), rounds=args.rounds)
-    base = next((r["wps"] for r in results if r["system"] == "ner"), float("nan"))
-    print(f"\n{args.data.name} test split, {machine()}, {args.blas} matrix products, "
-          f"median of {args.rounds} interleaved rounds\n")
-    print("| system | words/s | × spaCy ner |\n|---|---|---|")
-    for r in results:
-        print(f"| {r['system']} | {r['wps']:.0f} | {r['wps'] / base:.2f} |")
+    _print_speed_table(results, f"{args.data.name} test split, {machine()}, {args.blas} matrix products, "
+                                f"median of {args.rounds} interleaved rounds")
     return results
 
 

@@ -596,6 +596,7 @@ class AnnotationLoop:
         pattern_queue: Deque[ScoredTask] = deque()
         # Pattern matches found ahead of the model, scored when asked.
         early: Deque[Tuple[_Text, int, int, str, int]] = deque()
+        scored_text: List[Any] = [None, -1, None]  # the early text scored last, at which answer count, its lookup
         exhausted = False
         if self.patterns is not None and self.pattern_lookahead:
             chunks = self._scored_chunks(self._read_ahead(stream, early), with_patterns=False)
@@ -632,8 +633,11 @@ class AnnotationLoop:
                 if self.pattern_retired(index):
                     self.stats["pattern match skipped: pattern retired"] += 1
                     continue
-                (_, lookup), = self._score_chunk([text])
-                score = lookup(start, end, label)
+                # A text's matches are queued together: it is scored once for
+                # all of them, again only if an update came in between.
+                if scored_text[0] is not text or scored_text[1] != self.n_answers:
+                    scored_text[:] = [text, self.n_answers, self._score_chunk([text])[0][1]]
+                score = scored_text[2](start, end, label)
                 if score >= self.pattern_skip_above:
                     self.stats["pattern match skipped: model already confident"] += 1
                     continue

@@ -123,10 +123,8 @@ class SpanEncoder(nn.Module):
                 _write_cells(cell, cumsum, start, end_padded, self.width.weight[w], w, n_tokens)
                 torch.addmm(output_bias, self._drop(torch.relu_(cell)), weight_t, out=scores[w])
             return scores.reshape(L * n_tokens, -1).index_select(0, index)
-        if torch.is_grad_enabled():
-            cells = _SpanCells.apply(start, end, inside, self.width.weight, index)
-        else:
-            cells = _span_cells(start, end, inside, self.width.weight, index)
+        # Without autograd this is `_span_cells` itself.
+        cells = _SpanCells.apply(start, end, inside, self.width.weight, index)
         Z = self._drop(torch.relu_(cells))
         if score:
             return torch.addmm(output_bias, Z, output_weight.t())
