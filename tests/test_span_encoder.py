@@ -149,3 +149,27 @@ def test_encoder_dropout_only_in_training():
     assert torch.equal(encoder(X, lengths), encoder(X, lengths))
     encoder.train()
     assert not torch.equal(encoder(X, lengths), encoder(X, lengths))
+
+
+@pytest.mark.parametrize("lstm_depth,lengths", [(1, [5, 1, 3]), (2, [4, 0, 7, 2]), (1, [6])])
+def test_bilstm_equals_packed_lstm(lstm_depth, lengths):
+    """The padded two-direction BiLSTM computes what nn.LSTM computes on packed
+    sequences, values and gradients, on every real token."""
+    torch.manual_seed(0)
+    encoder = SpanEncoder(n_in=6, hidden_width=5, max_span_length=3, lstm_width=8, lstm_depth=lstm_depth, dropout=0.0)
+    encoder.double()
+    lengths_t = torch.tensor(lengths)
+    X = torch.randn(len(lengths), max(lengths), 6, dtype=torch.float64)
+    real = (torch.arange(max(lengths))[None, :] < lengths_t[:, None])[:, :, None]
+    X = X * real  # padding is zeros, as Thinc pads
+    X1, X2 = X.clone().requires_grad_(), X.clone().requires_grad_()
+    ours = encoder._bilstm(X1, lengths_t)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(X2, lengths_t.clamp(min=1), batch_first=True, enforce_sorted=False)
+    expected, _ = encoder.lstm(packed)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(expected, batch_first=True, total_length=max(lengths))
+    assert ours.shape == expected.shape == (len(lengths), max(lengths), 8)
+    assert torch.allclose(ours * real, expected * real, atol=1e-12)
+    weights = torch.randn_like(ours) * real
+    (ours * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert torch.allclose(X1.grad, X2.grad, atol=1e-12)
