@@ -23,7 +23,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import spacy
 from spacy.language import Language
+from spacy.scorer import Scorer
 from spacy.tokens import DocBin
+from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Config
 
@@ -162,6 +164,30 @@ def oracle(task: dict, gold: Dict[int, Set[GoldKey]]) -> str:
     return "accept" if (span["start"], span["end"], span["label"]) in gold[task["_input_hash"]] else "reject"
 
 
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+
+
+def f1_by_threshold(loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]) -> Dict[float, float]:
+    """Entity F1 of the loop's `binary_ner` on gold examples at each decision
+    threshold, from one prediction (with the weights the loop proposes with)."""
+    pipe = loop.pipe
+    docs = [eg.predicted.copy() for eg in examples]
+    with loop.averaged_params():
+        scores = pipe.predict(docs)
+    original = pipe.cfg["threshold"]
+    result: Dict[float, float] = {}
+    try:
+        for threshold in thresholds:
+            pipe.cfg["threshold"] = threshold
+            decoded = [doc.copy() for doc in docs]
+            pipe.set_annotations(decoded, scores)
+            scored = [Example(doc, eg.reference) for doc, eg in zip(decoded, examples)]
+            result[threshold] = float(Scorer.score_spans(scored, "ents")["ents_f"] or 0.0)
+    finally:
+        pipe.cfg["threshold"] = original
+    return result
+
+
 def run_strategy(
     strategy: str,
     pool: Sequence[dict],
@@ -192,10 +218,12 @@ def run_strategy(
         max_per_text=args.max_per_text,
         replay=args.replay,
         optimizer=optimizer,
+        average_weights=not args.live_weights,
         seed=args.seed,
     )
     gold = gold_index(pool)
     test_examples = records_to_examples(nlp, test, complete=True)
+    dev_examples = records_to_examples(nlp, args.dev_records, complete=True) if getattr(args, "dev_records", None) and loop.is_binary else None
     questions = loop(pool_stream(pool, args.seed))
     bar = _progress(args.budget, strategy, progress)
     points: List[Dict[str, Any]] = []
@@ -214,7 +242,8 @@ def run_strategy(
         decisions += len(batch)
         bar.update(len(batch))
         if decisions >= next_eval or decisions >= args.budget:
-            scores = nlp.evaluate(test_examples)
+            with loop.averaged_params():
+                scores = nlp.evaluate(test_examples)
             point = {
                 "strategy": strategy,
                 "decisions": decisions,
@@ -223,6 +252,7 @@ def run_strategy(
                 "f": scores["ents_f"],
                 "p": scores["ents_p"],
                 "r": scores["ents_r"],
+                "f_per_label": {k: round(v["f"], 4) for k, v in sorted((scores.get("ents_per_type") or {}).items())},
                 "mean_loss": sum(losses) / len(losses),
                 "update_ms_median": round(loop.median_update_ms(), 1),
                 "pattern_accepts": loop.stats["answered: pattern accept"],
@@ -231,6 +261,13 @@ def run_strategy(
                 "model_rejects": loop.stats["answered: model reject"],
                 "seconds": round(time.perf_counter() - begin, 1),
             }
+            if dev_examples is not None:
+                # The threshold best on dev, and test F1 with it.
+                on_dev = f1_by_threshold(loop, dev_examples, THRESHOLDS)
+                on_test = f1_by_threshold(loop, test_examples, THRESHOLDS)
+                best = max(THRESHOLDS, key=lambda t: (on_dev[t], -abs(t - 0.5)))
+                point.update({"dev_threshold": best, "dev_f": on_dev[best], "f_dev_threshold": on_test[best],
+                              "test_f_by_threshold": {str(t): round(f, 4) for t, f in on_test.items()}})
             points.append(point)
             losses = []
             bar.set_postfix(f1=f"{point['f']:.3f}", accepts=point["accepts"])
@@ -345,6 +382,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="default: the loop's (spacy_binary_ner.loop.LOOP_LEARN_RATE, 0.005, chosen on resume_zh dev)")
     p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
     p.add_argument("--max-per-text", type=int, default=8)
+    p.add_argument("--dev", type=Path, default=None,
+                   help="gold dev set: at each evaluation also choose the decision threshold on it and report test F1 with it")
+    p.add_argument("--live-weights", action="store_true",
+                   help="propose and evaluate with the live weights, not their moving average")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
@@ -354,7 +395,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.strategies = strategies
     if args.config is None:
         args.config = Path(__file__).resolve().parent.parent / "configs" / f"{args.lang}_cnn.cfg"
-    for name in ("pool", "test", "patterns", "config"):
+    for name in ("pool", "test", "dev", "patterns", "config"):
         value = getattr(args, name)
         if value is not None and not value.exists():
             p.error(f"--{name} {value}: no such file")
@@ -367,6 +408,7 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     pool = read_gold(args.pool, spacy.blank(args.lang) if args.pool.suffix == ".spacy" else None)
     test = read_gold(args.test, spacy.blank(args.lang) if args.test.suffix == ".spacy" else None)
+    args.dev_records = read_gold(args.dev, spacy.blank(args.lang) if args.dev.suffix == ".spacy" else None) if args.dev else None
     labels = sorted({s["label"] for r in pool for s in r.get("spans", [])})
     if not labels:
         print(f"{args.pool}: no gold entities, nothing to learn.", file=sys.stderr)

@@ -164,11 +164,11 @@ def test_reject_lowers_that_label_far_more_than_the_others():
     # Teach the span as a likely LOC first, so there is a probability to lower.
     accept = {"text": text, "spans": [{"start": 13, "end": 18, "label": "LOC"}], "answer": "accept"}
     optimizer.learn_rate = 0.01
-    warm = AnnotationLoop(nlp, optimizer=optimizer, drop=0.0)
+    warm = AnnotationLoop(nlp, optimizer=optimizer, drop=0.0, average_weights=False)
     for _ in range(10):
         warm.update([dict(accept)])
     # A fresh loop and optimizer: no remembered accept, no Adam momentum from it.
-    loop = AnnotationLoop(nlp, drop=0.0)
+    loop = AnnotationLoop(nlp, drop=0.0, average_weights=False)
     loop.optimizer.learn_rate = 0.01
     before = {k: span_probability(loop, text, 13, 18, k) for k in ("LOC", "ORG", "PER")}
     reject = {"text": text, "spans": [{"start": 13, "end": 18, "label": "LOC"}], "answer": "reject"}
@@ -180,6 +180,36 @@ def test_reject_lowers_that_label_far_more_than_the_others():
     assert before["LOC"] > 0.3 and drop_loc > 0.01, (before, after)
     # The rejected label moves at least 10 times as much as any other label.
     assert drop_loc >= 10 * moved_others, (before, after)
+
+
+@pytest.mark.parametrize("average_weights", [True, False])
+def test_loop_proposes_with_the_averaged_weights(average_weights):
+    nlp = make_nlp(seed=0)
+    pool = toy_corpus(60, seed=1)
+    gold = {r["text"]: {(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in pool}
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    loop = AnnotationLoop(nlp, optimizer=optimizer, average_weights=average_weights, seed=0)
+    assert (optimizer.averages is not None) == average_weights
+    questions = loop({"text": r["text"]} for r in pool)
+    for _ in range(5):
+        loop.update([oracle(task, gold) for _, task in zip(range(6), questions)])
+    text = pool[0]["text"]
+    start = pool[0]["spans"][0]["start"]
+    end = pool[0]["spans"][0]["end"]
+    proposed = span_probability(loop, text, start, end, "LOC")
+    text_obj = loop._make_text({"text": text})
+    i, j = text_obj.starts.index(start), text_obj.ends.index(end) + 1
+
+    def probability() -> float:
+        (_, lookup), = loop._binary_candidates([text_obj.doc])
+        return lookup(i, j, "LOC")
+
+    live = probability()
+    with loop.averaged_params():
+        averaged = probability()
+    assert live != averaged if average_weights else live == averaged
+    assert proposed == averaged
+    assert probability() == live  # the live weights are back
 
 
 def test_update_rejects_bad_answers_and_skips_ignores():

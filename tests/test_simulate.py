@@ -121,3 +121,44 @@ def test_spacy_peer_components_share_our_cnn_tok2vec():
     assert ner["model"]["tok2vec"] == beam["model"]["tok2vec"] == ours["components"]["binary_ner"]["model"]["tok2vec"]
     with pytest.raises(ValueError, match="factory"):
         spacy_peer_components("spancat")
+
+
+def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
+    from spacy_binary_ner.data import records_to_examples
+    from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline
+    from spacy_binary_ner.simulate import THRESHOLDS, f1_by_threshold
+
+    from .util import SMALL_MODEL
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    pool = gold_records(40, seed=1)
+    optimizer = initialize_pipeline(nlp, ["LOC", "PER"], pool[:5])
+    loop = AnnotationLoop(nlp, optimizer=optimizer, seed=0)
+    train = records_to_examples(nlp, pool, complete=True)
+    for _ in range(15):
+        nlp.update(train, sgd=optimizer)  # the averages follow these steps too
+    examples = records_to_examples(nlp, gold_records(10, seed=2), complete=True)
+    found = f1_by_threshold(loop, examples, (0.2, 0.5))
+    assert found[0.2] > 0.3, found  # a model that found entities: the comparison below means something
+    pipe = nlp.get_pipe("binary_ner")
+    for threshold in (0.2, 0.5):
+        pipe.cfg["threshold"] = threshold
+        with loop.averaged_params():
+            assert found[threshold] == pytest.approx(nlp.evaluate(examples)["ents_f"] or 0.0)
+    assert pipe.cfg["threshold"] == 0.5
+
+    test = write_jsonl(tmp_path / "test.jsonl", gold_records(10, seed=2))
+    dev = write_jsonl(tmp_path / "dev.jsonl", gold_records(10, seed=3))
+    out = tmp_path / "out"
+    rc = cli([
+        "simulate", "--pool", str(write_jsonl(tmp_path / "train.jsonl", pool)), "--test", str(test),
+        "--dev", str(dev), "--strategy", "uncertainty", "--batch-size", "5", "--budget", "10",
+        "--eval-every", "10", "--lang", "en", "--output", str(out), "--no-progress",
+    ])
+    assert rc == 0
+    point = json.loads((out / "curve.jsonl").read_text().splitlines()[-1])
+    assert point["dev_threshold"] in THRESHOLDS
+    assert set(point["f_per_label"]) <= {"LOC", "PER"}
+    assert point["f_dev_threshold"] == pytest.approx(point["test_f_by_threshold"][str(point["dev_threshold"])], abs=1e-4)
+    assert point["test_f_by_threshold"]["0.5"] == pytest.approx(point["f"], abs=1e-4)
