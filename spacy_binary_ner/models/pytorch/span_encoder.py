@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 
-# Most sequences in a batch run by the padded BiLSTM at inference (see
-# `SpanEncoder._bilstm`); larger batches run packed. Training is always padded.
+# At inference, a batch of at most this many sequences runs the padded BiLSTM
+# (`SpanEncoder._bilstm`), a larger one nn.LSTM on packed sequences; training
+# always runs padded.
 PADDED_LSTM_MAX_BATCH = 16
 
 
