@@ -167,25 +167,33 @@ def oracle(task: dict, gold: Dict[int, Set[GoldKey]]) -> str:
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 
-def f1_by_threshold(loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]) -> Dict[float, float]:
-    """Entity F1 of the loop's `binary_ner` on gold examples at each decision
-    threshold, from one prediction (with the weights the loop proposes with)."""
+def scores_by_threshold(
+    loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]
+) -> Dict[float, Dict[str, Any]]:
+    """Entity scores (`ents_p`, `ents_r`, `ents_f`, `ents_per_type`, as
+    `nlp.evaluate`) of the loop's `binary_ner` on gold examples at each
+    decision threshold, from one prediction (with the weights the loop
+    proposes with)."""
     pipe = loop.pipe
     docs = [eg.predicted.copy() for eg in examples]
     with loop.averaged_params():
         scores = pipe.predict(docs)
     original = pipe.cfg["threshold"]
-    result: Dict[float, float] = {}
+    result: Dict[float, Dict[str, Any]] = {}
     try:
         for threshold in thresholds:
             pipe.cfg["threshold"] = threshold
             decoded = [doc.copy() for doc in docs]
             pipe.set_annotations(decoded, scores)
-            scored = [Example(doc, eg.reference) for doc, eg in zip(decoded, examples)]
-            result[threshold] = float(Scorer.score_spans(scored, "ents")["ents_f"] or 0.0)
+            result[threshold] = Scorer.score_spans([Example(d, eg.reference) for d, eg in zip(decoded, examples)], "ents")
     finally:
         pipe.cfg["threshold"] = original
     return result
+
+
+def f1_by_threshold(loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]) -> Dict[float, float]:
+    """Entity F1 at each decision threshold (see `scores_by_threshold`)."""
+    return {t: float(s["ents_f"] or 0.0) for t, s in scores_by_threshold(loop, examples, thresholds).items()}
 
 
 def run_strategy(
@@ -196,9 +204,11 @@ def run_strategy(
     args: argparse.Namespace,
     patterns: Optional[List[dict]] = None,
     progress: bool = True,
+    dev: Optional[Sequence[dict]] = None,
 ) -> List[Dict[str, Any]]:
-    """Run one strategy for the whole budget. RETURNS (List[Dict[str, Any]]):
-    one curve point per evaluation."""
+    """Run one strategy for the whole budget; with `dev` (gold records), each
+    evaluation also chooses the decision threshold on it. RETURNS
+    (List[Dict[str, Any]]): one curve point per evaluation."""
     nlp = build_nlp(strategy, args.config, args.lang, args.seed)
     optimizer = initialize_pipeline(nlp, labels, pool[:10])
     if args.learn_rate is not None:
@@ -223,7 +233,7 @@ def run_strategy(
     )
     gold = gold_index(pool)
     test_examples = records_to_examples(nlp, test, complete=True)
-    dev_examples = records_to_examples(nlp, args.dev_records, complete=True) if getattr(args, "dev_records", None) and loop.is_binary else None
+    dev_examples = records_to_examples(nlp, dev, complete=True) if dev and loop.is_binary else None
     questions = loop(pool_stream(pool, args.seed))
     bar = _progress(args.budget, strategy, progress)
     points: List[Dict[str, Any]] = []
@@ -242,8 +252,14 @@ def run_strategy(
         decisions += len(batch)
         bar.update(len(batch))
         if decisions >= next_eval or decisions >= args.budget:
-            with loop.averaged_params():
-                scores = nlp.evaluate(test_examples)
+            if dev_examples is not None:
+                # One prediction of the test split gives every threshold's scores.
+                threshold = loop.pipe.cfg["threshold"]
+                on_test = scores_by_threshold(loop, test_examples, sorted({*THRESHOLDS, threshold}))
+                scores = on_test[threshold]
+            else:
+                with loop.averaged_params():
+                    scores = nlp.evaluate(test_examples)
             point = {
                 "strategy": strategy,
                 "decisions": decisions,
@@ -262,12 +278,12 @@ def run_strategy(
                 "seconds": round(time.perf_counter() - begin, 1),
             }
             if dev_examples is not None:
-                # The threshold best on dev, and test F1 with it.
+                # The threshold best on dev (ties: nearest the configured one), and test F1 with it.
                 on_dev = f1_by_threshold(loop, dev_examples, THRESHOLDS)
-                on_test = f1_by_threshold(loop, test_examples, THRESHOLDS)
-                best = max(THRESHOLDS, key=lambda t: (on_dev[t], -abs(t - 0.5)))
-                point.update({"dev_threshold": best, "dev_f": on_dev[best], "f_dev_threshold": on_test[best],
-                              "test_f_by_threshold": {str(t): round(f, 4) for t, f in on_test.items()}})
+                best = max(THRESHOLDS, key=lambda t: (on_dev[t], -abs(t - threshold)))
+                test_f = {t: float(on_test[t]["ents_f"] or 0.0) for t in THRESHOLDS}
+                point.update({"dev_threshold": best, "dev_f": on_dev[best], "f_dev_threshold": test_f[best],
+                              "test_f_by_threshold": {str(t): round(f, 4) for t, f in test_f.items()}})
             points.append(point)
             losses = []
             bar.set_postfix(f1=f"{point['f']:.3f}", accepts=point["accepts"])
@@ -408,7 +424,7 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     pool = read_gold(args.pool, spacy.blank(args.lang) if args.pool.suffix == ".spacy" else None)
     test = read_gold(args.test, spacy.blank(args.lang) if args.test.suffix == ".spacy" else None)
-    args.dev_records = read_gold(args.dev, spacy.blank(args.lang) if args.dev.suffix == ".spacy" else None) if args.dev else None
+    dev = read_gold(args.dev, spacy.blank(args.lang) if args.dev.suffix == ".spacy" else None) if args.dev else None
     labels = sorted({s["label"] for r in pool for s in r.get("spans", [])})
     if not labels:
         print(f"{args.pool}: no gold entities, nothing to learn.", file=sys.stderr)
@@ -419,7 +435,7 @@ def main(argv: Sequence[str]) -> int:
     all_points: List[Dict[str, Any]] = []
     with curve_path.open("w", encoding="utf8") as out:
         for strategy in args.strategies:
-            points = run_strategy(strategy, pool, test, labels, args, patterns, progress=not args.no_progress)
+            points = run_strategy(strategy, pool, test, labels, args, patterns, progress=not args.no_progress, dev=dev)
             for point in points:
                 out.write(json.dumps({**point, "seed": args.seed, "batch_size": args.batch_size}) + "\n")
             out.flush()

@@ -156,22 +156,21 @@ class SpanEncoder(nn.Module):
         batch, max_len, _ = X.shape
         positions = torch.arange(max_len, device=X.device)[None, :]
         lengths = lengths.to(X.device)[:, None]
-        reverse = torch.where(positions < lengths, lengths - 1 - positions, positions)
+        reverse = torch.where(positions < lengths, lengths - 1 - positions, positions)[:, :, None]
+
+        def flip(T: torch.Tensor) -> torch.Tensor:  # each sequence reversed, padding in place
+            return T.gather(1, reverse.expand(-1, -1, T.shape[2]))
+
+        zeros = X.new_zeros(1, batch, lstm.hidden_size)
         H = X
         for layer in range(lstm.num_layers):
             if layer and self.training and lstm.dropout:
                 H = self._drop(H, lstm.dropout)
-            outputs = []
-            for suffix in ("", "_reverse"):
+            directions = []
+            for suffix, inputs in (("", H), ("_reverse", flip(H))):
                 weights = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-                index = reverse[:, :, None].expand(-1, -1, H.shape[2])
-                inputs = H if not suffix else H.gather(1, index)
-                zeros = H.new_zeros(1, batch, lstm.hidden_size)
-                out = torch.lstm(inputs, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)[0]
-                if suffix:
-                    out = out.gather(1, reverse[:, :, None].expand(-1, -1, out.shape[2]))
-                outputs.append(out)
-            H = torch.cat(outputs, dim=2)
+                directions.append(torch.lstm(inputs, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)[0])
+            H = torch.cat([directions[0], flip(directions[1])], dim=2)
         return H
 
     def _drop(self, x: torch.Tensor, p: Optional[float] = None) -> torch.Tensor:
