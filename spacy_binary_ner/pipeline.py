@@ -62,6 +62,8 @@ DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
         "threshold": 0.5,
         "unknown_weight": 0.01,
         "unknown_mask_above": 0.5,
+        "pseudo_above": None,
+        "pseudo_weight": 0.1,
         "incorrect_spans_key": DEFAULT_INCORRECT_SPANS_KEY,
         "scores_key": DEFAULT_SCORES_KEY,
         "candidates_threshold": 0.05,
@@ -83,6 +85,8 @@ def make_binary_ner(
     threshold: float,
     unknown_weight: float,
     unknown_mask_above: Optional[float],
+    pseudo_above: Optional[float],
+    pseudo_weight: float,
     incorrect_spans_key: str,
     scores_key: Optional[str],
     candidates_threshold: float,
@@ -99,6 +103,10 @@ def make_binary_ner(
         answers say nothing about, relative to a known answer (weight 1).
     unknown_mask_above (Optional[float]): Unknown spans the model already scores
         at least this high get no "no entity" push; None to push them all.
+    pseudo_above (Optional[float]): Unknown spans the model scores at least
+        this high are taken as entities of that label (self-training), with
+        weight `pseudo_weight`; None (the default) to never do so.
+    pseudo_weight (float): Weight of those self-training targets.
     incorrect_spans_key (str): Key in `reference.spans` of rejected spans.
     scores_key (Optional[str]): Span group receiving every candidate span and
         label with probability >= candidates_threshold, its probabilities in
@@ -117,6 +125,8 @@ def make_binary_ner(
         threshold=threshold,
         unknown_weight=unknown_weight,
         unknown_mask_above=unknown_mask_above,
+        pseudo_above=pseudo_above,
+        pseudo_weight=pseudo_weight,
         incorrect_spans_key=incorrect_spans_key,
         scores_key=scores_key,
         candidates_threshold=candidates_threshold,
@@ -139,6 +149,8 @@ class BinaryNER(TrainablePipe):
         threshold: float = 0.5,
         unknown_weight: float = 0.01,
         unknown_mask_above: Optional[float] = 0.5,
+        pseudo_above: Optional[float] = None,
+        pseudo_weight: float = 0.1,
         incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
         scores_key: Optional[str] = DEFAULT_SCORES_KEY,
         candidates_threshold: float = 0.05,
@@ -156,6 +168,8 @@ class BinaryNER(TrainablePipe):
             "threshold": threshold,
             "unknown_weight": unknown_weight,
             "unknown_mask_above": unknown_mask_above,
+            "pseudo_above": pseudo_above,
+            "pseudo_weight": pseudo_weight,
             "incorrect_spans_key": incorrect_spans_key,
             "scores_key": scores_key,
             "candidates_threshold": candidates_threshold,
@@ -367,6 +381,8 @@ class BinaryNER(TrainablePipe):
             self.cfg["incorrect_spans_key"],
             probs=probs,
             unknown_mask_above=self.cfg["unknown_mask_above"],
+            pseudo_above=self.cfg.get("pseudo_above"),
+            pseudo_weight=self.cfg.get("pseudo_weight", 0.1),
         )
         # The derivative of binary cross-entropy with respect to the logit is
         # p - t: positive pushes the logit down, towards "not this label".

@@ -53,6 +53,8 @@ def build_targets(
     incorrect_spans_key: str,
     probs: Optional[numpy.ndarray] = None,
     unknown_mask_above: Optional[float] = None,
+    pseudo_above: Optional[float] = None,
+    pseudo_weight: float = 0.1,
 ) -> Targets:
     """Build the targets and weights of a batch.
 
@@ -66,6 +68,10 @@ def build_targets(
     unknown_mask_above (Optional[float]): Unknown cells the model already gives
         at least this probability get weight 0 instead of `unknown_weight`: they
         are more likely unannotated entities than evidence of "no entity".
+    pseudo_above (Optional[float]): Unknown cells the model gives at least
+        this probability become targets 1 with weight `pseudo_weight`
+        (self-training); needs `probs`. None: never.
+    pseudo_weight (float): Weight of those targets.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `(truths, weights)`, both
         float32 of shape (n_spans, n_labels), one row per span the model scores,
         in the model's order (see `span_cells`).
@@ -86,8 +92,14 @@ def build_targets(
         empty = numpy.zeros((0, len(labels)), dtype="float32")
         return empty, empty.copy()
     truth_rows, weight_rows = numpy.concatenate(truths), numpy.concatenate(weights)
-    if unknown_mask_above is not None and probs is not None:
-        weight_rows[numpy.concatenate(unknowns) & (probs >= unknown_mask_above)] = 0.0
+    if probs is not None and (unknown_mask_above is not None or pseudo_above is not None):
+        unknown_rows = numpy.concatenate(unknowns)
+        if unknown_mask_above is not None:
+            weight_rows[unknown_rows & (probs >= unknown_mask_above)] = 0.0
+        if pseudo_above is not None:
+            pseudo = unknown_rows & (probs >= pseudo_above)
+            truth_rows[pseudo] = 1.0
+            weight_rows[pseudo] = pseudo_weight
     return truth_rows, weight_rows
 
 

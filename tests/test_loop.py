@@ -212,6 +212,29 @@ def test_loop_proposes_with_the_averaged_weights(average_weights):
     assert probability() == live  # the live weights are back
 
 
+@pytest.mark.parametrize("self_training", [False, True])
+def test_loop_updates_without_self_training_unless_asked(self_training):
+    nlp = make_nlp(seed=0)
+    pool = toy_corpus(20, seed=1)
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    pipe = nlp.get_pipe("binary_ner")
+    pipe.cfg["pseudo_above"] = 0.9
+    seen = []
+    get_loss = pipe.get_loss
+
+    def spy(examples, scores):
+        seen.append(pipe.cfg["pseudo_above"])
+        return get_loss(examples, scores)
+
+    pipe.get_loss = spy
+    loop = AnnotationLoop(nlp, optimizer=optimizer, self_training=self_training)
+    record = pool[0]
+    span = dict(record["spans"][0], label="LOC")
+    loop.update([{"text": record["text"], "spans": [span], "answer": "accept"}])
+    assert seen == [0.9 if self_training else None]
+    assert pipe.cfg["pseudo_above"] == 0.9  # the pipeline's setting is back
+
+
 def test_update_rejects_bad_answers_and_skips_ignores():
     nlp = make_nlp()
     optimizer = initialize_pipeline(nlp, ["LOC"], ["Rome is large ."])

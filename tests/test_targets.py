@@ -129,6 +129,26 @@ def test_unknown_mask_above_drops_only_confident_unknown_cells():
     numpy.testing.assert_array_equal(truth, exp_truth)
     numpy.testing.assert_array_equal(weight, exp_weight)
 
+def test_pseudo_above_makes_only_confident_unknown_cells_positive():
+    nlp = spacy.blank("en")
+    eg = make_example(nlp, WORDS, ents=[(1, 3, "X")], rejects=[(3, 4, "Y")])
+    probs = numpy.full((len(CELLS), len(LABELS)), 0.2, dtype="float32")
+    probs[CELLS.index((0, 1))] = [0.95, 0.6]  # "a": X confident, Y masked only
+    probs[CELLS.index((3, 4))] = 0.95  # "d": X unknown and confident; Y rejected
+    probs[CELLS.index((1, 2))] = 0.95  # "b": crosses the accepted entity
+    truth, weight = build_targets(
+        [eg], LABELS, L, U, "incorrect_spans", probs=probs, unknown_mask_above=0.5, pseudo_above=0.9, pseudo_weight=0.3
+    )
+    exp_truth, exp_weight = expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})
+    a, d = CELLS.index((0, 1)), CELLS.index((3, 4))
+    exp_truth[a, 0] = exp_truth[d, 0] = 1.0
+    exp_weight[a, 0] = exp_weight[d, 0] = 0.3
+    exp_weight[a, 1] = 0.0
+    numpy.testing.assert_array_equal(truth, exp_truth)
+    numpy.testing.assert_array_equal(weight, exp_weight)
+    # Without probabilities nothing changes.
+    plain = build_targets([eg], LABELS, L, U, "incorrect_spans", pseudo_above=0.9)
+    numpy.testing.assert_array_equal(plain[0], expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})[0])
 
 
 def test_cell_coordinates_are_the_cells_in_row_order():
