@@ -793,8 +793,8 @@ class AnnotationLoop:
             if reason not in ("duplicate answer", "ignore answer"):
                 self.stats[f"answer skipped: {reason}"] += count
         losses: Dict[str, float] = {}
-        pseudo_above = self.pipe.cfg.get("pseudo_above") if self.is_binary else None
-        if pseudo_above is not None and not self.self_training:
+        suspended = self.pipe.cfg["pseudo_above"] if self.is_binary and not self.self_training else None
+        if suspended is not None:
             self.pipe.cfg["pseudo_above"] = None
         try:
             if self._alone:
@@ -805,8 +805,8 @@ class AnnotationLoop:
             else:
                 self.nlp.update(examples, sgd=self.optimizer, drop=self.drop, losses=losses)
         finally:
-            if pseudo_above is not None:
-                self.pipe.cfg["pseudo_above"] = pseudo_above
+            if suspended is not None:
+                self.pipe.cfg["pseudo_above"] = suspended
         self.update_seconds.append(time.perf_counter() - begin)
         return float(losses.get(self.component, 0.0))
 

@@ -381,8 +381,8 @@ class BinaryNER(TrainablePipe):
             self.cfg["incorrect_spans_key"],
             probs=probs,
             unknown_mask_above=self.cfg["unknown_mask_above"],
-            pseudo_above=self.cfg.get("pseudo_above"),
-            pseudo_weight=self.cfg.get("pseudo_weight", 0.1),
+            pseudo_above=self.cfg["pseudo_above"],
+            pseudo_weight=self.cfg["pseudo_weight"],
         )
         # The derivative of binary cross-entropy with respect to the logit is
         # p - t: positive pushes the logit down, towards "not this label".

@@ -229,6 +229,7 @@ def run_strategy(
         replay=args.replay,
         optimizer=optimizer,
         average_weights=not args.live_weights,
+        self_training=args.self_training,
         seed=args.seed,
     )
     gold = gold_index(pool)
@@ -402,6 +403,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="gold dev set: at each evaluation also choose the decision threshold on it and report test F1 with it")
     p.add_argument("--live-weights", action="store_true",
                    help="propose and evaluate with the live weights, not their moving average")
+    p.add_argument("--self-training", action="store_true",
+                   help="let updates use the config's self-training targets (pseudo_above); off by default")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]

@@ -162,3 +162,24 @@ def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
     assert set(point["f_per_label"]) <= {"LOC", "PER"}
     assert point["f_dev_threshold"] == pytest.approx(point["test_f_by_threshold"][str(point["dev_threshold"])], abs=1e-4)
     assert point["test_f_by_threshold"]["0.5"] == pytest.approx(point["f"], abs=1e-4)
+
+
+@pytest.mark.parametrize("flag,expected", [([], False), (["--self-training"], True)])
+def test_self_training_flag_reaches_the_loop(tmp_path, monkeypatch, flag, expected):
+    import spacy_binary_ner.simulate as simulate
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_loop(nlp, **kwargs):
+        seen.append(kwargs["self_training"])
+        raise Stop
+
+    monkeypatch.setattr(simulate, "AnnotationLoop", fake_loop)
+    pool = write_jsonl(tmp_path / "train.jsonl", gold_records(10, seed=1))
+    args = simulate.parse_args(["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flag)
+    with pytest.raises(Stop):
+        simulate.run_strategy("uncertainty", simulate.read_gold(pool), [], ["LOC"], args, progress=False)
+    assert seen == [expected]
