@@ -8,6 +8,9 @@ reject of a span that is not gold, half and half. Measurements alternate
 between the systems round by round, so both see the same machine load.
 
     python bench/loop_latency.py --data ../shared/data/resume_zh --lang zh
+
+`--split` instead times the phases of binary_ner's update (the same steps as
+`BinaryNER.update`, one by one) and prints their medians.
 """
 import argparse
 import json
@@ -26,6 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from spacy_binary_ner.data import records_to_examples  # noqa: E402
 from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline  # noqa: E402
 from spacy_binary_ner.ops import use_cpu_ops  # noqa: E402
 from spacy_binary_ner.simulate import build_nlp, read_gold  # noqa: E402
@@ -61,6 +65,45 @@ def answer_batches(pool: List[dict], n_batches: int, batch_size: int, seed: int)
     return batches
 
 
+def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, float]:
+    """Median milliseconds of each phase of binary_ner's update on each batch
+    (no replay): reading the answers, the tok2vec, span layers and output
+    layer forward, the loss and its gradient, the backward passes, the
+    optimizer step."""
+    from thinc.api import set_dropout_rate
+
+    pipe, nlp = loop.pipe, loop.nlp
+    tok2vec, spans, output = pipe.model.layers
+    phases = ["read answers", "tok2vec forward", "span layers forward", "output layer forward", "loss",
+              "output layer backward", "span layers backward", "tok2vec backward", "optimizer step"]
+    times: Dict[str, List[float]] = {name: [] for name in phases + ["total"]}
+    for batch in batches:
+        marks = [time.perf_counter()]
+        examples = records_to_examples(nlp, [dict(t) for t in batch], labels=pipe.labels)
+        marks.append(time.perf_counter())
+        set_dropout_rate(pipe.model, loop.drop)
+        X, back_tok2vec = tok2vec.begin_update([eg.predicted for eg in examples])
+        marks.append(time.perf_counter())
+        S, back_spans = spans.begin_update(X)
+        marks.append(time.perf_counter())
+        Y, back_output = output.begin_update(S)
+        marks.append(time.perf_counter())
+        _, dY = pipe.get_loss(examples, Y)
+        marks.append(time.perf_counter())
+        dS = back_output(dY)
+        marks.append(time.perf_counter())
+        dX = back_spans(dS)
+        marks.append(time.perf_counter())
+        back_tok2vec(dX)
+        marks.append(time.perf_counter())
+        pipe.finish_update(loop.optimizer)
+        marks.append(time.perf_counter())
+        for name, begin, end in zip(phases, marks, marks[1:]):
+            times[name].append(1000 * (end - begin))
+        times["total"].append(1000 * (marks[-1] - marks[0]))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "resume_zh")
@@ -72,6 +115,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--replay", type=int, default=0,
                    help="earlier answered texts rehearsed per update, as AnnotationLoop(replay=...); the simulator uses 10")
+    p.add_argument("--split", action="store_true",
+                   help="only time the phases of binary_ner's update (median ms per phase)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="CPU matrix products of both systems: Thinc's default BLIS, or numpy's BLAS "
@@ -82,7 +127,7 @@ def main(argv=None) -> int:
     pool = read_gold(args.data / "train.jsonl")
     labels = sorted({s["label"] for r in pool for s in r["spans"]})
     config = REPO / "configs" / f"{args.lang}_cnn.cfg"
-    systems = ["binary_ner", "beam_ner"]
+    systems = ["binary_ner"] if args.split else ["binary_ner", "beam_ner"]
     loops: Dict[str, AnnotationLoop] = {}
     for system in systems:
         nlp = build_nlp(system, config, args.lang, args.seed)
@@ -92,6 +137,17 @@ def main(argv=None) -> int:
     for system in systems:
         for batch in warm:
             loops[system].update([dict(t) for t in batch])
+    if args.split:
+        batches = answer_batches(pool, args.batches * args.rounds, 10, args.seed + 100)
+        split = split_update(loops["binary_ner"], batches)
+        print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
+              f"{args.blas} matrix products, binary_ner, {len(batches)} updates of 10 answers, median ms per phase\n")
+        print("| phase | median ms |\n|---|---|")
+        for name, ms in split.items():
+            print(f"| {name} | {ms:.1f} |")
+        if args.json:
+            args.json.write_text(json.dumps({"split_ms": split, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+        return 0
     stream = [{"text": r["text"], "tokens": r["tokens"]} for r in pool[: args.predict_sentences]]
     update_ms: Dict[str, List[float]] = {s: [] for s in systems}
     predict_sps: Dict[str, List[float]] = {s: [] for s in systems}

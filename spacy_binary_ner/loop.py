@@ -48,6 +48,8 @@ from .targets import cell_coordinates, n_span_cells
 
 # The optimizer's learning rate `initialize_pipeline` sets (see there).
 LOOP_LEARN_RATE = 0.005
+# The binary_ner decision threshold `initialize_pipeline` sets (see there).
+LOOP_THRESHOLD = 0.2
 
 Task = Dict[str, Any]
 ScoredTask = Tuple[float, Task]
@@ -853,6 +855,7 @@ def initialize_pipeline(
     *,
     component: Optional[str] = None,
     learn_rate: Optional[float] = LOOP_LEARN_RATE,
+    threshold: Optional[float] = LOOP_THRESHOLD,
 ) -> Optimizer:
     """Initialize a new pipeline for the loop: it knows its labels before any
     answer comes in.
@@ -867,9 +870,20 @@ def initialize_pipeline(
         was best on the resume_zh dev split in the simulator (dev F1 0.714
         after 2,000 decisions; 0.688 at 0.01; after 1,000, 0.60 at 0.003 and
         0.50 at spaCy's usual 0.001). None keeps the config's.
+    threshold (Optional[float]): The decision threshold of a `binary_ner`
+        component (its `threshold` setting: the probability from which a span
+        goes into `doc.ents`; saved with the pipeline). A model that learns
+        from a few thousand answers is under-confident: every span no answer
+        mentions is pulled towards "no entity". 0.2 was best on the resume_zh
+        dev split after 2,000 decisions on each of 3 seeds (test F1 0.810
+        against 0.799 at 0.5, mean of the seeds). None keeps the config's.
     RETURNS (Optimizer): The optimizer, to pass to `AnnotationLoop`.
     """
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
     pipe = nlp.get_pipe(component if component is not None else _find_component(nlp))
+    if threshold is not None and isinstance(pipe, BinaryNER):
+        pipe.cfg["threshold"] = threshold
     for label in labels:
         pipe.add_label(label)
     docs = []

@@ -30,7 +30,7 @@ from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Config
 
 from .data import iter_jsonl, records_to_examples
-from .loop import AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
+from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
 
 STRATEGIES = ("uncertainty", "random", "confident", "beam_ner")
 GoldKey = Tuple[int, int, str]
@@ -210,7 +210,7 @@ def run_strategy(
     evaluation also chooses the decision threshold on it. RETURNS
     (List[Dict[str, Any]]): one curve point per evaluation."""
     nlp = build_nlp(strategy, args.config, args.lang, args.seed)
-    optimizer = initialize_pipeline(nlp, labels, pool[:10])
+    optimizer = initialize_pipeline(nlp, labels, pool[:10], threshold=args.threshold)
     if args.learn_rate is not None:
         optimizer.learn_rate = args.learn_rate
     matcher = PatternMatcher(nlp, patterns, overlapping=not args.longest_patterns) if patterns else None
@@ -405,6 +405,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="propose and evaluate with the live weights, not their moving average")
     p.add_argument("--self-training", action="store_true",
                    help="let updates use the config's self-training targets (pseudo_above); off by default")
+    p.add_argument("--threshold", type=float, default=LOOP_THRESHOLD,
+                   help="binary_ner decision threshold for evaluation (default: the loop's, "
+                        f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]

@@ -102,6 +102,13 @@ def test_loop_latency_runs(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["system"] for r in rows] == ["binary_ner", "beam_ner"]
     assert all(r["update_ms_median"] > 0 and r["predict_sentences_per_s"] > 0 for r in rows)
+    split = tmp_path / "split.json"
+    assert module.main(["--data", str(data), "--lang", "en", "--batches", "2", "--warmup", "1", "--rounds", "1",
+                        "--split", "--json", str(split)]) == 0
+    phases = json.loads(split.read_text())["split_ms"]
+    assert {"read answers", "tok2vec forward", "span layers backward", "optimizer step", "total"} <= set(phases)
+    assert all(ms > 0 for ms in phases.values())
+    assert phases["total"] >= max(ms for name, ms in phases.items() if name != "total")
 
 
 def test_reader_benchmark_runs(tmp_path):

@@ -10,6 +10,7 @@ from spacy.language import Language
 from spacy.util import fix_random_seed
 
 from spacy_binary_ner.loop import (
+    LOOP_THRESHOLD,
     AnnotationLoop,
     PatternMatcher,
     by_label,
@@ -233,6 +234,25 @@ def test_loop_updates_without_self_training_unless_asked(self_training):
     loop.update([{"text": record["text"], "spans": [span], "answer": "accept"}])
     assert seen == [0.9 if self_training else None]
     assert pipe.cfg["pseudo_above"] == 0.9  # the pipeline's setting is back
+
+
+@pytest.mark.parametrize("threshold,expected", [("default", LOOP_THRESHOLD), (None, 0.5), (0.35, 0.35)])
+def test_initialize_pipeline_sets_the_loop_threshold(threshold, expected):
+    nlp = make_nlp()
+    assert nlp.get_pipe("binary_ner").cfg["threshold"] == 0.5
+    kwargs = {} if threshold == "default" else {"threshold": threshold}
+    initialize_pipeline(nlp, ["LOC"], ["Rome is large ."], **kwargs)
+    assert nlp.get_pipe("binary_ner").cfg["threshold"] == expected
+    # The threshold decides doc.ents and is saved with the pipeline.
+    reloaded = spacy.blank("en")
+    reloaded.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    reloaded.from_bytes(nlp.to_bytes())
+    assert reloaded.get_pipe("binary_ner").cfg["threshold"] == pytest.approx(expected)
+
+
+def test_initialize_pipeline_rejects_a_threshold_outside_0_1():
+    with pytest.raises(ValueError, match="threshold must be between 0 and 1"):
+        initialize_pipeline(make_nlp(), ["LOC"], ["Rome ."], threshold=1.5)
 
 
 def test_update_rejects_bad_answers_and_skips_ignores():

@@ -8,6 +8,7 @@ import spacy
 from spacy.tokens import DocBin, Span
 
 from spacy_binary_ner.__main__ import main as cli
+from spacy_binary_ner.loop import LOOP_THRESHOLD
 from spacy_binary_ner.simulate import gold_index, oracle, read_gold, table
 
 CITIES = ["Berlin", "Paris", "London", "Madrid", "Rome"]
@@ -175,6 +176,27 @@ def test_self_training_flag_reaches_the_loop(tmp_path, monkeypatch, flag, expect
 
     def fake_loop(nlp, **kwargs):
         seen.append(kwargs["self_training"])
+        raise Stop
+
+    monkeypatch.setattr(simulate, "AnnotationLoop", fake_loop)
+    pool = write_jsonl(tmp_path / "train.jsonl", gold_records(10, seed=1))
+    args = simulate.parse_args(["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flag)
+    with pytest.raises(Stop):
+        simulate.run_strategy("uncertainty", simulate.read_gold(pool), [], ["LOC"], args, progress=False)
+    assert seen == [expected]
+
+
+@pytest.mark.parametrize("flag,expected", [([], LOOP_THRESHOLD), (["--threshold", "0.5"], 0.5)])
+def test_threshold_flag_sets_the_evaluated_threshold(tmp_path, monkeypatch, flag, expected):
+    import spacy_binary_ner.simulate as simulate
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_loop(nlp, **kwargs):
+        seen.append(nlp.get_pipe("binary_ner").cfg["threshold"])
         raise Stop
 
     monkeypatch.setattr(simulate, "AnnotationLoop", fake_loop)
