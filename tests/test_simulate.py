@@ -165,8 +165,9 @@ def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
     assert point["test_f_by_threshold"]["0.5"] == pytest.approx(point["f"], abs=1e-4)
 
 
-@pytest.mark.parametrize("flag,expected", [([], False), (["--self-training"], True)])
-def test_self_training_flag_reaches_the_loop(tmp_path, monkeypatch, flag, expected):
+def loop_built_by_simulate(tmp_path, monkeypatch, flags):
+    """The pipeline and keyword arguments `run_strategy` builds its
+    `AnnotationLoop` with, for these command-line flags."""
     import spacy_binary_ner.simulate as simulate
 
     seen = []
@@ -175,33 +176,25 @@ def test_self_training_flag_reaches_the_loop(tmp_path, monkeypatch, flag, expect
         pass
 
     def fake_loop(nlp, **kwargs):
-        seen.append(kwargs["self_training"])
+        seen.append((nlp, kwargs))
         raise Stop
 
     monkeypatch.setattr(simulate, "AnnotationLoop", fake_loop)
     pool = write_jsonl(tmp_path / "train.jsonl", gold_records(10, seed=1))
-    args = simulate.parse_args(["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flag)
+    args = simulate.parse_args(["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flags)
     with pytest.raises(Stop):
         simulate.run_strategy("uncertainty", simulate.read_gold(pool), [], ["LOC"], args, progress=False)
-    assert seen == [expected]
+    assert len(seen) == 1
+    return seen[0]
+
+
+@pytest.mark.parametrize("flag,expected", [([], False), (["--self-training"], True)])
+def test_self_training_flag_reaches_the_loop(tmp_path, monkeypatch, flag, expected):
+    _, kwargs = loop_built_by_simulate(tmp_path, monkeypatch, flag)
+    assert kwargs["self_training"] is expected
 
 
 @pytest.mark.parametrize("flag,expected", [([], LOOP_THRESHOLD), (["--threshold", "0.5"], 0.5)])
 def test_threshold_flag_sets_the_evaluated_threshold(tmp_path, monkeypatch, flag, expected):
-    import spacy_binary_ner.simulate as simulate
-
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def fake_loop(nlp, **kwargs):
-        seen.append(nlp.get_pipe("binary_ner").cfg["threshold"])
-        raise Stop
-
-    monkeypatch.setattr(simulate, "AnnotationLoop", fake_loop)
-    pool = write_jsonl(tmp_path / "train.jsonl", gold_records(10, seed=1))
-    args = simulate.parse_args(["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flag)
-    with pytest.raises(Stop):
-        simulate.run_strategy("uncertainty", simulate.read_gold(pool), [], ["LOC"], args, progress=False)
-    assert seen == [expected]
+    nlp, _ = loop_built_by_simulate(tmp_path, monkeypatch, flag)
+    assert nlp.get_pipe("binary_ner").cfg["threshold"] == expected
