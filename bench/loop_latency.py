@@ -104,6 +104,28 @@ def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, f
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def split_predict(loop: AnnotationLoop, stream: List[dict], rounds: int) -> Dict[str, float]:
+    """Sentences per second of `loop.predict` on the stream, and of the
+    tok2vec's forward pass alone on the same chunks (median of `rounds`)."""
+    tok2vec = loop.pipe.model.get_ref("tok2vec")
+    docs = [loop._make_text(task).doc for task in stream]
+    whole: List[float] = []
+    alone: Dict[int, List[float]] = {loop.chunk_size: [], 256: []}
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        sum(1 for _ in loop.predict(stream))
+        whole.append(len(stream) / (time.perf_counter() - begin))
+        for size, values in alone.items():
+            begin = time.perf_counter()
+            for i in range(0, len(docs), size):
+                tok2vec.predict(docs[i : i + size])
+            values.append(len(docs) / (time.perf_counter() - begin))
+    result = {"predict sentences/s": statistics.median(whole)}
+    for size, values in alone.items():
+        result[f"predict tok2vec-only sentences/s, chunks of {size}"] = statistics.median(values)
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "resume_zh")
@@ -137,18 +159,25 @@ def main(argv=None) -> int:
     for system in systems:
         for batch in warm:
             loops[system].update([dict(t) for t in batch])
+    stream = [{"text": r["text"], "tokens": r["tokens"]} for r in pool[: args.predict_sentences]]
     if args.split:
         batches = answer_batches(pool, args.batches * args.rounds, 10, args.seed + 100)
         split = split_update(loops["binary_ner"], batches)
+        split.update(split_predict(loops["binary_ner"], stream, args.rounds))
         print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
               f"{args.blas} matrix products, binary_ner, {len(batches)} updates of 10 answers, median ms per phase\n")
         print("| phase | median ms |\n|---|---|")
         for name, ms in split.items():
-            print(f"| {name} | {ms:.1f} |")
+            if not name.startswith("predict"):
+                print(f"| {name} | {ms:.1f} |")
+        chunk = loops["binary_ner"].chunk_size
+        print(f"\npredict on {len(stream)} sentences, median of {args.rounds}: {split['predict sentences/s']:.0f} sentences/s "
+              f"in chunks of {chunk}; the tok2vec forward pass alone (a bound no span layer can pass): "
+              f"{split[f'predict tok2vec-only sentences/s, chunks of {chunk}']:.0f} sentences/s in chunks of {chunk}, "
+              f"{split['predict tok2vec-only sentences/s, chunks of 256']:.0f} in chunks of 256")
         if args.json:
             args.json.write_text(json.dumps({"split_ms": split, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
         return 0
-    stream = [{"text": r["text"], "tokens": r["tokens"]} for r in pool[: args.predict_sentences]]
     update_ms: Dict[str, List[float]] = {s: [] for s in systems}
     predict_sps: Dict[str, List[float]] = {s: [] for s in systems}
     for round_ in range(args.rounds):
