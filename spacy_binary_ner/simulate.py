@@ -27,10 +27,11 @@ from spacy.scorer import Scorer
 from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
-from thinc.api import Config
+from thinc.api import Config, get_current_ops, set_current_ops
 
 from .data import iter_jsonl, records_to_examples
 from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
+from .ops import use_cpu_ops
 
 STRATEGIES = ("uncertainty", "random", "confident", "beam_ner")
 GoldKey = Tuple[int, int, str]
@@ -207,8 +208,27 @@ def run_strategy(
     dev: Optional[Sequence[dict]] = None,
 ) -> List[Dict[str, Any]]:
     """Run one strategy for the whole budget; with `dev` (gold records), each
-    evaluation also chooses the decision threshold on it. RETURNS
-    (List[Dict[str, Any]]): one curve point per evaluation."""
+    evaluation also chooses the decision threshold on it. The models use the
+    CPU matrix products of `args.blas`; the process's ops are restored after.
+    RETURNS (List[Dict[str, Any]]): one curve point per evaluation."""
+    ops = get_current_ops()
+    use_cpu_ops(use_blis=args.blas == "blis")
+    try:
+        return _run_strategy(strategy, pool, test, labels, args, patterns, progress, dev)
+    finally:
+        set_current_ops(ops)
+
+
+def _run_strategy(
+    strategy: str,
+    pool: Sequence[dict],
+    test: Sequence[dict],
+    labels: Sequence[str],
+    args: argparse.Namespace,
+    patterns: Optional[List[dict]],
+    progress: bool,
+    dev: Optional[Sequence[dict]],
+) -> List[Dict[str, Any]]:
     nlp = build_nlp(strategy, args.config, args.lang, args.seed)
     optimizer = initialize_pipeline(nlp, labels, pool[:10], threshold=args.threshold)
     if args.learn_rate is not None:
@@ -408,6 +428,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--threshold", type=float, default=LOOP_THRESHOLD,
                    help="binary_ner decision threshold for evaluation (default: the loop's, "
                         f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)")
+    p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
+                   help="CPU matrix products: Thinc's default BLIS, or numpy's BLAS, faster on CPUs where BLIS "
+                        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; bench/blas_benchmark.py)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]

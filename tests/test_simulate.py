@@ -198,3 +198,13 @@ def test_self_training_flag_reaches_the_loop(tmp_path, monkeypatch, flag, expect
 def test_threshold_flag_sets_the_evaluated_threshold(tmp_path, monkeypatch, flag, expected):
     nlp, _ = loop_built_by_simulate(tmp_path, monkeypatch, flag)
     assert nlp.get_pipe("binary_ner").cfg["threshold"] == expected
+
+
+@pytest.mark.parametrize("flag,use_blis", [([], True), (["--blas", "numpy"], False)])
+def test_blas_flag_chooses_the_models_matrix_products_and_restores_the_ops(tmp_path, monkeypatch, flag, use_blis):
+    from thinc.api import get_current_ops
+
+    before = get_current_ops()
+    nlp, _ = loop_built_by_simulate(tmp_path, monkeypatch, flag)
+    assert all(node.ops.use_blis is use_blis for node in nlp.get_pipe("binary_ner").model.walk())
+    assert get_current_ops() is before
