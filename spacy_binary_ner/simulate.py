@@ -446,6 +446,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             p.error(f"--{name} {value}: no such file")
     if min(args.batch_size, args.budget, args.eval_every) < 1:
         p.error("--batch-size, --budget and --eval-every must be positive")
+    if not 0.0 < args.threshold < 1.0:
+        p.error(f"--threshold {args.threshold}: must be between 0 and 1")
     return args
 
 

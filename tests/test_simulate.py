@@ -98,6 +98,14 @@ def test_simulate_rejects_an_unknown_strategy(tmp_path):
              "--lang", "en", "--output", str(tmp_path / "out")])
 
 
+def test_simulate_rejects_a_threshold_outside_0_1(tmp_path, capsys):
+    pool = write_jsonl(tmp_path / "train.jsonl", gold_records(5, seed=1))
+    with pytest.raises(SystemExit):
+        cli(["simulate", "--pool", str(pool), "--test", str(pool), "--threshold", "1",
+             "--lang", "en", "--output", str(tmp_path / "out")])
+    assert "--threshold 1.0: must be between 0 and 1" in capsys.readouterr().err
+
+
 def test_table_lists_every_point():
     points = [
         {"strategy": "a", "decisions": 10, "f": 0.5, "accepts": 3, "update_ms_median": 1.0},
