@@ -7,11 +7,12 @@ AMD EPYC machine 77 against 23 GFLOP/s for the CNN tok2vec's shapes
 (`bench/blas_benchmark.py` measures your machine). `NumpyOps(use_blis=False)` is
 Thinc's own switch; these helpers set it.
 """
-from typing import Callable, Type
+import contextlib
+from typing import Callable, Iterator, Type
 
 from spacy.language import Language
 from spacy.util import registry
-from thinc.api import NumpyOps, get_current_ops, set_current_ops
+from thinc.api import NumpyOps, get_current_ops, set_current_ops, use_ops
 
 CPU_OPS_CALLBACK = "spacy-binary-ner.cpu_ops.v1"
 
@@ -29,6 +30,21 @@ def use_cpu_ops(use_blis: bool) -> bool:
         return False
     set_current_ops(NumpyOps(use_blis=use_blis))
     return True
+
+
+@contextlib.contextmanager
+def cpu_ops(use_blis: bool) -> Iterator[None]:
+    """`use_cpu_ops` for the models built inside the block (Thinc's
+    `use_ops`): the process's ops are restored after it. Ops on a GPU are
+    left alone.
+
+    use_blis (bool): True for Thinc's default (BLIS), False for numpy's BLAS.
+    """
+    if type(get_current_ops()) is not NumpyOps:
+        yield
+        return
+    with use_ops("numpy", use_blis=use_blis):
+        yield
 
 
 @registry.callbacks(CPU_OPS_CALLBACK)

@@ -27,11 +27,11 @@ from spacy.scorer import Scorer
 from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
-from thinc.api import Config, get_current_ops, set_current_ops
+from thinc.api import Config
 
 from .data import iter_jsonl, records_to_examples
 from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
-from .ops import use_cpu_ops
+from .ops import cpu_ops
 
 STRATEGIES = ("uncertainty", "random", "confident", "beam_ner")
 GoldKey = Tuple[int, int, str]
@@ -208,29 +208,12 @@ def run_strategy(
     dev: Optional[Sequence[dict]] = None,
 ) -> List[Dict[str, Any]]:
     """Run one strategy for the whole budget; with `dev` (gold records), each
-    evaluation also chooses the decision threshold on it. The models use the
-    CPU matrix products of `args.blas`; the process's ops are restored after.
-    RETURNS (List[Dict[str, Any]]): one curve point per evaluation."""
-    ops = get_current_ops()
-    use_cpu_ops(use_blis=args.blas == "blis")
-    try:
-        return _run_strategy(strategy, pool, test, labels, args, patterns, progress, dev)
-    finally:
-        set_current_ops(ops)
-
-
-def _run_strategy(
-    strategy: str,
-    pool: Sequence[dict],
-    test: Sequence[dict],
-    labels: Sequence[str],
-    args: argparse.Namespace,
-    patterns: Optional[List[dict]],
-    progress: bool,
-    dev: Optional[Sequence[dict]],
-) -> List[Dict[str, Any]]:
-    nlp = build_nlp(strategy, args.config, args.lang, args.seed)
-    optimizer = initialize_pipeline(nlp, labels, pool[:10], threshold=args.threshold)
+    evaluation also chooses the decision threshold on it. The models are
+    built with the CPU matrix products of `args.blas`. RETURNS
+    (List[Dict[str, Any]]): one curve point per evaluation."""
+    with cpu_ops(use_blis=args.blas == "blis"):
+        nlp = build_nlp(strategy, args.config, args.lang, args.seed)
+        optimizer = initialize_pipeline(nlp, labels, pool[:10], threshold=args.threshold)
     if args.learn_rate is not None:
         optimizer.learn_rate = args.learn_rate
     matcher = PatternMatcher(nlp, patterns, overlapping=not args.longest_patterns) if patterns else None

@@ -4,7 +4,7 @@ import pytest
 import spacy
 from thinc.api import NumpyOps, get_current_ops, set_current_ops, use_ops
 
-from spacy_binary_ner.ops import CPU_OPS_CALLBACK, use_cpu_ops
+from spacy_binary_ner.ops import CPU_OPS_CALLBACK, cpu_ops, use_cpu_ops
 
 from .util import SMALL_MODEL
 
@@ -42,6 +42,26 @@ def test_use_cpu_ops_sets_and_leaves_other_ops(restore_ops):
         set_current_ops(OtherOps())
         assert not use_cpu_ops(use_blis=False)
         assert type(get_current_ops()) is OtherOps
+
+
+def test_cpu_ops_block_builds_models_with_those_ops_and_restores(restore_ops):
+    before = NumpyOps()
+    set_current_ops(before)
+    with cpu_ops(use_blis=False):
+        assert not get_current_ops().use_blis
+        nlp = spacy.blank("en")
+        ner = nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    assert get_current_ops() is before
+    assert all(not node.ops.use_blis for node in ner.model.walk())
+
+    class OtherOps(NumpyOps):  # e.g. a GPU's ops: left alone
+        name = "other"
+
+    other = OtherOps()
+    set_current_ops(other)
+    with cpu_ops(use_blis=False):
+        assert get_current_ops() is other
+    assert get_current_ops() is other
 
 
 @pytest.mark.parametrize("use_blis", [False, True])
