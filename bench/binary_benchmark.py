@@ -199,6 +199,12 @@ def run_system(system, lang, train_path, gold_train_path, dev_path, test_records
     return result
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b, or nan where b is 0 (a ceiling that scored F1 0, a peer whose
+    best dev score came at step 0): the table shows nan, the run is kept."""
+    return a / b if b else float("nan")
+
+
 def summarize(results: List[Dict], systems: List[str]) -> List[Dict]:
     rows = []
     by = {s: [r for r in results if r["system"] == s] for s in systems}
@@ -216,12 +222,12 @@ def summarize(results: List[Dict], systems: List[str]) -> List[Dict]:
         if system in ("beam_ner",):
             ceiling = by.get("ner_gold")
         if ceiling:
-            row["f_of_ceiling"] = row["f"] / statistics.mean(r["f"] for r in ceiling)
+            row["f_of_ceiling"] = _ratio(row["f"], statistics.mean(r["f"] for r in ceiling))
         if ref:
             # Ratios per seed against spaCy ner trained in the same run, then the median.
             pairs = [(r, q) for r in rs for q in ref if q["seed"] == r["seed"]]
-            row["time_ratio"] = statistics.median(r["seconds_to_best"] / q["seconds_to_best"] for r, q in pairs)
-            row["wps_ratio"] = statistics.median(r["wps"] / q["wps"] for r, q in pairs)
+            row["time_ratio"] = statistics.median(_ratio(r["seconds_to_best"], q["seconds_to_best"]) for r, q in pairs)
+            row["wps_ratio"] = statistics.median(_ratio(r["wps"], q["wps"]) for r, q in pairs)
         rows.append(row)
     return rows
 

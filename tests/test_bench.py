@@ -2,6 +2,7 @@
 No timing is asserted: timings belong in the printed table."""
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,19 @@ def test_encoder_benchmark_runs_and_restores():
     ms = module.main(["--docs", "2", "--max-span-length", "3", "--rounds", "1"])
     assert ms["previous"] > 0 and ms["current"] > 0
     assert (E._SpanCells.apply, E.SpanEncoder._drop) == before
+
+
+def test_summary_of_a_zero_ceiling_is_nan():
+    """A ceiling that scored F1 0 (a short run) or a peer whose best dev score
+    came at step 0 gives nan in the table, not a ZeroDivisionError that loses
+    the whole run."""
+    bench = load_bench()
+    run = {"seed": 0, "p": 0.0, "r": 0.0, "f": 0.0, "wps": 100.0, "seconds_to_best": 0.0, "best_step": 0}
+    results = [dict(run, system="binary_ner", f=0.4, seconds_to_best=5.0), dict(run, system="binary_ner_gold"),
+               dict(run, system="ner")]
+    rows = bench.summarize(results, ["binary_ner", "binary_ner_gold", "ner"])
+    by = {row["system"]: row for row in rows}
+    assert math.isnan(by["binary_ner"]["f_of_ceiling"]) and math.isnan(by["binary_ner"]["time_ratio"])
+    assert by["binary_ner"]["wps_ratio"] == 1.0
+    assert "| binary_ner | 0.000 | 0.000 | 0.400 | nan |" in bench.markdown(rows, {
+        "data": "d", "decisions": "teach-1x", "n_decisions": 1, "seeds": [0], "max_steps": 1, "date": "", "machine": ""})
