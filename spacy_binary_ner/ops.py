@@ -12,7 +12,7 @@ from typing import Callable, Iterator, Type
 
 from spacy.language import Language
 from spacy.util import registry
-from thinc.api import NumpyOps, get_current_ops, set_current_ops, use_ops
+from thinc.api import NumpyOps, get_current_ops, set_current_ops
 
 CPU_OPS_CALLBACK = "spacy-binary-ner.cpu_ops.v1"
 
@@ -34,17 +34,17 @@ def use_cpu_ops(use_blis: bool) -> bool:
 
 @contextlib.contextmanager
 def cpu_ops(use_blis: bool) -> Iterator[None]:
-    """`use_cpu_ops` for the models built inside the block (Thinc's
-    `use_ops`): the process's ops are restored after it. Ops on a GPU are
-    left alone.
+    """`use_cpu_ops` for the models built inside the block: the process's
+    ops are restored after it. Ops on a GPU are left alone.
 
     use_blis (bool): True for Thinc's default (BLIS), False for numpy's BLAS.
     """
-    if type(get_current_ops()) is not NumpyOps:
+    before = get_current_ops()
+    use_cpu_ops(use_blis)
+    try:
         yield
-        return
-    with use_ops("numpy", use_blis=use_blis):
-        yield
+    finally:
+        set_current_ops(before)
 
 
 @registry.callbacks(CPU_OPS_CALLBACK)
