@@ -76,11 +76,31 @@ def timeline_logger():
     return setup
 
 
+def use_static_vectors(config, vectors: Path) -> None:
+    """Give every CNN tok2vec of `config` the static vectors at `vectors` (a
+    spaCy pipeline folder or a `spacy init vectors` folder), read once by
+    `[initialize] vectors`."""
+    config["paths"]["vectors"] = str(vectors)
+    embeds = [
+        component["model"]["tok2vec"]["embed"]
+        for component in config["components"].values()
+        if "include_static_vectors" in component.get("model", {}).get("tok2vec", {}).get("embed", {})
+    ]
+    if not embeds:
+        raise ValueError("--vectors: no component of this config has a tok2vec embed with include_static_vectors")
+    for embed in embeds:
+        embed["include_static_vectors"] = True
+
+
 def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int, overrides=(),
-                config_path: Optional[Path] = None):
-    # config_path replaces configs/<lang>_cnn.cfg for the binary_ner systems only.
+                config_path: Optional[Path] = None, vectors: Optional[Path] = None):
+    # config_path replaces configs/<lang>_cnn.cfg (with vectors: <lang>_cnn_vectors.cfg where it
+    # exists) for the binary_ner systems only.
     use_custom = config_path is not None and system.startswith("binary_ner")
-    config = load_config(config_path if use_custom else REPO / "configs" / f"{lang}_cnn.cfg")
+    default = REPO / "configs" / f"{lang}_cnn.cfg"
+    if vectors is not None and system.startswith("binary_ner") and default.with_name(f"{lang}_cnn_vectors.cfg").exists():
+        default = default.with_name(f"{lang}_cnn_vectors.cfg")
+    config = load_config(config_path if use_custom else default)
     if system.startswith("binary_ner") and overrides:
         for item in overrides:
             key, value = item.split("=", 1)
@@ -100,6 +120,8 @@ def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, see
     config["training"]["seed"] = seed
     config["system"]["seed"] = seed
     config["training"]["logger"] = {"@loggers": "binary_ner_bench.TimelineLogger.v1"}
+    if vectors is not None:
+        use_static_vectors(config, vectors)
     return config
 
 
@@ -165,7 +187,7 @@ def measure_speed_interleaved(results: List[Dict], workdir: Path, seed: int, tes
 
 
 def run_system(system, lang, train_path, gold_train_path, dev_path, test_records, args, seed, workdir):
-    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed, args.set, args.config)
+    config = make_config(system, lang, args.max_steps, args.eval_frequency, seed, args.set, args.config, args.vectors)
     gold = system.endswith("_gold")
     config["paths"]["train"] = None if gold else str(train_path)
     config["paths"]["train_complete"] = str(gold_train_path) if gold else None
@@ -339,6 +361,9 @@ def main(argv=None):
     p.add_argument("--name", default=None, help="output file stem (default: data-decisions)")
     p.add_argument("--config", type=Path, default=None,
                    help="config for the binary_ner systems instead of configs/<lang>_cnn.cfg")
+    p.add_argument("--vectors", type=Path, default=None,
+                   help="static vectors for every system's tok2vec: a spaCy pipeline folder or a `spacy init "
+                        "vectors` folder (binary_ner takes configs/<lang>_cnn_vectors.cfg where it exists)")
     p.add_argument("--code", type=Path, default=None,
                    help="Python file to import first, e.g. one registering a custom model (as spacy train --code)")
     p.add_argument("--speed-of", type=Path, default=None, metavar="KEEP_DIR",
@@ -427,6 +452,7 @@ def main(argv=None):
         "n_decisions": n_decisions,
         "seeds": seeds,
         "max_steps": args.max_steps,
+        "vectors": str(args.vectors) if args.vectors else None,
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
