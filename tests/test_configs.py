@@ -8,7 +8,7 @@ from spacy.training.initialize import init_nlp
 from spacy.training.loop import train
 from spacy.util import load_config
 
-from .util import GOLD_RECORDS, TEACH_RECORDS, zh_records
+from .util import GOLD_RECORDS, TEACH_RECORDS, write_tiny_vectors, zh_records
 
 # Transformer configs need a real checkpoint; tests/test_trf_configs.py trains
 # them with a tiny local BERT instead.
@@ -38,6 +38,9 @@ def test_config_trains_saves_and_loads(config_path, tmp_path):
     config["paths"]["train"] = teach
     config["paths"]["train_complete"] = gold
     config["paths"]["dev"] = gold
+    if "include_static_vectors = true" in config_path.read_text():
+        words = [w for r in TEACH_RECORDS + GOLD_RECORDS for w in r["text"].split()]
+        config["paths"]["vectors"] = str(write_tiny_vectors(tmp_path / "vectors", words))
     config["training"]["max_steps"] = 6
     config["training"]["eval_frequency"] = 3
     nlp = init_nlp(config)

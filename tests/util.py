@@ -1,8 +1,13 @@
 """Helpers shared by the tests: tiny hand-made corpora."""
-from typing import List, Sequence, Tuple
+from pathlib import Path
+from typing import Iterable, List, Sequence, Tuple
+
+import numpy
+import spacy
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
+from spacy.vectors import Vectors
 from spacy.training import Example
 
 SpanSpec = Tuple[int, int, str]
@@ -97,3 +102,14 @@ SMALL_MODEL = {
         },
     },
 }
+
+
+def write_tiny_vectors(path: Path, words: Iterable[str], width: int = 8, seed: int = 0) -> Path:
+    """A vectors-only spaCy pipeline folder (what `[initialize] vectors` reads):
+    one random row per distinct word, as `spacy init vectors` would make."""
+    nlp = spacy.blank("en")
+    keys = sorted(set(words))
+    data = numpy.random.default_rng(seed).normal(size=(len(keys), width)).astype("float32")
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=keys, name="tiny_test_vectors")
+    nlp.to_disk(path)
+    return path
