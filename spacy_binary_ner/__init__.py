@@ -4,6 +4,7 @@ from .data import ReadStats, create_teach_corpus, records_to_examples
 from .models.span_scorer import build_span_scorer
 from .pipeline import BinaryNER, make_binary_ner
 from .targets import ConflictingAnswersError, build_targets
+from .threshold import choose_threshold, create_dev_threshold_callback
 
 __all__ = [
     "__version__",
@@ -12,6 +13,8 @@ __all__ = [
     "ReadStats",
     "build_span_scorer",
     "build_targets",
+    "choose_threshold",
+    "create_dev_threshold_callback",
     "create_teach_corpus",
     "make_binary_ner",
     "records_to_examples",

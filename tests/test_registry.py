@@ -50,3 +50,4 @@ def test_every_registered_name_is_declared():
     assert ours <= declared
     assert "binary_ner" in declared
     assert "spacy-binary-ner.TorchSpanScorer.v1" in declared
+    assert "spacy-binary-ner.dev_threshold.v1" in declared

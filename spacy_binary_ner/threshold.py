@@ -1,0 +1,177 @@
+"""The decision threshold of a `binary_ner` pipe, chosen on gold dev examples.
+
+A model trained on a few thousand binary answers is under-confident: every
+span no answer mentions is pulled towards "no entity", so its entities often
+score below 0.5. The threshold changes only decoding, so one prediction of the
+dev split gives the entity scores at every candidate threshold; the best one
+goes into the pipe's `cfg` (saved with the pipeline).
+
+In training, `spacy-binary-ner.dev_threshold.v1` is a `[training.before_to_disk]`
+callback: each time spaCy saves the pipeline (after every evaluation, with the
+weights it saves), the threshold is chosen on the dev corpus, stored, and
+logged.
+"""
+import sys
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import registry, resolve_dot_names
+
+from .pipeline import BinaryNER
+
+THRESHOLDS: Tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(2, 19))  # 0.1, 0.15, ..., 0.9
+
+
+def is_complete(example: Example) -> bool:
+    """Whether the reference doc marks every token as inside or outside an
+    entity (a complete annotation), so that F1 on it means something."""
+    return all(token.ent_iob != 0 for token in example.reference)
+
+
+def scores_by_threshold(
+    pipe: BinaryNER,
+    docs: Sequence[Doc],
+    scores: Any,
+    references: Sequence[Doc],
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> Dict[float, Dict[str, Any]]:
+    """Entity scores (`ents_p`, `ents_r`, `ents_f`, `ents_per_type`, as
+    `nlp.evaluate`) of one prediction decoded at each threshold.
+
+    pipe (BinaryNER): The pipe that made `scores`.
+    docs (Sequence[Doc]): The docs it predicted, not changed.
+    scores: `pipe.predict(docs)`.
+    references (Sequence[Doc]): The gold docs, one per doc.
+    thresholds (Sequence[float]): The thresholds to decode at.
+    RETURNS (Dict[float, Dict[str, Any]]): The scores per threshold.
+    """
+    saved = {key: pipe.cfg[key] for key in ("threshold", "scores_key", "nested_spans_key")}
+    result: Dict[float, Dict[str, Any]] = {}
+    try:
+        # Only doc.ents is scored: the span groups would be written for nothing.
+        pipe.cfg["scores_key"] = pipe.cfg["nested_spans_key"] = None
+        for threshold in thresholds:
+            pipe.cfg["threshold"] = threshold
+            decoded = [doc.copy() for doc in docs]
+            pipe.set_annotations(decoded, scores)
+            examples = [Example(doc, ref) for doc, ref in zip(decoded, references)]
+            result[threshold] = Scorer.score_spans(examples, "ents")
+    finally:
+        pipe.cfg.update(saved)
+    return result
+
+
+def best_threshold(f_by_threshold: Dict[float, float], default: float) -> float:
+    """The threshold with the highest F1; among equals, the one nearest
+    `default` (so a flat curve keeps the configured threshold)."""
+    return max(f_by_threshold, key=lambda t: (f_by_threshold[t], -abs(t - default)))
+
+
+def choose_threshold(
+    nlp: Language,
+    examples: Iterable[Example],
+    *,
+    component: Optional[str] = None,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> Tuple[float, Dict[float, Dict[str, Any]]]:
+    """Choose the `binary_ner` decision threshold on gold examples, from one
+    prediction. The pipe's `cfg` is not changed.
+
+    nlp (Language): The pipeline.
+    examples (Iterable[Example]): Examples with complete gold annotations.
+    component (Optional[str]): The component; None for the first `binary_ner`.
+    thresholds (Sequence[float]): The candidates; the pipe's own threshold is
+        always among them.
+    RETURNS (Tuple[float, Dict[float, Dict[str, Any]]]): The best threshold
+        (ties: the nearest the pipe's own), and the scores at every candidate.
+    """
+    examples = list(examples)
+    name = component if component is not None else _find_binary_ner(nlp)
+    if name is None:
+        raise ValueError(f"No binary_ner component in the pipeline {nlp.pipe_names}: pass component=NAME.")
+    pipe = nlp.get_pipe(name)
+    if not isinstance(pipe, BinaryNER):
+        raise ValueError(f"Component {name!r} is a {type(pipe).__name__}, not a binary_ner pipe.")
+    incomplete = sum(not is_complete(eg) for eg in examples)
+    if incomplete:
+        raise ValueError(
+            f"{incomplete} of {len(examples)} examples do not mark every token as in or out of an entity: "
+            "choose the threshold on complete annotations (a gold dev split), not on teach answers."
+        )
+    docs = [eg.predicted.copy() for eg in examples]
+    for other, proc in nlp.pipeline:
+        if other == name:
+            break
+        docs = list(proc.pipe(docs))
+    own = pipe.cfg["threshold"]
+    candidates = sorted({*thresholds, own})
+    scores = pipe.predict(docs)
+    by_threshold = scores_by_threshold(pipe, docs, scores, [eg.reference for eg in examples], candidates)
+    best = best_threshold({t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}, own)
+    return best, by_threshold
+
+
+def _find_binary_ner(nlp: Language) -> Optional[str]:
+    return next((name for name, proc in nlp.pipeline if isinstance(proc, BinaryNER)), None)
+
+
+@registry.callbacks("spacy-binary-ner.dev_threshold.v1")
+def create_dev_threshold_callback(
+    dev_corpus: str = "corpora.dev",
+    thresholds: Optional[List[float]] = list(THRESHOLDS),
+    component: Optional[str] = None,
+) -> Callable[[Language], Language]:
+    """A `[training.before_to_disk]` callback: before each save, choose the
+    `binary_ner` decision threshold on the dev corpus, store it in the pipe's
+    `cfg` and log it. It does nothing (and says why, once) where the pipeline
+    has no `binary_ner` or the dev corpus has no complete annotations.
+
+    dev_corpus (str): Dot name of the dev corpus in the training config.
+    thresholds (Optional[List[float]]): The candidates; null keeps the pipe's
+        configured `threshold` (no choice is made).
+    component (Optional[str]): The component; None for the first `binary_ner`.
+    RETURNS (Callable[[Language], Language]): The callback.
+    """
+    if thresholds is not None:
+        bad = [t for t in thresholds if not 0.0 < t < 1.0]
+        if bad or not thresholds:
+            raise ValueError(f"dev_threshold thresholds must be between 0 and 1 (got {thresholds}); null for none")
+    state: Dict[str, Any] = {}
+
+    def before_to_disk(nlp: Language) -> Language:
+        if thresholds is None or state.get("off"):
+            return nlp
+        name = component if component is not None else _find_binary_ner(nlp)
+        if name is None:
+            _off(state, f"no binary_ner component in {nlp.pipe_names}")
+            return nlp
+        if "examples" not in state:
+            (corpus,) = resolve_dot_names(nlp.config.interpolate(), [dev_corpus])
+            state["examples"] = list(corpus(nlp))
+        examples = state["examples"]
+        if not examples or not all(is_complete(eg) for eg in examples):
+            _off(state, f"{dev_corpus} has no complete annotations")
+            return nlp
+        pipe = nlp.get_pipe(name)
+        # Ties go to the threshold the config sets, not to the last choice.
+        configured = state.setdefault("configured", pipe.cfg["threshold"])
+        pipe.cfg["threshold"] = configured
+        best, by_threshold = choose_threshold(nlp, examples, component=name, thresholds=thresholds)
+        pipe.cfg["threshold"] = best
+        f = {t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}
+        print(
+            f"{name}: threshold {best:g} chosen on {dev_corpus} "
+            f"(ents_f {f[best]:.4f}; {f[configured]:.4f} at the configured {configured:g})",
+            flush=True,
+        )
+        return nlp
+
+    return before_to_disk
+
+
+def _off(state: Dict[str, Any], reason: str) -> None:
+    state["off"] = True
+    print(f"dev_threshold: {reason}: the decision threshold stays as configured", file=sys.stderr, flush=True)

@@ -1,0 +1,183 @@
+"""The decision threshold chosen on dev: from one prediction, in training as a
+`before_to_disk` callback, saved with the pipeline."""
+import json
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import train
+from spacy.util import load_config, registry
+
+from spacy_binary_ner.data import records_to_examples
+from spacy_binary_ner.targets import cell_coordinates
+from spacy_binary_ner.threshold import (
+    THRESHOLDS,
+    best_threshold,
+    choose_threshold,
+    create_dev_threshold_callback,
+    is_complete,
+)
+
+from .util import GOLD_RECORDS, SMALL_MODEL, TEACH_RECORDS, make_example
+
+REPO = Path(__file__).resolve().parent.parent
+WORDS = ["Anna", "met", "Shaka", "Khan", "in", "London", "."]
+GOLD = [(0, 1, "PERSON"), (2, 4, "PERSON"), (5, 6, "LOC")]
+
+
+def logit(p: float) -> float:
+    return float(numpy.log(p / (1 - p)))
+
+
+def crafted(monkeypatch):
+    """A binary_ner whose prediction for WORDS gives the gold PERSONs 0.32,
+    the gold LOC 0.7 and a wrong LOC ("met") 0.15; all else near 0."""
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    eg = make_example(nlp, WORDS, GOLD, default="outside")
+    nlp.initialize(lambda: [eg])
+    labels = list(pipe.labels)
+    starts, widths = cell_coordinates(len(WORDS), pipe.max_span_length)
+    logits = numpy.full((len(starts), len(labels)), -10.0, dtype="float32")
+    for start, end, label, p in [(0, 1, "PERSON", 0.32), (2, 4, "PERSON", 0.32), (5, 6, "LOC", 0.7),
+                                 (1, 2, "LOC", 0.15)]:
+        row = int(numpy.flatnonzero((starts == start) & (widths == end - start - 1))[0])
+        logits[row, labels.index(label)] = logit(p)
+    monkeypatch.setattr(pipe, "predict", lambda docs: logits)
+    return nlp, pipe, eg
+
+
+def test_choose_threshold_decodes_one_prediction_at_every_threshold(monkeypatch):
+    nlp, pipe, eg = crafted(monkeypatch)
+    best, scores = choose_threshold(nlp, [eg], thresholds=[0.1, 0.2, 0.25, 0.3, 0.4, 0.5])
+    f = {t: s["ents_f"] for t, s in scores.items()}
+    assert f[0.5] == pytest.approx(0.5)  # London only
+    assert f[0.4] == pytest.approx(0.5)
+    assert f[0.2] == f[0.25] == f[0.3] == pytest.approx(1.0)
+    assert f[0.1] == pytest.approx(6 / 7)  # and the wrong LOC
+    # Ties go to the threshold nearest the pipe's own (0.5).
+    assert best == 0.3
+    assert pipe.cfg["threshold"] == 0.5
+    assert pipe.cfg["scores_key"] == "binary_ner_scores"
+
+
+def test_choose_threshold_always_scores_the_pipes_own_threshold(monkeypatch):
+    nlp, pipe, eg = crafted(monkeypatch)
+    pipe.cfg["threshold"] = 0.45
+    best, scores = choose_threshold(nlp, [eg], thresholds=[0.6, 0.7])
+    assert sorted(scores) == [0.45, 0.6, 0.7]
+    assert best == 0.45
+
+
+def test_best_threshold_ties_go_to_the_default():
+    assert best_threshold({0.2: 0.8, 0.4: 0.8, 0.6: 0.7}, 0.5) == 0.4
+    assert best_threshold({0.2: 0.8, 0.4: 0.8, 0.6: 0.7}, 0.1) == 0.2
+    assert best_threshold({0.2: 0.7, 0.4: 0.8}, 0.2) == 0.4
+
+
+def test_choose_threshold_needs_complete_annotations(monkeypatch):
+    nlp, pipe, eg = crafted(monkeypatch)
+    teach = make_example(nlp, WORDS, [(0, 1, "PERSON")], default="missing")
+    assert is_complete(eg) and not is_complete(teach)
+    with pytest.raises(ValueError, match="1 of 2 examples .*gold dev split"):
+        choose_threshold(nlp, [eg, teach])
+
+
+def test_choose_threshold_names_a_missing_component():
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="No binary_ner component"):
+        choose_threshold(nlp, [])
+
+
+def test_callback_rejects_bad_thresholds():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        create_dev_threshold_callback(thresholds=[0.0, 0.5])
+    assert registry.callbacks.get("spacy-binary-ner.dev_threshold.v1") is create_dev_threshold_callback
+
+
+def write(path: Path, records) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
+    return str(path)
+
+
+def small_config(tmp_path, dev_records=GOLD_RECORDS, **callback):
+    config = load_config(REPO / "configs" / "en_cnn.cfg")
+    model = config["components"]["binary_ner"]["model"]
+    model["hidden_width"] = model["lstm_width"] = 16
+    model["tok2vec"]["embed"]["width"] = model["tok2vec"]["encode"]["width"] = 16
+    model["tok2vec"]["encode"]["depth"] = 1
+    config["paths"]["train"] = write(tmp_path / "teach.jsonl", TEACH_RECORDS)
+    config["paths"]["train_complete"] = write(tmp_path / "gold.jsonl", GOLD_RECORDS)
+    config["paths"]["dev"] = write(tmp_path / "dev.jsonl", dev_records)
+    config["training"]["max_steps"] = 20
+    config["training"]["eval_frequency"] = 10
+    config["training"]["before_to_disk"].update(callback)
+    return config
+
+
+def train_and_load(config, tmp_path):
+    nlp = init_nlp(config)
+    out = tmp_path / "out"
+    out.mkdir()
+    train(nlp, out)
+    return spacy.load(out / "model-best")
+
+
+def test_configs_choose_the_threshold_on_dev_by_default():
+    for path in sorted((REPO / "configs").glob("*.cfg")):
+        callback = load_config(path, interpolate=False)["training"]["before_to_disk"]
+        assert callback["@callbacks"] == "spacy-binary-ner.dev_threshold.v1", path.name
+        assert callback["dev_corpus"] == "corpora.dev"
+
+
+def test_training_saves_and_logs_the_threshold_chosen_on_dev(tmp_path, capsys):
+    config = small_config(tmp_path)  # the config's own callback and thresholds
+    config["training"]["max_steps"] = 40
+    config["training"]["optimizer"]["learn_rate"] = 0.01
+    # Too high for this model: the callback has something to choose.
+    config["components"]["binary_ner"]["threshold"] = 0.95
+    loaded = train_and_load(config, tmp_path)
+    out = capsys.readouterr().out
+    chosen = [line for line in out.splitlines() if "chosen on corpora.dev" in line]
+    assert len(chosen) == 6  # one per save: after each evaluation (steps 0 to 40) and the final one
+    saved = loaded.get_pipe("binary_ner").cfg["threshold"]
+    assert saved in THRESHOLDS
+    # The saved pipeline's own weights choose the same threshold on the same dev split,
+    # and it scores better there than the configured one.
+    dev = records_to_examples(loaded, GOLD_RECORDS, complete=True)
+    best, scores = choose_threshold(loaded, dev, thresholds=[*THRESHOLDS, 0.95])
+    assert best == saved
+    assert scores[saved]["ents_f"] > scores[0.95]["ents_f"]
+    assert f"threshold {saved:g} chosen" in chosen[-1] and "at the configured 0.95" in chosen[-1]
+
+
+def test_null_thresholds_keep_the_configured_threshold(tmp_path, capsys):
+    config = small_config(tmp_path, thresholds=None)
+    config["components"]["binary_ner"]["threshold"] = 0.05
+    loaded = train_and_load(config, tmp_path)
+    assert loaded.get_pipe("binary_ner").cfg["threshold"] == 0.05
+    assert "chosen on" not in capsys.readouterr().out
+
+
+def test_teach_answers_as_dev_keep_the_configured_threshold(tmp_path, capsys):
+    config = small_config(tmp_path, thresholds=[0.05, 0.1])
+    # The dev corpus reads teach answers: no F1 can be trusted on them.
+    config["corpora"]["dev"]["path"] = config["paths"]["train"]
+    config["corpora"]["dev"]["complete_path"] = None
+    loaded = train_and_load(config, tmp_path)
+    assert loaded.get_pipe("binary_ner").cfg["threshold"] == 0.5
+    captured = capsys.readouterr()
+    assert "chosen on" not in captured.out
+    assert captured.err.count("corpora.dev has no complete annotations") == 1
+
+
+def test_callback_leaves_other_pipelines_alone(capsys):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner")
+    callback = create_dev_threshold_callback()
+    assert callback(nlp) is nlp
+    assert callback(nlp) is nlp
+    assert capsys.readouterr().err.count("no binary_ner component") == 1
