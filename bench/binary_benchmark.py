@@ -36,6 +36,7 @@ from spacy.util import load_config, registry
 from spacy_binary_ner.data import iter_jsonl, records_to_examples
 from spacy_binary_ner.ops import use_cpu_ops
 from spacy_binary_ner.simulate import spacy_peer_components
+from spacy_binary_ner.threshold import choose_threshold, scores_at_thresholds
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BENCH = REPO.parent / "shared" / "bench"
@@ -156,6 +157,71 @@ def evaluate(nlp, test_records: List[dict]) -> Dict[str, float]:
     }
 
 
+def threshold_comparison(nlp, dev_records: List[dict], test_records: List[dict]) -> Dict[str, float]:
+    """For one trained binary_ner pipeline: the decision threshold chosen on
+    dev (what training's dev_threshold callback saves; chosen again here from
+    the same weights, so pipelines trained without it get one too), and test
+    scores at it and at 0.5. Decoding only: one prediction per split."""
+    saved = nlp.get_pipe("binary_ner").cfg["threshold"]
+    best, on_dev = choose_threshold(nlp, records_to_examples(nlp, dev_records, complete=True))
+    on_test = scores_at_thresholds(nlp, records_to_examples(nlp, test_records, complete=True), sorted({best, 0.5}))
+    out = {"saved_threshold": saved, "dev_threshold": best, "dev_f_at_threshold": on_dev[best]["ents_f"],
+           "dev_f_at_05": on_dev[0.5]["ents_f"]}
+    for name, t in (("threshold", best), ("05", 0.5)):
+        for key in ("p", "r", "f"):
+            out[f"test_{key}_at_{name}"] = on_test[t][f"ents_{key}"]
+    return out
+
+
+def threshold_markdown(results: List[Dict]) -> str:
+    lines = [
+        "Decision threshold of each binary_ner pipeline, chosen on dev; test scores of the same pipeline at it and "
+        "at 0.5 (decoding only):",
+        "",
+        "| system | seed | saved threshold | chosen on dev | dev F1 at it | dev F1 at 0.5 | test P / R / F1 at it | "
+        "test P / R / F1 at 0.5 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if "dev_threshold" not in r:
+            continue
+        lines.append(
+            f"| {r['system']} | {r['seed']} | {r['saved_threshold']:g} | {r['dev_threshold']:g} | "
+            f"{r['dev_f_at_threshold']:.3f} | {r['dev_f_at_05']:.3f} | {r['test_p_at_threshold']:.3f} / "
+            f"{r['test_r_at_threshold']:.3f} / **{r['test_f_at_threshold']:.3f}** | {r['test_p_at_05']:.3f} / "
+            f"{r['test_r_at_05']:.3f} / **{r['test_f_at_05']:.3f}** |"
+        )
+    return "\n".join(lines)
+
+
+def thresholds_only(args: argparse.Namespace) -> List[Dict]:
+    """The threshold comparison of the binary_ner pipelines a --keep run left
+    in `args.thresholds_of`, on the dev split that run wrote there."""
+    test_file = next(args.data.glob("test.jsonl*"), None)
+    dev_file = args.thresholds_of / "dev.jsonl"
+    if test_file is None or not dev_file.exists():
+        raise SystemExit(f"need {args.data}/test.jsonl(.gz) and {dev_file} (written by a --keep run)")
+    dev_records, test_records = read_gold(dev_file), read_gold(test_file)
+    results = []
+    for path in sorted(args.thresholds_of.glob("binary_ner*-*/model-best")):
+        system, seed = path.parent.name.rsplit("-", 1)
+        print(f"== {system} (seed {seed}): {path}", flush=True)
+        result = {"system": system, "seed": int(seed), "model": str(path)}
+        result.update(threshold_comparison(spacy.load(path), dev_records, test_records))
+        results.append(result)
+    if not results:
+        raise SystemExit(f"no binary_ner*-SEED/model-best in {args.thresholds_of}")
+    table = threshold_markdown(results)
+    name = args.name or f"{args.data.name}-thresholds"
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"data": str(args.data), "kept": str(args.thresholds_of), "date": time.strftime("%Y-%m-%d"),
+            "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
+    (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
+    (args.out / f"{name}.md").write_text(table + "\n")
+    print(table)
+    return results
+
+
 def measure_speed_interleaved(results: List[Dict], workdir: Path, seed: int, test_records: List[dict],
                               rounds: int = 5) -> None:
     """Measure inference speed of the trained systems again, taking turns, and
@@ -205,6 +271,10 @@ def run_system(system, lang, train_path, gold_train_path, dev_path, test_records
     best = max(Timeline.points, key=lambda p: (p["score"], -p["step"]))
     best_nlp = spacy.load(out / "model-best")
     result = evaluate(best_nlp, test_records)
+    if system.startswith("binary_ner"):
+        result.update(threshold_comparison(best_nlp, read_gold(dev_path), test_records))
+        print(f"   threshold {result['saved_threshold']:g} saved, {result['dev_threshold']:g} chosen on dev: "
+              f"test F1 {result['test_f_at_threshold']:.3f} at it, {result['test_f_at_05']:.3f} at 0.5", flush=True)
     result.update(
         system=system,
         seed=seed,
@@ -372,9 +442,14 @@ def main(argv=None):
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="with --speed-of: CPU matrix products of every system, Thinc's default BLIS or "
                         "numpy's BLAS (spacy_binary_ner.ops.use_cpu_ops)")
+    p.add_argument("--thresholds-of", type=Path, default=None, metavar="KEEP_DIR",
+                   help="only compare test F1 at the dev-chosen decision threshold and at 0.5 for the binary_ner "
+                        "pipelines a --keep run left in KEEP_DIR (decoding only)")
     p.add_argument("--isolated", type=int, default=0, metavar="TURNS",
                    help="with --speed-of: each system in its own process, processes taking turns TURNS times")
     args = p.parse_args(argv)
+    if args.thresholds_of is not None:
+        return thresholds_only(args)
     if args.speed_of is not None and args.isolated:
         return speed_isolated(args)
     if args.speed_of is not None:
@@ -462,6 +537,8 @@ def main(argv=None):
     table = markdown(rows, meta)
     name = args.name or f"{args.data.name}-{Path(args.decisions).stem}" + ("-quick" if args.quick else "")
     (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "runs": results}, indent=2))
+    if any("dev_threshold" in r for r in results):
+        table += "\n\n" + threshold_markdown(results)
     (args.out / f"{name}.md").write_text(table + "\n")
     print(table)
     return rows

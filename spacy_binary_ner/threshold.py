@@ -70,6 +70,44 @@ def best_threshold(f_by_threshold: Dict[float, float], default: float) -> float:
     return max(f_by_threshold, key=lambda t: (f_by_threshold[t], -abs(t - default)))
 
 
+def scores_at_thresholds(
+    nlp: Language,
+    examples: Iterable[Example],
+    thresholds: Sequence[float],
+    *,
+    component: Optional[str] = None,
+) -> Dict[float, Dict[str, Any]]:
+    """Entity scores of the `binary_ner` pipe on gold examples at each
+    threshold, from one prediction. The pipe's `cfg` is not changed.
+
+    nlp (Language): The pipeline.
+    examples (Iterable[Example]): Examples with complete gold annotations.
+    thresholds (Sequence[float]): The thresholds to decode at.
+    component (Optional[str]): The component; None for the first `binary_ner`.
+    RETURNS (Dict[float, Dict[str, Any]]): The scores per threshold.
+    """
+    examples = list(examples)
+    name = component if component is not None else _find_binary_ner(nlp)
+    if name is None:
+        raise ValueError(f"No binary_ner component in the pipeline {nlp.pipe_names}: pass component=NAME.")
+    pipe = nlp.get_pipe(name)
+    if not isinstance(pipe, BinaryNER):
+        raise ValueError(f"Component {name!r} is a {type(pipe).__name__}, not a binary_ner pipe.")
+    incomplete = sum(not is_complete(eg) for eg in examples)
+    if incomplete:
+        raise ValueError(
+            f"{incomplete} of {len(examples)} examples do not mark every token as in or out of an entity: "
+            "score thresholds on complete annotations (a gold dev split), not on teach answers."
+        )
+    docs = [eg.predicted.copy() for eg in examples]
+    for other, proc in nlp.pipeline:
+        if other == name:
+            break
+        docs = list(proc.pipe(docs))
+    scores = pipe.predict(docs)
+    return scores_by_threshold(pipe, docs, scores, [eg.reference for eg in examples], thresholds)
+
+
 def choose_threshold(
     nlp: Language,
     examples: Iterable[Example],
@@ -88,28 +126,11 @@ def choose_threshold(
     RETURNS (Tuple[float, Dict[float, Dict[str, Any]]]): The best threshold
         (ties: the nearest the pipe's own), and the scores at every candidate.
     """
-    examples = list(examples)
     name = component if component is not None else _find_binary_ner(nlp)
     if name is None:
         raise ValueError(f"No binary_ner component in the pipeline {nlp.pipe_names}: pass component=NAME.")
-    pipe = nlp.get_pipe(name)
-    if not isinstance(pipe, BinaryNER):
-        raise ValueError(f"Component {name!r} is a {type(pipe).__name__}, not a binary_ner pipe.")
-    incomplete = sum(not is_complete(eg) for eg in examples)
-    if incomplete:
-        raise ValueError(
-            f"{incomplete} of {len(examples)} examples do not mark every token as in or out of an entity: "
-            "choose the threshold on complete annotations (a gold dev split), not on teach answers."
-        )
-    docs = [eg.predicted.copy() for eg in examples]
-    for other, proc in nlp.pipeline:
-        if other == name:
-            break
-        docs = list(proc.pipe(docs))
-    own = pipe.cfg["threshold"]
-    candidates = sorted({*thresholds, own})
-    scores = pipe.predict(docs)
-    by_threshold = scores_by_threshold(pipe, docs, scores, [eg.reference for eg in examples], candidates)
+    own = nlp.get_pipe(name).cfg["threshold"]
+    by_threshold = scores_at_thresholds(nlp, examples, sorted({*thresholds, own}), component=name)
     best = best_threshold({t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}, own)
     return best, by_threshold
 

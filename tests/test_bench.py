@@ -39,6 +39,22 @@ def test_quick_benchmark(tmp_path):
     saved = json.loads((tmp_path / "out" / "sample_en-teach-1x-quick.json").read_text())
     assert len(saved["runs"]) == 3
     assert "| binary_ner |" in (tmp_path / "out" / "sample_en-teach-1x-quick.md").read_text()
+    # binary_ner systems: the threshold the training callback saved is the one dev chooses again,
+    # and the run's test F1 is the one at that threshold.
+    for run in saved["runs"]:
+        if run["system"].startswith("binary_ner"):
+            assert run["saved_threshold"] == run["dev_threshold"]
+            assert run["f"] == pytest.approx(run["test_f_at_threshold"])
+        else:
+            assert "dev_threshold" not in run
+    # The comparison alone, again, from the kept pipelines: the same numbers.
+    again = bench.main(["--data", str(data), "--thresholds-of", str(tmp_path / "keep"), "--out", str(tmp_path / "out")])
+    by_system = {r["system"]: r for r in saved["runs"]}
+    assert [r["system"] for r in again] == ["binary_ner", "binary_ner_gold"]
+    for r in again:
+        for key in ("dev_threshold", "test_f_at_threshold", "test_f_at_05"):
+            assert r[key] == pytest.approx(by_system[r["system"]][key])
+    assert "| binary_ner_gold | 0 |" in (tmp_path / "out" / "sample_en-thresholds.md").read_text()
     # Speed alone, again, from the kept pipelines; systems not kept are left out.
     ops = get_current_ops()
     try:
