@@ -32,6 +32,8 @@ from thinc.api import Config
 from .data import iter_jsonl, records_to_examples
 from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
 from .ops import cpu_ops
+from .threshold import THRESHOLDS as TRAINING_THRESHOLDS
+from .threshold import best_threshold
 
 STRATEGIES = ("uncertainty", "random", "confident", "beam_ner")
 GoldKey = Tuple[int, int, str]
@@ -165,7 +167,8 @@ def oracle(task: dict, gold: Dict[int, Set[GoldKey]]) -> str:
     return "accept" if (span["start"], span["end"], span["label"]) in gold[task["_input_hash"]] else "reject"
 
 
-THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+# The candidates of training's dev_threshold callback.
+THRESHOLDS = TRAINING_THRESHOLDS
 
 
 def scores_by_threshold(
@@ -257,9 +260,12 @@ def run_strategy(
         bar.update(len(batch))
         if decisions >= next_eval or decisions >= args.budget:
             if dev_examples is not None:
-                # One prediction of the test split gives every threshold's scores.
-                threshold = loop.pipe.cfg["threshold"]
-                on_test = scores_by_threshold(loop, test_examples, sorted({*THRESHOLDS, threshold}))
+                # The loop's threshold is chosen on dev as in training (ties: nearest the configured
+                # one), then one prediction of the test split gives every threshold's scores.
+                on_dev = f1_by_threshold(loop, dev_examples, sorted({*THRESHOLDS, args.threshold}))
+                threshold = best_threshold(on_dev, args.threshold)
+                loop.pipe.cfg["threshold"] = threshold
+                on_test = scores_by_threshold(loop, test_examples, sorted({*THRESHOLDS, args.threshold}))
                 scores = on_test[threshold]
             else:
                 with loop.averaged_params():
@@ -282,11 +288,9 @@ def run_strategy(
                 "seconds": round(time.perf_counter() - begin, 1),
             }
             if dev_examples is not None:
-                # The threshold best on dev (ties: nearest the configured one), and test F1 with it.
-                on_dev = f1_by_threshold(loop, dev_examples, THRESHOLDS)
-                best = max(THRESHOLDS, key=lambda t: (on_dev[t], -abs(t - threshold)))
-                test_f = {t: float(on_test[t]["ents_f"] or 0.0) for t in THRESHOLDS}
-                point.update({"dev_threshold": best, "dev_f": on_dev[best], "f_dev_threshold": test_f[best],
+                test_f = {t: float(s["ents_f"] or 0.0) for t, s in on_test.items()}
+                point.update({"dev_threshold": threshold, "dev_f": on_dev[threshold],
+                              "f_dev_threshold": test_f[threshold], "f_configured_threshold": test_f[args.threshold],
                               "test_f_by_threshold": {str(t): round(f, 4) for t, f in test_f.items()}})
             points.append(point)
             losses = []
@@ -403,13 +407,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
     p.add_argument("--max-per-text", type=int, default=8)
     p.add_argument("--dev", type=Path, default=None,
-                   help="gold dev set: at each evaluation also choose the decision threshold on it and report test F1 with it")
+                   help="gold dev set: at each evaluation the loop's decision threshold is chosen on it (as training's "
+                        "dev_threshold callback; ties: nearest --threshold), and test F1 is reported at it")
     p.add_argument("--live-weights", action="store_true",
                    help="propose and evaluate with the live weights, not their moving average")
     p.add_argument("--self-training", action="store_true",
                    help="let updates use the config's self-training targets (pseudo_above); off by default")
     p.add_argument("--threshold", type=float, default=LOOP_THRESHOLD,
-                   help="binary_ner decision threshold for evaluation (default: the loop's, "
+                   help="binary_ner decision threshold (with --dev: the tie-break; default: the loop's, "
                         f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)")
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="CPU matrix products: Thinc's default BLIS, or numpy's BLAS, faster on CPUs where BLIS "

@@ -170,7 +170,9 @@ def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
     assert point["dev_threshold"] in THRESHOLDS
     assert set(point["f_per_label"]) <= {"LOC", "PER"}
     assert point["f_dev_threshold"] == pytest.approx(point["test_f_by_threshold"][str(point["dev_threshold"])], abs=1e-4)
-    assert point["test_f_by_threshold"]["0.5"] == pytest.approx(point["f"], abs=1e-4)
+    # The loop's threshold is the one dev chose: its test F1 is the point's.
+    assert point["f"] == pytest.approx(point["f_dev_threshold"], abs=1e-4)
+    assert point["f_configured_threshold"] == pytest.approx(point["test_f_by_threshold"]["0.2"], abs=1e-4)
 
 
 def loop_built_by_simulate(tmp_path, monkeypatch, flags):
