@@ -99,8 +99,9 @@ def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, see
     # exists) for the binary_ner systems only.
     use_custom = config_path is not None and system.startswith("binary_ner")
     default = REPO / "configs" / f"{lang}_cnn.cfg"
-    if vectors is not None and system.startswith("binary_ner") and default.with_name(f"{lang}_cnn_vectors.cfg").exists():
-        default = default.with_name(f"{lang}_cnn_vectors.cfg")
+    with_vectors = default.with_name(f"{lang}_cnn_vectors.cfg")
+    if vectors is not None and system.startswith("binary_ner") and with_vectors.exists():
+        default = with_vectors
     config = load_config(config_path if use_custom else default)
     if system.startswith("binary_ner") and overrides:
         for item in overrides:
