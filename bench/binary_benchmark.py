@@ -195,27 +195,42 @@ def threshold_markdown(results: List[Dict]) -> str:
     return "\n".join(lines)
 
 
-def thresholds_only(args: argparse.Namespace) -> List[Dict]:
-    """The threshold comparison of the binary_ner pipelines a --keep run left
-    in `args.thresholds_of`, on the dev split that run wrote there."""
+def score_kept(args: argparse.Namespace) -> List[Dict]:
+    """Test scores of every pipeline a --keep run left in `args.score_kept`
+    (e.g. of a run stopped before its end: its best checkpoint so far), and for
+    the binary_ner ones the threshold comparison on the dev split that run wrote
+    there. No timing."""
     test_file = next(args.data.glob("test.jsonl*"), None)
-    dev_file = args.thresholds_of / "dev.jsonl"
+    dev_file = args.score_kept / "dev.jsonl"
     if test_file is None or not dev_file.exists():
         raise SystemExit(f"need {args.data}/test.jsonl(.gz) and {dev_file} (written by a --keep run)")
     dev_records, test_records = read_gold(dev_file), read_gold(test_file)
+    wanted = [s for s in args.systems.split(",") if s]
     results = []
-    for path in sorted(args.thresholds_of.glob("binary_ner*-*/model-best")):
+    for path in sorted(args.score_kept.glob("*-*/model-best")):
         system, seed = path.parent.name.rsplit("-", 1)
+        if system not in wanted:
+            continue
         print(f"== {system} (seed {seed}): {path}", flush=True)
-        result = {"system": system, "seed": int(seed), "model": str(path)}
-        result.update(threshold_comparison(spacy.load(path), dev_records, test_records))
+        nlp = spacy.load(path)
+        scores = nlp.evaluate(records_to_examples(nlp, test_records, complete=True))
+        result = {"system": system, "seed": int(seed), "model": str(path), "p": scores["ents_p"],
+                  "r": scores["ents_r"], "f": scores["ents_f"]}
+        if system.startswith("binary_ner"):
+            result.update(threshold_comparison(nlp, dev_records, test_records))
+        print(f"   test P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}", flush=True)
         results.append(result)
     if not results:
-        raise SystemExit(f"no binary_ner*-SEED/model-best in {args.thresholds_of}")
-    table = threshold_markdown(results)
-    name = args.name or f"{args.data.name}-thresholds"
+        raise SystemExit(f"no SYSTEM-SEED/model-best of {wanted} in {args.score_kept}")
+    table = "\n".join(
+        ["| system | seed | test P | test R | test F1 |", "|---|---|---|---|---|"]
+        + [f"| {r['system']} | {r['seed']} | {r['p']:.3f} | {r['r']:.3f} | {r['f']:.3f} |" for r in results]
+    )
+    if any("dev_threshold" in r for r in results):
+        table += "\n\n" + threshold_markdown(results)
+    name = args.name or f"{args.data.name}-kept"
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"data": str(args.data), "kept": str(args.thresholds_of), "date": time.strftime("%Y-%m-%d"),
+    meta = {"data": str(args.data), "kept": str(args.score_kept), "date": time.strftime("%Y-%m-%d"),
             "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
     (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
     (args.out / f"{name}.md").write_text(table + "\n")
@@ -443,14 +458,14 @@ def main(argv=None):
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="with --speed-of: CPU matrix products of every system, Thinc's default BLIS or "
                         "numpy's BLAS (spacy_binary_ner.ops.use_cpu_ops)")
-    p.add_argument("--thresholds-of", type=Path, default=None, metavar="KEEP_DIR",
-                   help="only compare test F1 at the dev-chosen decision threshold and at 0.5 for the binary_ner "
-                        "pipelines a --keep run left in KEEP_DIR (decoding only)")
+    p.add_argument("--score-kept", type=Path, default=None, metavar="KEEP_DIR",
+                   help="only score on the test split the pipelines a --keep run left in KEEP_DIR, and for binary_ner "
+                        "compare test F1 at the dev-chosen decision threshold and at 0.5 (decoding only)")
     p.add_argument("--isolated", type=int, default=0, metavar="TURNS",
                    help="with --speed-of: each system in its own process, processes taking turns TURNS times")
     args = p.parse_args(argv)
-    if args.thresholds_of is not None:
-        return thresholds_only(args)
+    if args.score_kept is not None:
+        return score_kept(args)
     if args.speed_of is not None and args.isolated:
         return speed_isolated(args)
     if args.speed_of is not None:

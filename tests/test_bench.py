@@ -48,13 +48,15 @@ def test_quick_benchmark(tmp_path):
         else:
             assert "dev_threshold" not in run
     # The comparison alone, again, from the kept pipelines: the same numbers.
-    again = bench.main(["--data", str(data), "--thresholds-of", str(tmp_path / "keep"), "--out", str(tmp_path / "out")])
+    again = bench.main(["--data", str(data), "--score-kept", str(tmp_path / "keep"), "--out", str(tmp_path / "out")])
     by_system = {r["system"]: r for r in saved["runs"]}
-    assert [r["system"] for r in again] == ["binary_ner", "binary_ner_gold"]
+    assert [r["system"] for r in again] == ["binary_ner", "binary_ner_gold", "ner"]
     for r in again:
-        for key in ("dev_threshold", "test_f_at_threshold", "test_f_at_05"):
-            assert r[key] == pytest.approx(by_system[r["system"]][key])
-    assert "| binary_ner_gold | 0 |" in (tmp_path / "out" / "sample_en-thresholds.md").read_text()
+        assert r["f"] == pytest.approx(by_system[r["system"]]["f"])
+        if r["system"] != "ner":
+            for key in ("dev_threshold", "test_f_at_threshold", "test_f_at_05"):
+                assert r[key] == pytest.approx(by_system[r["system"]][key])
+    assert "| binary_ner_gold | 0 |" in (tmp_path / "out" / "sample_en-kept.md").read_text()
     # Speed alone, again, from the kept pipelines; systems not kept are left out.
     ops = get_current_ops()
     try:
