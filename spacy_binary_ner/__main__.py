@@ -9,8 +9,10 @@ import sys
 from typing import Dict, List, Optional
 
 COMMANDS: Dict[str, str] = {
+    "annotate": "spacy_binary_ner.corpus.annotate_cli",
     "convert": "spacy_binary_ner.convert",
     "evaluate": "spacy_binary_ner.evaluate",
+    "select": "spacy_binary_ner.corpus.select_cli",
     "simulate": "spacy_binary_ner.simulate",
 }
 
