@@ -203,3 +203,11 @@ def test_select_rejects_bad_n(pipeline, corpus, tmp_path):
     source, _ = corpus
     with pytest.raises(SystemExit):
         cli_main(["select", str(pipeline), str(source), str(tmp_path / "t.jsonl"), "--n", "0"])
+
+
+@pytest.mark.parametrize("command", ["annotate", "select"])
+def test_commands_are_registered_with_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--engine" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Callable, Dict, List, Optional, Protocol
+from typing import Any, Dict, List, Optional, Protocol
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -202,7 +202,6 @@ def run_ray(
     batch_size: int = 256,
     address: Optional[str] = None,
     progress: Optional[Progress] = None,
-    worker_class: Callable[..., Any] = ShardWorker,
 ) -> List[Dict[str, Any]]:
     """Run a job on the shards with Ray Data: `workers` actors, each with its
     pipeline, one shard per call. Uses the Ray session already started in this
@@ -229,15 +228,14 @@ def run_ray(
         items = [{"shard": json.dumps(s.to_dict())} for s in shards]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
-            worker_class,
+            ShardWorker,
             fn_constructor_kwargs={"job": job, "batch_size": batch_size},
             batch_size=1,
             concurrency=workers,
             num_cpus=1,
-            # A killed actor is restarted and its shard run again; a shard's
-            # output appears only when complete, so nothing is doubled.
-            max_restarts=-1,
-            max_task_retries=-1,
+            # Ray Data restarts a killed actor and retries its shard (its
+            # defaults, max_restarts = max_task_retries = -1); a shard's output
+            # appears only when complete, so nothing is doubled.
         )
         results = []
         for row in ds.iter_rows():

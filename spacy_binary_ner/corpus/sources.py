@@ -303,7 +303,11 @@ class ShardOutput:
         return ShardWriter(self, shard)
 
     def total(self, shards: Iterable[Shard]) -> ReadStats:
-        """The account of every shard, summed, written to `account.json`."""
+        """The account of every shard, summed, written to `account.json`;
+        temporary files of killed workers are removed."""
+        for name in os.listdir(self.folder):
+            if ".tmp-" in name:
+                os.remove(os.path.join(self.folder, name))
         total = ReadStats()
         for shard in shards:
             with open(self.account_path(shard), encoding="utf8") as f:
