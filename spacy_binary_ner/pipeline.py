@@ -346,8 +346,18 @@ class BinaryNER(TrainablePipe):
         drop: float = 0.0,
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
+        self_training: bool = True,
     ) -> Dict[str, float]:
-        """Learn from a batch of examples. RETURNS (Dict[str, float]): The losses."""
+        """Learn from a batch of examples.
+
+        examples (Iterable[Example]): The batch.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer, to step after the update.
+        losses (Optional[Dict[str, float]]): The losses so far, updated in place.
+        self_training (bool): Whether the `pseudo_above` setting applies (the
+            annotation loop turns it off).
+        RETURNS (Dict[str, float]): The losses.
+        """
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -358,16 +368,21 @@ class BinaryNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         scores, backprop_scores = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
+        loss, d_scores = self.get_loss(examples, scores, self_training=self_training)
         backprop_scores(d_scores)  # type: ignore
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
+    def get_loss(
+        self, examples: Iterable[Example], scores: Floats2d, self_training: bool = True
+    ) -> Tuple[float, Floats2d]:
         """Weighted binary cross-entropy of the scores against the answers.
 
+        examples (Iterable[Example]): The batch.
+        scores (Floats2d): The model's logits for the batch.
+        self_training (bool): Whether the `pseudo_above` setting applies.
         RETURNS (Tuple[float, Floats2d]): The loss and its gradient for the scores.
         """
         examples = list(examples)
@@ -381,7 +396,7 @@ class BinaryNER(TrainablePipe):
             self.cfg["incorrect_spans_key"],
             probs=probs,
             unknown_mask_above=self.cfg["unknown_mask_above"],
-            pseudo_above=self.cfg["pseudo_above"],
+            pseudo_above=self.cfg["pseudo_above"] if self_training else None,
             pseudo_weight=self.cfg["pseudo_weight"],
         )
         # The derivative of binary cross-entropy with respect to the logit is
