@@ -14,9 +14,9 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d
 
+from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
 from .targets import build_targets, cell_coordinates, n_span_cells
 
 DEFAULT_MODEL_CONFIG = """
@@ -47,11 +47,7 @@ maxout_pieces = 3
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-DEFAULT_SCORES_KEY = "binary_ner_scores"
 INITIAL_PRIOR = 0.01
-# Most spans scored in one call of the model by `predict` (see there).
-PREDICT_SPANS_PER_CALL = 32768
-DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
 
 
 @Language.factory(
@@ -247,42 +243,7 @@ class BinaryNER(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every span and label. RETURNS (Floats2d): Logits, one row per
         span (see `spacy_binary_ner.targets.span_cells`), one column per label."""
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return self.model.ops.alloc2f(0, len(self.labels))
-        if self.model.attrs.get("predicts_in_groups"):
-            # The architecture bounds its own memory (SpanScorer.v1).
-            return self.model.predict(docs)
-        # The span vectors of a whole batch run to hundreds of MB (a row per
-        # span); scored a group of docs at a time they stay small, which was
-        # faster on CPU than one call for spaCy's default batch.
-        L, limit = self.max_span_length, PREDICT_SPANS_PER_CALL
-        groups: List[List[Doc]] = [[]]
-        n_spans = 0
-        for doc in docs:
-            rows = n_span_cells(len(doc), L)
-            if groups[-1] and n_spans + rows > limit:
-                groups.append([])
-                n_spans = 0
-            groups[-1].append(doc)
-            n_spans += rows
-        model = self.model
-        if len(groups) == 1:
-            return model.predict(docs)
-        if not (model._func is chain_forward and model.has_ref("tok2vec") and model.layers[0] is model.get_ref("tok2vec")):
-            return model.ops.xp.concatenate([model.predict(group) for group in groups])
-        # The tok2vec runs faster on the whole batch; only the span layers go
-        # group by group.
-        tokvecs = model.layers[0].predict(docs)
-        scores = []
-        begin = 0
-        for group in groups:
-            Y = tokvecs[begin : begin + len(group)]
-            begin += len(group)
-            for layer in model.layers[1:]:
-                Y = layer.predict(Y)
-            scores.append(Y)
-        return model.ops.xp.concatenate(scores)
+        return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write entities and span probabilities to the docs."""
