@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from ..data import REASONS, ReadStats
+from ..data import ReadStats
+from ..records import REASONS
 
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 DEFAULT_SHARD_SIZE = 10000
