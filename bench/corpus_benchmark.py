@@ -68,8 +68,8 @@ def read_records(path: Path) -> List[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def train_pipeline(train: List[dict], out: Path, model: str, steps: int) -> Path:
-    """A zh binary_ner (char tokens) trained `steps` updates on complete records."""
+def train_pipeline(train: List[dict], out: Path, model: str, steps: int, candidates_threshold: float = 0.05) -> Path:
+    """A zh binary_ner (char tokens) trained `steps` updates of 32 complete records."""
     fix_random_seed(0)
     nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.zh.ChineseTokenizer", "segmenter": "char"}}})
     if model == "zh_cnn":
@@ -77,6 +77,7 @@ def train_pipeline(train: List[dict], out: Path, model: str, steps: int) -> Path
         cfg.pop("factory")
     else:
         cfg = {"model": SMALL_MODEL}
+    cfg["candidates_threshold"] = candidates_threshold
     nlp.add_pipe("binary_ner", config=cfg)
     records = [{k: r[k] for k in ("text", "spans") if k in r} for r in train[:256]]
     examples = records_to_examples(nlp, records, complete=True)
@@ -204,7 +205,9 @@ def bench_select(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
     train = read_records(data / "resume_zh" / "train.jsonl")
-    pipeline = train_pipeline(train, work / "pipeline-small", "small", args.steps)
+    # Trained longer, and every span from p = 0.01 a candidate, so that the
+    # pool has spans near 0.5 to choose from.
+    pipeline = train_pipeline(train, work / "pipeline-select", "small", args.steps, candidates_threshold=0.01)
     pool = work / f"pool{args.pool}"
     if not (pool / "done").exists():
         pool.mkdir(exist_ok=True)
@@ -259,7 +262,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--shard-size", type=int, default=50000)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=150)
     p.add_argument("--work", default="/tmp/corpus_bench")
     args = parser.parse_args()
     (bench_annotate if args.what == "annotate" else bench_select)(args)

@@ -5,6 +5,7 @@ import hashlib
 import heapq
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -180,6 +181,12 @@ class SelectJob:
                 f.write(json.dumps(task, ensure_ascii=False) + "\n")
         os.replace(tmp, self.output)
         total = self.shard_output.total(shards)
+        if not best:
+            print(
+                f"select: no candidate spans in any text: the pipeline scored every span below its "
+                f"candidates_threshold; lower it in the binary_ner config or train the model further",
+                file=sys.stderr,
+            )
         data = account_dict(total)
         data["selected"] = len(best)
         write_atomic(self.output + ".account.json", json.dumps(data, indent=1))
