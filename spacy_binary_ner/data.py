@@ -34,6 +34,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .pipeline import DEFAULT_INCORRECT_SPANS_KEY
+from .targets import v2_label_error
 
 # A child of spaCy's logger, so `spacy train --verbose` shows the accounts.
 logger = logging.getLogger("spacy.binary_ner")
@@ -68,11 +69,15 @@ REASONS: Dict[str, str] = {
     "misaligned span": "offsets must sit on token boundaries: fix them, pass the tokens used "
     "when annotating, or use alignment = expand / contract",
     "unknown label": "add the label to `labels`, or drop the span",
+    "spaCy v2 label": "spaCy v3 has no negated labels: a span that is not LABEL is a span with label LABEL "
+    "and answer reject",
     "no tokens": "the tokenizer found no tokens in the text",
     "text too long": "raise `max_length`, or use long_texts = split",
     "span cut by split": "raise `max_length`: this span crosses every possible cut",
 }
 _NOT_STRICT = {"ignore answer"}
+# Raised even when not strict: read as labels, they would train the wrong thing.
+_ALWAYS_RAISE = {"spaCy v2 label"}
 _SENT_END_CHARS = set("。！？!?.;；…\n")
 _MAX_WHERE = 5
 
@@ -331,7 +336,7 @@ class TeachReader:
         places = stats.where.setdefault(reason, [])
         if len(places) < _MAX_WHERE and self._place(rec) not in places:
             places.append(self._place(rec))
-        if self.strict and reason not in _NOT_STRICT:
+        if (self.strict and reason not in _NOT_STRICT) or reason in _ALWAYS_RAISE:
             detail = f" ({detail})" if detail else ""
             raise TeachDataError(f"{self._place(rec)}: {reason}{detail}. Fix: {REASONS[reason]}.")
 
@@ -653,6 +658,9 @@ def _span_key(span: Any, n_chars: int) -> SpanKey:
         raise _Skip("bad field", "a span needs `start`, `end` and `label`")
     if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label:
         raise _Skip("bad field", "span `start`/`end` must be integers and `label` a non-empty string")
+    problem = v2_label_error(label)
+    if problem:
+        raise _Skip("spaCy v2 label", problem)
     if not 0 <= start < end <= n_chars:
         raise _Skip("bad field", f"span {start}-{end} is empty or outside the text of {n_chars} characters")
     return start, end, label

@@ -17,6 +17,7 @@ from thinc.layers.chain import forward as chain_forward
 from thinc.shims import PyTorchShim
 from thinc.types import Floats2d
 
+from .output import resize_hook
 from .pytorch.span_encoder import SpanEncoder
 
 # Tokens scored per call of the span encoder at inference; its buffers grow
@@ -99,6 +100,7 @@ def build_span_scorer(
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
+    model.attrs["resize_output"] = resize_hook(_output_layer)
     return model
 
 

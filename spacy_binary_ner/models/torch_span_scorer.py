@@ -14,6 +14,7 @@ from thinc.shims import PyTorchShim
 from thinc.types import Floats2d, Ints2d
 
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
+from .output import resize_hook
 from .span_scorer import build_span_scorer
 
 ARCHITECTURE = "spacy-binary-ner.TorchSpanScorer.v1"
@@ -109,6 +110,7 @@ def build_torch_span_scorer(
         model = chain(inputs, module_layer, output_layer)
         model.set_ref("output_layer", output_layer)
         model.attrs["max_span_length"] = max_span_length
+        model.attrs["resize_output"] = resize_hook()
     if tok2vec is not None:
         model.set_ref("tok2vec", tok2vec)
     model.set_ref("module", module_layer)
