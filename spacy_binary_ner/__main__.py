@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 
 COMMANDS: Dict[str, str] = {
     "convert": "spacy_binary_ner.convert",
+    "debug-data": "spacy_binary_ner.debug_data",
     "evaluate": "spacy_binary_ner.evaluate",
     "simulate": "spacy_binary_ner.simulate",
 }
