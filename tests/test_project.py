@@ -116,6 +116,19 @@ def test_sample_has_unseen_entities_and_every_answer(lang):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
+def test_sample_splits_share_no_text(lang):
+    """No dev, evaluation or held-out answer text was trained on, nor is in another split."""
+    texts = {
+        name: {r["text"] for r in srsly.read_jsonl(ROOT / "assets" / f"{lang}_{name}.jsonl")}
+        for name in ("teach", "gold_dev", "gold_eval", "answers_eval")
+    }
+    names = sorted(texts)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not texts[a] & texts[b], (a, b, sorted(texts[a] & texts[b])[:3])
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
 def test_patterns_load_into_an_entity_ruler_and_match_the_sample(lang):
     nlp = spacy.blank(lang)
     ruler = nlp.add_pipe("entity_ruler")
