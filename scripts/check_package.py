@@ -2,8 +2,9 @@
 """Check that a packaged pipeline wheel installs into a fresh virtual
 environment and predicts exactly what the trained pipeline predicts.
 
-Creates a venv (with `--system-site-packages`, so spaCy, torch and
-spacy-binary-ner come from this environment and nothing is downloaded),
+Creates a venv that sees this environment's site-packages (a `.pth` file
+that adds them, so spaCy, torch and spacy-binary-ner come from here, from a
+virtual environment too, and nothing is downloaded),
 installs the wheel with `pip install --no-index` (its requirements must be
 met already), runs `spacy.load` on the package inside the venv, and compares
 entities and span probabilities on the texts of a JSONL file with those of the
@@ -14,8 +15,10 @@ trained pipeline loaded here.
 """
 import argparse
 import json
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import venv
 from pathlib import Path
@@ -58,8 +61,17 @@ def main(argv: List[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         env_dir = args.venv or tmp_path / "venv"
-        venv.EnvBuilder(system_site_packages=True, with_pip=False, clear=True).create(env_dir)
+        venv.EnvBuilder(with_pip=False, clear=True).create(env_dir)
         python = str(env_dir / "bin" / "python")
+        # The interpreter's base site-packages are not enough: spaCy and
+        # spacy-binary-ner are usually in a virtual environment. addsitedir also
+        # reads that environment's .pth files (an editable install's).
+        new_site = Path(sysconfig.get_path("purelib", vars={"base": str(env_dir), "platbase": str(env_dir)}))
+        new_site.mkdir(parents=True, exist_ok=True)
+        parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+        (new_site / "_check_package_parent.pth").write_text(
+            "".join(f"import site; site.addsitedir({p!r})\n" for p in parents), encoding="utf8"
+        )
         # This environment's pip installs into the venv (pip >= 22.3), which saves
         # bootstrapping a pip there. --no-index: the wheel's requirements (spaCy,
         # spacy-binary-ner) must already be satisfied, nothing is downloaded.

@@ -18,11 +18,11 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed, make_tempdir
 
-from spacy_binary_ner.data import TeachDataError
+from spacy_binary_ner.data import TeachDataError, records_to_examples
 from spacy_binary_ner.loop import AnnotationLoop
 from spacy_binary_ner.targets import build_targets, span_cells
 
-from .util import SMALL_MODEL
+from .util import SMALL_MODEL, TEACH_RECORDS
 
 TRAIN_DATA = [
     ("Who is Shaka Khan?", {"entities": [(7, 17, "PERSON")]}),
@@ -455,3 +455,26 @@ def test_settings_given_at_load_warn_for_a_pipe_saved_without_its_config(tmp_pat
     with pytest.warns(UserWarning, match=r"threshold=0\.3 \(saved: 0\.5\)"):
         loaded = spacy.load(tmp_path, config={"components": {"binary_ner": {"threshold": 0.3}}})
     assert loaded.get_pipe("binary_ner").cfg["threshold"] == 0.5
+
+
+@pytest.mark.parametrize("kind", ["tokens", "spans"])
+def test_add_label_with_a_custom_torch_module(kind, tmp_path):
+    """spacy-binary-ner.TorchSpanScorer.v1 grows its output layer too, in both layouts."""
+    from .test_custom_module import make_nlp as make_custom_nlp, spans_model, tokens_model
+
+    nlp = make_custom_nlp(tokens_model() if kind == "tokens" else spans_model())
+    examples = records_to_examples(nlp, TEACH_RECORDS)
+    optimizer = nlp.initialize(lambda: examples)
+    nlp.update(examples, sgd=optimizer)
+    nlp.to_disk(tmp_path)
+    loaded = spacy.load(tmp_path)
+    ner = loaded.get_pipe("binary_ner")
+    doc = loaded.make_doc("Anna lives in Paris .")
+    before = ner.model.ops.to_numpy(ner.predict([doc]))
+    ner.add_label("ORG")
+    after = ner.model.ops.to_numpy(ner.predict([doc]))
+    numpy.testing.assert_allclose(after[:, :-1], before, rtol=1e-5, atol=1e-6)
+    assert after.shape[1] == len(ner.labels) == before.shape[1] + 1
+    eg = records_to_examples(loaded, [{"text": "Acme hired Anna .", "spans": [{"start": 0, "end": 4, "label": "ORG"}],
+                                       "answer": "accept"}])
+    assert numpy.isfinite(loaded.update(eg, sgd=loaded.resume_training())["binary_ner"])
