@@ -119,3 +119,12 @@ def test_parse_overrides():
     }
     with pytest.raises(ValueError, match="overrides look like"):
         debug_data.parse_overrides(["train.jsonl"])
+
+
+def test_debug_data_is_a_command(tmp_path):
+    from spacy_binary_ner.__main__ import COMMANDS, main
+
+    assert COMMANDS["debug-data"] == "spacy_binary_ner.debug_data"
+    config = ROOT / "configs" / "en_cnn.cfg"
+    args = overrides(config, tmp_path, None)
+    assert main(["debug-data", str(config)] + args) == 0
