@@ -25,8 +25,9 @@ from spacy.training import Example
 from spacy.util import import_file, load_config, load_model_from_config, registry
 from wasabi import msg
 
-from .data import REASONS, ReadStats, _as_paths, _iter_lines, _jsonl_files, read_teach_data
+from .data import ReadStats, _as_paths, read_teach_data
 from .pipeline import BinaryNER
+from .records import REASONS, iter_lines, jsonl_files
 
 TEACH_READER = "spacy-binary-ner.TeachCorpus.v1"
 # Fewer accepted or complete examples of a label than this get a warning
@@ -121,8 +122,8 @@ def _count_records(paths: Any, per_label: dict[str, Counter], *, complete: bool)
     """Per label, the raw answers of teach files (or the entities of complete
     files) before any merging: what was given, as opposed to what was used."""
     for path in _as_paths(paths):
-        for file in _jsonl_files(path):
-            for _, value in _iter_lines(file):
+        for file in jsonl_files(path):
+            for _, value in iter_lines(file):
                 if not isinstance(value, dict) or not isinstance(value.get("spans"), list):
                     continue
                 is_complete = value.get("complete", complete) is True

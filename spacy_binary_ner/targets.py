@@ -39,6 +39,8 @@ import numpy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from .records import v2_label_error
+
 Targets = Tuple[numpy.ndarray, numpy.ndarray]
 ENT_IOB_OUTSIDE = 2
 ENT_IOB_BEGIN = 3
@@ -227,21 +229,6 @@ def _outside_tokens(eg: Example) -> numpy.ndarray:
             outside[span.start : span.end] = 1
     return outside
 
-
-def v2_label_error(label: str) -> Optional[str]:
-    """What is wrong with a label in spaCy v2's notation, or None if nothing.
-
-    spaCy v2 wrote "not PERSON" as the entity label `!PERSON` and a missing
-    label as `-`; in spaCy v3 and here, "not PERSON" is a span with label
-    PERSON and answer reject (spaCy's `ner` raises E869 on `!`)."""
-    if label.startswith("!") and len(label) > 1:
-        return (
-            f"label {label!r} is spaCy v2's notation for 'not {label[1:]}': write the span with label "
-            f"{label[1:]!r} and \"answer\": \"reject\" (a teach reject) instead"
-        )
-    if label == "-":
-        return "label '-' is spaCy v2's notation for a missing label: drop the span (unannotated is unknown)"
-    return None
 
 
 def _preview(text: str, limit: int = 60) -> str:

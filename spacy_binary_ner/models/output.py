@@ -50,8 +50,7 @@ def resize_output(
         raise ValueError(f"The output layer has {old_nO} outputs and cannot shrink to {new_nO}")
     if not layer.has_param("W"):
         layer.set_dim("nO", new_nO, force=True)
-        if model.has_dim("nO") is not False:
-            model.set_dim("nO", new_nO, force=True)
+        _set_output_dims(model, layer, new_nO)
         return model
     nI = layer.get_dim("nI")
     grown = make_layer(new_nO, nI)
@@ -66,9 +65,20 @@ def resize_output(
     grown.set_param("b", b)
     model.replace_node(layer, grown)
     model.set_ref("output_layer", grown)
-    if model.has_dim("nO") is not False:
-        model.set_dim("nO", new_nO, force=True)
+    _set_output_dims(model, grown, new_nO)
     return model
+
+
+def _set_output_dims(model: Model, layer: Model, nO: int) -> None:
+    """Set `nO` on every node whose output is `layer`'s: the layer's chain of
+    last layers up to `model` (combinators such as `chain` and `with_groups`
+    copy their last layer's `nO` when built)."""
+    outputs = {layer.id}
+    for node in model.walk(order="dfs_post"):
+        if node.layers and node.layers[-1].id in outputs:
+            outputs.add(node.id)
+            if node.has_dim("nO") is not False:
+                node.set_dim("nO", nO, force=True)
 
 
 def resize_hook(make_layer: OutputLayerFactory = linear_output_layer) -> Callable[..., Model]:
