@@ -189,7 +189,7 @@ def debug_data(config_path: Path, overrides: dict[str, Any], code: Path | None =
                 break
     msg.divider("Summary")
     if report["failed"]:
-        msg.fail(f"{len(report['failed'])} checks failed: {'; '.join(report['failed'])}")
+        msg.fail(f"Checks failed ({len(report['failed'])}): {'; '.join(report['failed'])}")
     else:
         msg.good("All checks passed")
     return report
