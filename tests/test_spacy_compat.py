@@ -289,8 +289,8 @@ def test_add_label_after_load():
         assert ner.model.get_ref("output_layer").get_dim("nO") == 3
         after = ner.model.ops.to_numpy(ner.predict(docs))
         numpy.testing.assert_allclose(after[:, :2], before, rtol=1e-5, atol=1e-6)
-        # The new label starts at the pipe's small prior probability.
-        assert (1 / (1 + numpy.exp(-after[:, 2]))).max() < 0.1
+        # The new label starts at the pipe's prior probability, whatever the span.
+        numpy.testing.assert_allclose(1 / (1 + numpy.exp(-after[:, 2])), 0.01, rtol=1e-4)
         assert [ents(d) for d in loaded.pipe(texts)] == old_ents
         # Teach it: accepts of ORG, in the annotation loop.
         optimizer = loaded.resume_training()

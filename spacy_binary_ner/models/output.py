@@ -28,8 +28,10 @@ def resize_output(
     """Give the model's `"output_layer"` reference `new_nO` outputs.
 
     The existing outputs keep their weights, so their scores do not change; the
-    new ones start as a fresh layer would (`make_layer`'s initialization), with
-    bias `new_bias`. The grown layer is a new node (spaCy's textcat does the
+    new ones start with zero weights and bias `new_bias`, so their score is
+    `new_bias` for every input until they are trained (random weights, as a
+    fresh layer has, give large scores on a trained model's vectors: a new
+    label then took over spans the others had). The grown layer is a new node (spaCy's textcat does the
     same), so an optimizer's moments and averages of the old one are not
     applied to arrays of another shape. A layer that is not initialized yet
     only gets its dimension.
@@ -59,6 +61,7 @@ def resize_output(
     W = grown.ops.xp.asarray(grown.get_param("W"))
     b = grown.ops.xp.asarray(grown.get_param("b"))
     W[:old_nO] = layer.get_param("W")
+    W[old_nO:] = 0.0
     b[:old_nO] = layer.get_param("b")
     b[old_nO:] = new_bias
     grown.set_param("W", W)
