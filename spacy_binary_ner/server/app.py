@@ -126,7 +126,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
     async def history(request: Request) -> Response:
         session = _session(request)
         n = _int_param(request, "n", 10, 1, 1000)
-        latest = await run_in_threadpool(teacher.storage.latest, teacher.dataset, session=session)
+        latest = await run_in_threadpool(teacher.storage.latest, teacher.dataset, session=session, by_last=True)
         return JSONResponse({"answers": [s.task for s in latest[::-1][:n]]})
 
     async def progress(request: Request) -> Response:

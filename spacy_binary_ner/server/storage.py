@@ -175,15 +175,18 @@ class Storage:
                 yield StoredAnswer(row.id, row.session, row.key, json.loads(row.task), row.created)
             last = rows[-1].id
 
-    def latest(self, dataset: str, *, session: Optional[str] = None) -> List[StoredAnswer]:
+    def latest(self, dataset: str, *, session: Optional[str] = None, by_last: bool = False) -> List[StoredAnswer]:
         """One answer per task (`_task_hash`): the latest, in the order the
-        tasks were first answered."""
+        tasks were first answered (`by_last`: in the order of those latest
+        answers)."""
         latest: Dict[int, StoredAnswer] = {}
         first: Dict[int, int] = {}
         for stored in self.iter_answers(dataset, session=session):
             h = int(stored.task["_task_hash"])
             first.setdefault(h, stored.id)
             latest[h] = stored
+        if by_last:
+            return sorted(latest.values(), key=lambda stored: stored.id)
         return [latest[h] for h in sorted(latest, key=first.__getitem__)]
 
     def hashes(self, dataset: str) -> Tuple[Set[int], Set[int]]:
