@@ -120,7 +120,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
             "ids": [row_id for row_id, _ in results],
         }
         if n_next:
-            out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next, 0.5)
+            out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next)
         return JSONResponse(out)
 
     async def history(request: Request) -> Response:
