@@ -108,7 +108,6 @@ class Teacher:
         self._learned_max = int(state.get("max_id", 0))
         self._recent: Deque[int] = deque(state.get("recent_ids", []), maxlen=_RECENT_IDS)
         self._since_save = 0
-        self._since_eval = 0
         self._resume()
         if evaluate is not None:
             self._run_eval()
@@ -302,7 +301,6 @@ class Teacher:
         self.n_updates += 1
         self.n_learned += len(batch)
         self._since_save += len(batch)
-        self._since_eval += len(batch)
         for row_id, _ in batch:
             self._recent.append(row_id)
             self._learned_max = max(self._learned_max, row_id)
@@ -320,7 +318,7 @@ class Teacher:
                 self._update(batch)
                 if self.save_every and self._since_save >= self.save_every:
                     self.save()
-                if self.evaluate is not None and self._since_eval >= self.eval_every:
+                if self.evaluate is not None and self.n_learned // self.eval_every > (self.f1_at or 0) // self.eval_every:
                     self._run_eval()
             except Exception as err:
                 self.error = f"{type(err).__name__}: {err}"
@@ -346,7 +344,6 @@ class Teacher:
         with self.model_lock:
             self.f1 = float(self.evaluate())
         self.f1_at = self.n_learned
-        self._since_eval = 0
 
     def save(self) -> Optional[Path]:
         """Save the model (the weights the loop proposes with) and the ids of
