@@ -125,6 +125,8 @@ def build_teacher(args: argparse.Namespace) -> Teacher:
         sorter=args.sorter,
         patterns=matcher,
         pattern_ratio=args.pattern_ratio,
+        pattern_lookahead=args.pattern_lookahead,
+        pattern_max_answers=args.pattern_max_answers,
         optimizer=optimizer,
         replay=args.replay,
         chunk_size=args.chunk_size,
@@ -179,6 +181,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--feed-overlap", action="store_true", help="every session gets every question")
     p.add_argument("--sorter", default="uncertainty", choices=["uncertainty", "confident", "random"])
     p.add_argument("--pattern-ratio", type=float, default=0.5)
+    p.add_argument("--pattern-lookahead", type=int, default=0, help="texts read ahead of the model for pattern matches")
+    p.add_argument("--pattern-max-answers", type=int, default=None, help="stop asking a pattern after this many answers")
     p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
     p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
     p.add_argument("--seed", type=int, default=0)

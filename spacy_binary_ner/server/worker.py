@@ -103,7 +103,9 @@ class Teacher:
         self.n_learned = 0
         self.f1: Optional[float] = None
         self.f1_at: Optional[int] = None
-        self.skipped: Dict[str, int] = {"text answered before": 0, "question answered before": 0}
+        self.skipped: Dict[str, int] = {
+            "text answered before": 0, "text repeated in the source": 0, "question answered before": 0,
+        }
         state = state or {}
         self._learned_max = int(state.get("max_id", 0))
         self._recent: Deque[int] = deque(state.get("recent_ids", []), maxlen=_RECENT_IDS)
@@ -120,12 +122,18 @@ class Teacher:
     # Source and questions ----------------------------------------------------
 
     def _filtered(self, source: Iterable[Task], answered_inputs: Set[int]) -> Iterator[Task]:
+        seen: Set[int] = set()
         for task in source:
             if self._stop:
                 return
-            if int(task["_input_hash"]) in answered_inputs:
+            h = int(task["_input_hash"])
+            if h in answered_inputs:
                 self.skipped["text answered before"] += 1
                 continue
+            if h in seen:
+                self.skipped["text repeated in the source"] += 1
+                continue
+            seen.add(h)
             yield task
 
     def _produce(self) -> None:
