@@ -110,3 +110,37 @@ def test_concurrent_writers_store_every_answer_once(storage):
     assert not errors
     keys = [s.key for s in storage.iter_answers(ds)]
     assert len(keys) == len(set(keys)) == 4 * 40
+
+
+def test_the_server_on_postgresql_resumes_without_asking_again(tmp_path):
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://sbn:sbn@127.0.0.1:5432/sbn_test)")
+    pytest.importorskip("starlette")
+    from spacy_binary_ner.server.teach import build_teacher, parse_args
+
+    from .server_util import toy_records, write_config, write_jsonl
+
+    write_config(tmp_path / "small.cfg")
+    write_jsonl(tmp_path / "source.jsonl", [{"text": r["text"]} for r in toy_records(100)])
+    dataset = f"t-{uuid.uuid4().hex[:12]}"
+    argv = [dataset, str(tmp_path / "small.cfg"), str(tmp_path / "source.jsonl"), "--label", "LOC", "--db", url,
+            "--output", str(tmp_path / "out")]
+    teacher = build_teacher(parse_args(argv))
+    try:
+        asked = []
+        for i in range(12):
+            (question,) = teacher.questions("a", 1)
+            asked.append(question["_task_hash"])
+            teacher.answer("a", [teacher.validate(dict(question, answer="reject", key=f"k{i}"))])
+        assert teacher.wait_learned()
+        teacher.close()
+        again = build_teacher(parse_args(argv))
+        try:
+            assert again.storage.count(dataset) == 12
+            questions = again.questions("a", 10)
+            assert questions and not {q["_task_hash"] for q in questions} & set(asked)
+        finally:
+            again.close(save=False)
+    finally:
+        teacher.storage.drop(dataset)
