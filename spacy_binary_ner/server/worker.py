@@ -24,6 +24,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 from spacy.language import Language
 
+from ..data import REASONS, ReadStats, records_to_examples
 from ..loop import AnnotationLoop, set_hashes
 from .storage import ANSWERS, Storage
 
@@ -253,11 +254,14 @@ class Teacher:
         if isinstance(item.get("_input_hash"), int):
             task["_input_hash"] = item["_input_hash"]
         set_hashes(task)
-        if item.get("tokens") is not None:
-            try:
-                self.loop._make_text(task)
-            except ValueError as err:
-                raise BadAnswer(str(err)) from None
+        # The reader (the one parser of teach records) decides whether the
+        # answer is usable: tokens, span alignment, length.
+        read = ReadStats()
+        records_to_examples(self.nlp, [task], labels=self.labels, stats=read)
+        problems = {reason: n for reason, n in read.skipped.items() if reason != "ignore answer"}
+        if problems:
+            reason = next(iter(problems))
+            raise BadAnswer(f"the reader would skip it: {reason} ({REASONS.get(reason, '')})")
         return key, task
 
     def answer(self, session: str, items: Sequence[Tuple[str, Task]]) -> List[Tuple[int, bool]]:
