@@ -29,22 +29,11 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from .data import TeachDataError, TeachReader, _jsonl_files, _iter_lines
+from .data import TeachDataError, TeachReader
 from .pipeline import BinaryNER
+from .records import RecordError, align_span, iter_lines, jsonl_files, parse_record, parse_tokens, record_doc
 
 SpanKey = Tuple[int, int, str]  # token start, token end (exclusive), label
-
-ANSWER_SKIP_REASONS = (
-    "not valid JSON",
-    "not an object",
-    "no text",
-    "ignore answer",
-    "unknown answer",
-    "no spans",
-    "bad tokens",
-    "bad span",
-    "span off token boundaries",
-)
 
 
 def find_binary_ner(nlp: Language) -> Tuple[str, BinaryNER]:
@@ -107,7 +96,8 @@ def read_answers(
     nlp: Language, path: Union[str, Path]
 ) -> Tuple[List[Doc], List[Question], Dict[str, Any]]:
     """Read held-out teach answers, one question per span of each accept or
-    reject record. Records that cannot be evaluated are counted by reason.
+    reject record. Records that cannot be evaluated are counted by reason
+    (the reasons of `spacy_binary_ner.records.REASONS`).
 
     nlp (Language): The pipeline; its tokenizer splits records without `tokens`.
     path (Union[str, Path]): JSONL file (plain or .gz) or folder of them.
@@ -120,8 +110,8 @@ def read_answers(
     skipped: Counter = Counter()
     examples_of_skips: Dict[str, str] = {}
     n_records = 0
-    for file in _jsonl_files(path):
-        for line_no, value in _iter_lines(file):
+    for file in jsonl_files(path):
+        for line_no, value in iter_lines(file):
             n_records += 1
             place = f"{file}:{line_no}"
             reason = _add_answer(nlp, value, place, docs, doc_ids, questions)
@@ -148,54 +138,27 @@ def _add_answer(
     questions: List[Question],
 ) -> Optional[str]:
     """Add the record's questions; RETURNS the reason it was skipped, or None."""
-    if isinstance(value, json.JSONDecodeError):
-        return "not valid JSON"
-    if not isinstance(value, dict):
-        return "not an object"
-    text = value.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return "no text"
-    answer = value.get("answer")
-    if answer == "ignore":
-        return "ignore answer"
-    if answer not in ("accept", "reject"):
-        return "unknown answer"
-    spans = value.get("spans")
-    if not isinstance(spans, list) or not spans:
-        return "no spans"
-    tokens = value.get("tokens")
-    if tokens is not None:
-        try:
-            words = [t["text"] for t in tokens]
-            key = (text, tuple((t["text"], t["start"], t["end"]) for t in tokens))
-        except (TypeError, KeyError):
-            return "bad tokens"
-    else:
-        key = (text, None)
+    try:
+        record = parse_record(value)
+        tokens = parse_tokens(record.tokens, record.text) if record.tokens else None
+    except RecordError as err:
+        return err.reason
+    key = (record.text, None if tokens is None else tuple(zip(tokens.words, tokens.starts, tokens.ends)))
     if key not in doc_ids:
-        if tokens is not None:
-            spaces = [k + 1 < len(tokens) and tokens[k + 1]["start"] > tokens[k]["end"] for k in range(len(tokens))]
-            doc = Doc(nlp.vocab, words=words, spaces=spaces)
-            if doc.text != text.rstrip() and doc.text != text:
-                # Token offsets that do not rebuild the text: use the tokenizer.
-                doc = nlp.make_doc(text)
-        else:
-            doc = nlp.make_doc(text)
         doc_ids[key] = len(docs)
-        docs.append(doc)
+        docs.append(record_doc(nlp, record.text, tokens)[0])
     doc_index = doc_ids[key]
     doc = docs[doc_index]
+    starts = [t.idx for t in doc]
+    ends = [t.idx + len(t) for t in doc]
+    if tokens is not None:
+        starts, ends = tokens.starts, tokens.ends
     new: List[Question] = []
-    for span in spans:
-        if not isinstance(span, dict) or not isinstance(span.get("label"), str):
-            return "bad span"
-        start, end = span.get("start"), span.get("end")
-        if type(start) is not int or type(end) is not int or not 0 <= start < end <= len(text):
-            return "bad span"
-        char_span = doc.char_span(start, end)
-        if char_span is None:
-            return "span off token boundaries"
-        new.append(Question(doc_index, char_span.start, char_span.end, span["label"], answer == "accept", place))
+    for start, end, label in record.spans:
+        span = align_span(starts, ends, start, end, "strict")
+        if span is None:
+            return "misaligned span"
+        new.append(Question(doc_index, span[0], span[1], label, record.answer == "accept", place))
     questions.extend(new)
     return None
 

@@ -14,9 +14,9 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d
 
+from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
 from .targets import build_targets, cell_coordinates, n_span_cells
 
 DEFAULT_MODEL_CONFIG = """
@@ -47,11 +47,7 @@ maxout_pieces = 3
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-DEFAULT_SCORES_KEY = "binary_ner_scores"
 INITIAL_PRIOR = 0.01
-# Most spans scored in one call of the model by `predict` (see there).
-PREDICT_SPANS_PER_CALL = 32768
-DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
 
 
 @Language.factory(
@@ -247,42 +243,7 @@ class BinaryNER(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every span and label. RETURNS (Floats2d): Logits, one row per
         span (see `spacy_binary_ner.targets.span_cells`), one column per label."""
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return self.model.ops.alloc2f(0, len(self.labels))
-        if self.model.attrs.get("predicts_in_groups"):
-            # The architecture bounds its own memory (SpanScorer.v1).
-            return self.model.predict(docs)
-        # The span vectors of a whole batch run to hundreds of MB (a row per
-        # span); scored a group of docs at a time they stay small, which was
-        # faster on CPU than one call for spaCy's default batch.
-        L, limit = self.max_span_length, PREDICT_SPANS_PER_CALL
-        groups: List[List[Doc]] = [[]]
-        n_spans = 0
-        for doc in docs:
-            rows = n_span_cells(len(doc), L)
-            if groups[-1] and n_spans + rows > limit:
-                groups.append([])
-                n_spans = 0
-            groups[-1].append(doc)
-            n_spans += rows
-        model = self.model
-        if len(groups) == 1:
-            return model.predict(docs)
-        if not (model._func is chain_forward and model.has_ref("tok2vec") and model.layers[0] is model.get_ref("tok2vec")):
-            return model.ops.xp.concatenate([model.predict(group) for group in groups])
-        # The tok2vec runs faster on the whole batch; only the span layers go
-        # group by group.
-        tokvecs = model.layers[0].predict(docs)
-        scores = []
-        begin = 0
-        for group in groups:
-            Y = tokvecs[begin : begin + len(group)]
-            begin += len(group)
-            for layer in model.layers[1:]:
-                Y = layer.predict(Y)
-            scores.append(Y)
-        return model.ops.xp.concatenate(scores)
+        return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write entities and span probabilities to the docs."""
@@ -346,8 +307,18 @@ class BinaryNER(TrainablePipe):
         drop: float = 0.0,
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
+        self_training: bool = True,
     ) -> Dict[str, float]:
-        """Learn from a batch of examples. RETURNS (Dict[str, float]): The losses."""
+        """Learn from a batch of examples.
+
+        examples (Iterable[Example]): The batch.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer, to step after the update.
+        losses (Optional[Dict[str, float]]): The losses so far, updated in place.
+        self_training (bool): Whether the `pseudo_above` setting applies (the
+            annotation loop turns it off).
+        RETURNS (Dict[str, float]): The losses.
+        """
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -358,16 +329,21 @@ class BinaryNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         scores, backprop_scores = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
+        loss, d_scores = self.get_loss(examples, scores, self_training=self_training)
         backprop_scores(d_scores)  # type: ignore
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
+    def get_loss(
+        self, examples: Iterable[Example], scores: Floats2d, self_training: bool = True
+    ) -> Tuple[float, Floats2d]:
         """Weighted binary cross-entropy of the scores against the answers.
 
+        examples (Iterable[Example]): The batch.
+        scores (Floats2d): The model's logits for the batch.
+        self_training (bool): Whether the `pseudo_above` setting applies.
         RETURNS (Tuple[float, Floats2d]): The loss and its gradient for the scores.
         """
         examples = list(examples)
@@ -381,7 +357,7 @@ class BinaryNER(TrainablePipe):
             self.cfg["incorrect_spans_key"],
             probs=probs,
             unknown_mask_above=self.cfg["unknown_mask_above"],
-            pseudo_above=self.cfg["pseudo_above"],
+            pseudo_above=self.cfg["pseudo_above"] if self_training else None,
             pseudo_weight=self.cfg["pseudo_weight"],
         )
         # The derivative of binary cross-entropy with respect to the logit is

@@ -188,10 +188,10 @@ def test_answers_account_names_every_skipped_record(tmp_path):
     assert len(questions) == 1 and len(docs) == 1
     assert account["records"] == len(lines)
     assert account["skipped"] == {
-        "not valid JSON": 1, "not an object": 1, "no text": 1, "span off token boundaries": 1,
-        "unknown answer": 1, "no spans": 1, "ignore answer": 1, "bad span": 1,
+        "malformed JSON": 1, "not an object": 1, "empty text": 1, "misaligned span": 1,
+        "unknown answer": 1, "no spans": 1, "ignore answer": 1, "bad field": 1,
     }
-    assert account["first_skipped"]["span off token boundaries"] == f"{path}:5"
+    assert account["first_skipped"]["misaligned span"] == f"{path}:5"
 
 
 def test_answers_use_the_records_tokens(tmp_path):
