@@ -285,3 +285,18 @@ def test_db_stats_and_drop(workdir, capsys):
     assert "deleted 7" in capsys.readouterr().out
     assert Storage(f"sqlite:///{db}").count("ds") == 0
     assert cli(["db-out", "ds", str(workdir / "x.jsonl"), "--db", db]) == 1
+
+
+def test_an_answer_resent_after_a_restart_takes_its_question_off_the_queue(workdir):
+    with make_client(workdir) as client:
+        (question,) = client.get("/api/questions?session=a&n=1").json()["tasks"]
+    # The restarted server queues the same question again (nobody answered it)...
+    with make_client(workdir) as client:
+        for _ in range(200):
+            if client.get("/api/progress").json()["queue"] >= 8:
+                break
+            time.sleep(0.02)
+        # ...then the answer the client could not send before arrives.
+        assert client.post("/api/answers?session=a", json={"answers": [dict(question, answer="accept")]}).status_code == 200
+        tasks = client.get("/api/questions?session=a&n=10").json()["tasks"]
+        assert tasks and question["_task_hash"] not in {t["_task_hash"] for t in tasks}
