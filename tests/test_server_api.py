@@ -300,3 +300,19 @@ def test_an_answer_resent_after_a_restart_takes_its_question_off_the_queue(workd
         assert client.post("/api/answers?session=a", json={"answers": [dict(question, answer="accept")]}).status_code == 200
         tasks = client.get("/api/questions?session=a&n=10").json()["tasks"]
         assert tasks and question["_task_hash"] not in {t["_task_hash"] for t in tasks}
+
+
+def test_the_readme_teach_command_parses_and_its_labels_are_the_samples(monkeypatch):
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf8")
+    match = re.search(r"python -m spacy_binary_ner teach (.*?\\\n.*?)\n", readme)
+    assert match, "README has no teach command"
+    argv = shlex.split(match.group(1).replace("\\\n", " "))
+    monkeypatch.chdir(root)
+    args = parse_args(argv)
+    gold = [json.loads(line) for line in (root / args.eval).open(encoding="utf8")]
+    assert sorted(args.label.split(",")) == sorted({s["label"] for r in gold for s in r["spans"]})
+    assert args.host == "127.0.0.1" and args.auth is None
