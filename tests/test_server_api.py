@@ -285,3 +285,34 @@ def test_db_stats_and_drop(workdir, capsys):
     assert "deleted 7" in capsys.readouterr().out
     assert Storage(f"sqlite:///{db}").count("ds") == 0
     assert cli(["db-out", "ds", str(workdir / "x.jsonl"), "--db", db]) == 1
+
+
+def test_an_answer_resent_after_a_restart_takes_its_question_off_the_queue(workdir):
+    with make_client(workdir) as client:
+        (question,) = client.get("/api/questions?session=a&n=1").json()["tasks"]
+    # The restarted server queues the same question again (nobody answered it)...
+    with make_client(workdir) as client:
+        for _ in range(200):
+            if client.get("/api/progress").json()["queue"] >= 8:
+                break
+            time.sleep(0.02)
+        # ...then the answer the client could not send before arrives.
+        assert client.post("/api/answers?session=a", json={"answers": [dict(question, answer="accept")]}).status_code == 200
+        tasks = client.get("/api/questions?session=a&n=10").json()["tasks"]
+        assert tasks and question["_task_hash"] not in {t["_task_hash"] for t in tasks}
+
+
+def test_the_readme_teach_command_parses_and_its_labels_are_the_samples(monkeypatch):
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf8")
+    match = re.search(r"python -m spacy_binary_ner teach (.*?\\\n.*?)\n", readme)
+    assert match, "README has no teach command"
+    argv = shlex.split(match.group(1).replace("\\\n", " "))
+    monkeypatch.chdir(root)
+    args = parse_args(argv)
+    gold = [json.loads(line) for line in (root / args.eval).open(encoding="utf8")]
+    assert sorted(args.label.split(",")) == sorted({s["label"] for r in gold for s in r["spans"]})
+    assert args.host == "127.0.0.1" and args.auth is None

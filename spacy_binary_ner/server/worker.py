@@ -190,11 +190,15 @@ class Teacher:
 
     def _take(self, session: str) -> Optional[Task]:
         if not self.feed_overlap:
-            if not self._ready:
-                return None
-            task = self._ready.popleft()
-            self.cond.notify_all()
-            return task
+            while self._ready:
+                task = self._ready.popleft()
+                self.cond.notify_all()
+                # Answered since it was queued: a client resending an answer
+                # to a question it got before a restart.
+                if int(task["_task_hash"]) not in self.answered_tasks:
+                    return task
+                self.skipped["question answered before"] += 1
+            return None
         answered = self._answered_by.setdefault(session, set())
         cursor = self._cursor.get(session, 0)
         while True:
