@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from spacy_binary_ner.data import records_to_examples  # noqa: E402
-from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline  # noqa: E402
+from spacy_binary_ner.loop import AnnotationLoop, TaskText, initialize_pipeline  # noqa: E402
 from spacy_binary_ner.ops import use_cpu_ops  # noqa: E402
-from spacy_binary_ner.simulate import build_nlp, read_gold  # noqa: E402
+from spacy_binary_ner.simulate import BeamNERProposer, build_nlp, read_gold  # noqa: E402
 
 
 def answer_batches(pool: List[dict], n_batches: int, batch_size: int, seed: int) -> List[List[dict]]:
@@ -73,7 +73,7 @@ def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, f
     from thinc.api import set_dropout_rate
 
     pipe, nlp = loop.pipe, loop.nlp
-    tok2vec, spans, output = pipe.model.layers
+    tok2vec, spans, output = (pipe.model.get_ref(name) for name in ("tok2vec", "span_encoder", "output_layer"))
     phases = ["read answers", "tok2vec forward", "span layers forward", "output layer forward", "loss",
               "output layer backward", "span layers backward", "tok2vec backward", "optimizer step"]
     times: Dict[str, List[float]] = {name: [] for name in phases + ["total"]}
@@ -88,7 +88,7 @@ def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, f
         marks.append(time.perf_counter())
         Y, back_output = output.begin_update(S)
         marks.append(time.perf_counter())
-        _, dY = pipe.get_loss(examples, Y)
+        _, dY = pipe.get_loss(examples, Y, self_training=loop.self_training)
         marks.append(time.perf_counter())
         dS = back_output(dY)
         marks.append(time.perf_counter())
@@ -108,7 +108,7 @@ def split_predict(loop: AnnotationLoop, stream: List[dict], rounds: int) -> Dict
     """Sentences per second of `loop.predict` on the stream, and of the
     tok2vec's forward pass alone on the same chunks (median of `rounds`)."""
     tok2vec = loop.pipe.model.get_ref("tok2vec")
-    docs = [loop._make_text(task).doc for task in stream]
+    docs = [TaskText.from_task(loop.nlp, task).doc for task in stream]
     whole: List[float] = []
     alone: Dict[int, List[float]] = {loop.chunk_size: [], 256: []}
     for _ in range(rounds):
@@ -153,8 +153,12 @@ def main(argv=None) -> int:
     loops: Dict[str, AnnotationLoop] = {}
     for system in systems:
         nlp = build_nlp(system, config, args.lang, args.seed)
-        optimizer = initialize_pipeline(nlp, labels, pool[:10])
-        loops[system] = AnnotationLoop(nlp, optimizer=optimizer, replay=args.replay, seed=args.seed)
+        component = "beam_ner" if system == "beam_ner" else None
+        proposer = BeamNERProposer(nlp) if system == "beam_ner" else None
+        optimizer = initialize_pipeline(nlp, labels, pool[:10], component=component)
+        loops[system] = AnnotationLoop(
+            nlp, component=component, proposer=proposer, optimizer=optimizer, replay=args.replay, seed=args.seed
+        )
     warm = answer_batches(pool, args.warmup, 10, args.seed + 1)
     for system in systems:
         for batch in warm:

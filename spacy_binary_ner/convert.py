@@ -20,7 +20,7 @@ from spacy.language import Language
 from spacy.tokens import DocBin
 
 from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, REASONS, ReadStats, TeachDataError, TeachReader
-from .pipeline import DEFAULT_INCORRECT_SPANS_KEY
+from .constants import DEFAULT_INCORRECT_SPANS_KEY
 
 
 def make_nlp(lang: str, segmenter: Optional[str] = None) -> Language:

@@ -18,10 +18,6 @@ in the input wins. Every record read ends up either used or skipped under one
 named reason, counted per file in a `ReadStats` (see `REASONS`); with
 `strict=True` any skip but an "ignore" answer raises a `TeachDataError`.
 """
-import bisect
-import gzip
-import hashlib
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,46 +29,32 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .pipeline import DEFAULT_INCORRECT_SPANS_KEY
+from .constants import DEFAULT_INCORRECT_SPANS_KEY
+from .records import (
+    ALIGNMENT_MODES,
+    FATAL_REASONS,
+    HARMLESS_REASONS,
+    REASONS,
+    Record,
+    RecordError,
+    SpanKey,
+    Tokens,
+    align_span,
+    input_hash,
+    iter_jsonl,
+    iter_lines,
+    jsonl_files,
+    parse_record,
+    parse_tokens,
+    record_doc,
+)
 
 # A child of spaCy's logger, so `spacy train --verbose` shows the accounts.
 logger = logging.getLogger("spacy.binary_ner")
 
-SpanKey = Tuple[int, int, str]
 PathsArg = Union[None, str, Path, Sequence[Union[str, Path]]]
 
-ALIGNMENT_MODES = ("strict", "expand", "contract")
 LONG_TEXT_MODES = ("split", "skip")
-# Record-level reasons are decided when a record is read; span-level reasons
-# when the sentence is built, and a record all of whose spans were dropped is
-# skipped under the reason of its first dropped span.
-REASONS: Dict[str, str] = {
-    "malformed JSON": "fix or delete the line: it is not valid JSON",
-    "not an object": "each line must be one JSON object ({...})",
-    "missing key": "add the key (`text`; `answer` in a teach file, or read the file as complete)",
-    "bad field": "fix the field's type: `text` a string, `spans` a list of {start, end, label} "
-    "with integer character offsets inside the text, `answer` a string",
-    "bad tokens": "`tokens` must be {text, start, end} objects in order, inside the text, "
-    "not overlapping; or drop `tokens` to use the pipeline's tokenizer",
-    "empty text": "drop the record, or give it a text",
-    "unknown answer": "`answer` must be accept, reject or ignore",
-    "ignore answer": "none needed: ignored answers carry no information",
-    "no spans": "a teach answer needs the span it answers; a text with no entities belongs "
-    "in a complete file",
-    "rejected complete annotation": "a rejected manual annotation says nothing reliable; "
-    "drop it, or set its answer to accept",
-    "input hash clash": "two different texts share one `_input_hash`; fix the hash or drop one",
-    "duplicate answer": "none needed: the same answer was given earlier and is kept once",
-    "conflicting answers": "the later answer was kept; drop the answer that is wrong",
-    "overlapping accept": "entities are flat: the later accept was kept; drop the other",
-    "misaligned span": "offsets must sit on token boundaries: fix them, pass the tokens used "
-    "when annotating, or use alignment = expand / contract",
-    "unknown label": "add the label to `labels`, or drop the span",
-    "no tokens": "the tokenizer found no tokens in the text",
-    "text too long": "raise `max_length`, or use long_texts = split",
-    "span cut by split": "raise `max_length`: this span crosses every possible cut",
-}
-_NOT_STRICT = {"ignore answer"}
 _SENT_END_CHARS = set("。！？!?.;；…\n")
 _MAX_WHERE = 5
 
@@ -157,56 +139,6 @@ class ReadStats:
         return "; ".join(parts)
 
 
-def _open_text(path: Path):
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf8")
-    return open(path, "r", encoding="utf8")
-
-
-def _jsonl_files(path: Union[str, Path]) -> List[Path]:
-    path = Path(path)
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
-    if path.exists():
-        return [path]
-    raise FileNotFoundError(f"No such file or directory: '{path}'")
-
-
-def _iter_lines(file: Path) -> Iterator[Tuple[int, Union[dict, Any, json.JSONDecodeError]]]:
-    """(line number, parsed value or the JSON error) for each non-blank line."""
-    loads = json.loads
-    with _open_text(file) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line or line.isspace():
-                continue
-            try:
-                yield line_no, loads(line)
-            except json.JSONDecodeError as err:
-                yield line_no, err
-
-
-def iter_jsonl(path: Union[str, Path]) -> Iterator[dict]:
-    """Read records from a JSONL file (plain or .gz), or every such file in a
-    directory, in sorted order. A line that is not valid JSON raises a
-    `ValueError` naming the file and line (the reader counts such lines instead).
-
-    path (Union[str, Path]): The file or directory.
-    YIELDS (dict): The records.
-    """
-    for file in _jsonl_files(path):
-        for line_no, value in _iter_lines(file):
-            if isinstance(value, json.JSONDecodeError):
-                raise ValueError(f"{file}:{line_no}: not valid JSON ({value})") from None
-            yield value
-
-
-def input_hash(record: dict) -> Union[int, str]:
-    """The record's `_input_hash`, or a hash of its text."""
-    if record.get("_input_hash") is not None:
-        return record["_input_hash"]
-    return hashlib.sha1(record["text"].encode("utf8")).hexdigest()
-
-
 class _Answer:
     __slots__ = ("answer", "record", "replaced_accept")
 
@@ -221,7 +153,7 @@ class _Answer:
 class _Sentence:
     __slots__ = ("text", "tokens", "answers", "records", "owner", "owner_spans")
 
-    def __init__(self, text: str, tokens: Optional[Tuple[List[str], List[bool], List[int], List[int]]]) -> None:
+    def __init__(self, text: str, tokens: Optional[Tokens]) -> None:
         self.text = text
         self.tokens = tokens
         self.answers: Dict[SpanKey, _Answer] = {}
@@ -230,10 +162,14 @@ class _Sentence:
         self.owner_spans: Optional[frozenset] = None
 
 
-class _Skip(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
+@dataclass
+class _RecordState:
+    """Where a record came from and what became of it."""
+
+    source: int  # index into TeachReader.sources
+    place: Union[int, str]  # line number, or "record N"
+    reason: Optional[str] = None  # why it is not used; "skipped" once counted at reading
+    n_spans: int = 0
 
 
 class TeachReader:
@@ -286,10 +222,7 @@ class TeachReader:
         # text -> (sentence, whether it was keyed by its text, not an _input_hash)
         self._by_text: Dict[str, Tuple[_Sentence, bool]] = {}
         self._order: List[_Sentence] = []
-        self._rec_source: List[int] = []
-        self._rec_place: List[Union[int, str]] = []
-        self._rec_reason: List[Optional[str]] = []
-        self._rec_nspans: List[int] = []
+        self._records: List[_RecordState] = []
 
     # Reading -----------------------------------------------------------------
 
@@ -299,9 +232,9 @@ class TeachReader:
         path (Union[str, Path]): The file or directory.
         complete (bool): Whether its records are complete annotations.
         """
-        for file in _jsonl_files(path):
+        for file in jsonl_files(path):
             source = self._add_source(str(file), complete)
-            for line_no, value in _iter_lines(file):
+            for line_no, value in iter_lines(file):
                 self._add(value, source, line_no, complete)
 
     def read_records(self, records: Iterable[Any], *, name: str = "<records>", complete: bool = False) -> None:
@@ -322,62 +255,62 @@ class TeachReader:
         return len(self.sources) - 1
 
     def _place(self, rec: int) -> str:
-        place = self._rec_place[rec]
-        source = self.sources[self._rec_source[rec]]
+        place = self._records[rec].place
+        source = self.sources[self._records[rec].source]
         return f"{source}:{place}" if isinstance(place, int) else f"{source} {place}"
 
     def _note(self, rec: int, reason: str, detail: str = "") -> None:
-        stats = self.stats[self._rec_source[rec]]
+        stats = self.stats[self._records[rec].source]
         places = stats.where.setdefault(reason, [])
         if len(places) < _MAX_WHERE and self._place(rec) not in places:
             places.append(self._place(rec))
-        if self.strict and reason not in _NOT_STRICT:
+        if (self.strict and reason not in HARMLESS_REASONS) or reason in FATAL_REASONS:
             detail = f" ({detail})" if detail else ""
             raise TeachDataError(f"{self._place(rec)}: {reason}{detail}. Fix: {REASONS[reason]}.")
 
     def _drop_span(self, rec: int, reason: str, detail: str = "") -> None:
-        self.stats[self._rec_source[rec]].spans[reason] += 1
-        if self._rec_reason[rec] is None:
-            self._rec_reason[rec] = reason
+        state = self._records[rec]
+        self.stats[state.source].spans[reason] += 1
+        if state.reason is None:
+            state.reason = reason
         self._note(rec, reason, detail)
 
     def _add(self, value: Any, source: int, place: Union[int, str], complete: bool) -> None:
-        rec = len(self._rec_source)
-        self._rec_source.append(source)
-        self._rec_place.append(place)
-        self._rec_reason.append(None)
-        self._rec_nspans.append(0)
+        rec = len(self._records)
+        state = _RecordState(source, place)
+        self._records.append(state)
         self.stats[source].records += 1
         try:
-            text, spans, answer, is_complete = self._validate(value, complete)
-            sentence = self._sentence(value, text)
-        except _Skip as skip:
-            self.stats[source].skipped[skip.reason] += 1
-            self._rec_reason[rec] = "skipped"
-            self._note(rec, skip.reason, skip.detail)
+            record = parse_record(value, complete)
+            sentence = self._sentence(record)
+        except RecordError as err:
+            self.stats[source].skipped[err.reason] += 1
+            state.reason = "skipped"
+            self._note(rec, err.reason, err.detail)
             return
+        spans = record.spans
         self.stats[source].spans["read"] += len(spans)
-        self._rec_nspans[rec] = len(spans)
+        state.n_spans = len(spans)
         sentence.records.append(rec)
-        if is_complete:
+        if record.complete:
             span_set = frozenset(spans)
             if sentence.owner is not None and span_set == sentence.owner_spans:
                 for _ in spans:
                     self._drop_span(rec, "duplicate answer")
                 if not spans:
-                    self._rec_reason[rec] = "duplicate answer"
+                    state.reason = "duplicate answer"
                     self._note(rec, "duplicate answer")
                 return
             # A new complete annotation replaces the accepts it does not repeat.
             for span_key in [k for k, a in sentence.answers.items() if a.answer == "accept" and k not in span_set]:
                 self._drop_span(sentence.answers.pop(span_key).record, "conflicting answers")
             old = sentence.owner
-            if old is not None and self._rec_nspans[old] == 0 and self._rec_reason[old] is None:
-                self._rec_reason[old] = "conflicting answers"
+            if old is not None and self._records[old].n_spans == 0 and self._records[old].reason is None:
+                self._records[old].reason = "conflicting answers"
                 self._note(old, "conflicting answers", "replaced by a later complete annotation")
             sentence.owner, sentence.owner_spans = rec, span_set
         for span_key in spans:
-            self._add_answer(sentence, span_key, answer, rec)
+            self._add_answer(sentence, span_key, record.answer, rec)
 
     def _add_answer(self, sentence: _Sentence, key: SpanKey, answer: str, rec: int) -> None:
         previous = sentence.answers.get(key)
@@ -391,10 +324,10 @@ class TeachReader:
             replaced = previous.answer == "accept" and sentence.owner is not None
             sentence.answers[key] = _Answer(answer, rec, replaced_accept=replaced)
 
-    def _sentence(self, value: dict, text: str) -> _Sentence:
+    def _sentence(self, record: Record) -> _Sentence:
         """The sentence a valid record belongs to: by `_input_hash`, or by text
         where one side has no `_input_hash`."""
-        given = value.get("_input_hash")
+        given, text = record.input_hash, record.text
         key = given if given is not None else ("text", text)
         sentence = self._sentences.get(key)
         if sentence is None:
@@ -403,54 +336,14 @@ class TeachReader:
                 sentence = found[0]
                 self._sentences[key] = sentence
         if sentence is None:
-            tokens = value.get("tokens") if self.use_tokens else None
-            sentence = _Sentence(text, _parse_tokens(tokens, text) if tokens else None)
+            tokens = record.tokens if self.use_tokens else None
+            sentence = _Sentence(text, parse_tokens(tokens, text) if tokens else None)
             self._sentences[key] = sentence
             self._by_text.setdefault(text, (sentence, given is None))
             self._order.append(sentence)
         elif sentence.text != text:
-            raise _Skip("input hash clash", f"_input_hash {key!r}")
+            raise RecordError("input hash clash", f"_input_hash {key!r}")
         return sentence
-
-    def _validate(self, value: Any, complete: bool) -> Tuple[str, List[SpanKey], str, bool]:
-        if isinstance(value, json.JSONDecodeError):
-            raise _Skip("malformed JSON", str(value))
-        if not isinstance(value, dict):
-            raise _Skip("not an object", f"got {type(value).__name__}")
-        if "text" not in value:
-            raise _Skip("missing key", "no `text`")
-        text = value["text"]
-        if not isinstance(text, str):
-            raise _Skip("bad field", f"`text` is {type(text).__name__}")
-        is_complete = value.get("complete", complete)
-        if not isinstance(is_complete, bool):
-            raise _Skip("bad field", "`complete` must be true or false")
-        answer = value.get("answer")
-        if answer is None:
-            if not is_complete:
-                raise _Skip("missing key", "no `answer` in a teach record")
-            answer = "accept"
-        if not isinstance(answer, str):
-            raise _Skip("bad field", f"`answer` is {type(answer).__name__}")
-        if answer not in ("accept", "reject", "ignore"):
-            raise _Skip("unknown answer", f"answer {answer!r}")
-        if answer == "ignore":
-            raise _Skip("ignore answer")
-        if not text.strip():
-            raise _Skip("empty text")
-        if "_input_hash" in value and not isinstance(value["_input_hash"], (int, str, type(None))):
-            raise _Skip("bad field", "`_input_hash` must be an integer or a string")
-        if is_complete and answer == "reject":
-            raise _Skip("rejected complete annotation")
-        spans = value.get("spans", [])
-        if spans is None:
-            spans = []
-        if not isinstance(spans, list):
-            raise _Skip("bad field", f"`spans` is {type(spans).__name__}")
-        keys = [_span_key(span, len(text)) for span in spans]
-        if not keys and not is_complete:
-            raise _Skip("no spans", f"a teach {answer} with no spans")
-        return text, keys, answer, is_complete
 
     # Building ----------------------------------------------------------------
 
@@ -462,24 +355,24 @@ class TeachReader:
             split text), in first-seen order.
         """
         examples: List[Example] = []
-        used = [False] * len(self._rec_source)
+        used = [False] * len(self._records)
         for sentence in self._order:
             built = self._build(sentence, used)
             examples.extend(built)
             if built:
-                self.stats[self._rec_source[sentence.records[0]]].examples += len(built)
-        for rec, source in enumerate(self._rec_source):
-            stats = self.stats[source]
+                self.stats[self._records[sentence.records[0]].source].examples += len(built)
+        for rec, state in enumerate(self._records):
+            stats = self.stats[state.source]
             if used[rec]:
                 stats.used += 1
-            elif self._rec_reason[rec] != "skipped":
-                stats.skipped[self._rec_reason[rec] or "conflicting answers"] += 1
+            elif state.reason != "skipped":
+                stats.skipped[state.reason or "conflicting answers"] += 1
         for sentence in self._order:
             first = True
             for rec in sentence.records:
                 if used[rec]:
                     if not first:
-                        self.stats[self._rec_source[rec]].merged += 1
+                        self.stats[self._records[rec].source].merged += 1
                     first = False
         return examples
 
@@ -490,38 +383,13 @@ class TeachReader:
             total.add(stats)
         return total
 
-    def _make_doc(self, sentence: _Sentence) -> Tuple[Doc, List[int], List[int]]:
-        if sentence.tokens is not None:
-            words, spaces, starts, ends = sentence.tokens
-            return Doc(self.nlp.vocab, words=words, spaces=spaces), starts, ends
-        doc = self.nlp.make_doc(sentence.text)
-        starts = [t.idx for t in doc]
-        ends = [t.idx + len(t) for t in doc]
-        return doc, starts, ends
-
-    def _align(self, starts: List[int], ends: List[int], start: int, end: int, mode: str) -> Optional[Tuple[int, int]]:
-        """Token span [i, j) for character offsets, or None."""
-        if mode == "strict" or mode == "check":
-            i = bisect.bisect_left(starts, start)
-            j = bisect.bisect_left(ends, end)
-            if i < len(starts) and starts[i] == start and j < len(ends) and ends[j] == end and i <= j:
-                return i, j + 1
-            return None
-        if mode == "expand":
-            i = bisect.bisect_right(ends, start)  # first token ending after start
-            j = bisect.bisect_left(starts, end)  # tokens starting before end
-        else:
-            i = bisect.bisect_left(starts, start)  # first token starting at or after start
-            j = bisect.bisect_right(ends, end)  # tokens ending at or before end
-        return (i, j) if i < j else None
-
     def _build(self, sentence: _Sentence, used: List[bool]) -> List[Example]:
-        doc, starts, ends = self._make_doc(sentence)
+        doc, starts, ends = record_doc(self.nlp, sentence.text, sentence.tokens)
         owner = sentence.owner
         if len(doc) == 0:
             for rec in sentence.records:
-                if self._rec_reason[rec] is None:
-                    self._rec_reason[rec] = "no tokens"
+                if self._records[rec].reason is None:
+                    self._records[rec].reason = "no tokens"
                     self._note(rec, "no tokens")
             return []
         accepts: List[Tuple[int, int, str, int]] = []
@@ -533,17 +401,17 @@ class TeachReader:
             if self.labels is not None and label not in self.labels:
                 self._drop_span(rec, "unknown label", f"label {label!r}")
                 if ans.answer == "accept" and owner is not None:
-                    unknown.append(self._align(starts, ends, start, end, "expand") or (0, 0))
+                    unknown.append(align_span(starts, ends, start, end, "expand") or (0, 0))
                 continue
-            tok = self._align(starts, ends, start, end, self.alignment)
+            tok = align_span(starts, ends, start, end, self.alignment)
             if tok is None:
                 self._drop_span(rec, "misaligned span", f"characters {start}-{end}")
                 if ans.answer == "accept" and owner is not None:
-                    unknown.append(self._align(starts, ends, start, end, "expand") or (0, 0))
+                    unknown.append(align_span(starts, ends, start, end, "expand") or (0, 0))
                 continue
-            if self.alignment != "strict" and self._align(starts, ends, start, end, "check") is None:
+            if self.alignment != "strict" and align_span(starts, ends, start, end, "strict") is None:
                 name = "span expanded" if self.alignment == "expand" else "span contracted"
-                self.stats[self._rec_source[rec]].changed[name] += 1
+                self.stats[self._records[rec].source].changed[name] += 1
             i, j = tok
             if ans.answer == "reject":
                 if (i, j, label) in rejects:
@@ -581,11 +449,11 @@ class TeachReader:
         if self.max_length and len(doc) > self.max_length:
             if self.long_texts == "skip":
                 for rec in sentence.records:
-                    self._rec_reason[rec] = "text too long"
+                    self._records[rec].reason = "text too long"
                     self._note(rec, "text too long", f"{len(doc)} tokens > max_length {self.max_length}")
                 return []
             pieces = self._cut(doc, [(i, j) for i, j, *_ in spans], self.max_length)
-            stats = self.stats[self._rec_source[sentence.records[0]]]
+            stats = self.stats[self._records[sentence.records[0]].source]
             stats.changed["text split"] += 1
             stats.changed["split pieces"] += len(pieces)
         examples = []
@@ -603,7 +471,7 @@ class TeachReader:
             examples.append(self._example(piece, inside, unknown, complete, a))
             for s in inside:
                 used[s[3]] = True
-                self.stats[self._rec_source[s[3]]].spans["used"] += 1
+                self.stats[self._records[s[3]].source].spans["used"] += 1
         if complete and examples:
             used[owner] = True
         return examples
@@ -643,42 +511,6 @@ class TeachReader:
             a = b
         pieces.append((a, n))
         return pieces
-
-
-def _span_key(span: Any, n_chars: int) -> SpanKey:
-    if not isinstance(span, dict):
-        raise _Skip("bad field", "a span is not an object")
-    start, end, label = span.get("start"), span.get("end"), span.get("label")
-    if start is None or end is None or label is None:
-        raise _Skip("bad field", "a span needs `start`, `end` and `label`")
-    if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label:
-        raise _Skip("bad field", "span `start`/`end` must be integers and `label` a non-empty string")
-    if not 0 <= start < end <= n_chars:
-        raise _Skip("bad field", f"span {start}-{end} is empty or outside the text of {n_chars} characters")
-    return start, end, label
-
-
-def _parse_tokens(tokens: Any, text: str) -> Tuple[List[str], List[bool], List[int], List[int]]:
-    if not isinstance(tokens, list):
-        raise _Skip("bad tokens", "`tokens` is not a list")
-    try:
-        words = [t["text"] for t in tokens]
-        starts = [t["start"] for t in tokens]
-        ends = [t["end"] for t in tokens]
-    except (TypeError, KeyError):
-        raise _Skip("bad tokens", "each token needs `text`, `start` and `end`") from None
-    previous_end = 0
-    for word, start, end in zip(words, starts, ends):
-        if type(start) is not int or type(end) is not int or not isinstance(word, str) or not word:
-            raise _Skip("bad tokens", "token `start`/`end` must be integers and `text` a non-empty string")
-        if start < previous_end or end <= start or end > len(text):
-            raise _Skip("bad tokens", f"token {word!r} at {start}-{end} overlaps, is empty or is outside the text")
-        previous_end = end
-    spaces = [
-        bool(t["ws"]) if "ws" in t else (k + 1 < len(tokens) and starts[k + 1] > ends[k])
-        for k, t in enumerate(tokens)
-    ]
-    return words, spaces, starts, ends
 
 
 def _slice_doc(doc: Doc, a: int, b: int) -> Doc:
@@ -812,13 +644,13 @@ def create_teach_corpus(
             examples, reader = read_teach_data(nlp, path, complete_path, **settings)
             for source, stats in zip(reader.sources, reader.stats):
                 logger.info("Read %s: %s", source, stats)
-                dropped = sum(n for reason, n in stats.skipped.items() if reason not in _NOT_STRICT)
+                dropped = sum(n for reason, n in stats.skipped.items() if reason not in HARMLESS_REASONS)
                 if dropped:
                     logger.warning(
                         "%s: %d of %d records skipped (%s); first places: %s",
                         source, dropped, stats.records,
-                        ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items()) if r not in _NOT_STRICT),
-                        "; ".join(f"{r}: {p[0]}" for r, p in sorted(stats.where.items()) if r not in _NOT_STRICT),
+                        ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items()) if r not in HARMLESS_REASONS),
+                        "; ".join(f"{r}: {p[0]}" for r, p in sorted(stats.where.items()) if r not in HARMLESS_REASONS),
                     )
             cache.clear()
             cache[id(nlp)] = examples[:limit] if limit else examples
@@ -826,3 +658,18 @@ def create_teach_corpus(
             yield eg.copy()
 
     return read
+
+
+__all__ = [
+    "ALIGNMENT_MODES",
+    "LONG_TEXT_MODES",
+    "REASONS",
+    "ReadStats",
+    "TeachDataError",
+    "TeachReader",
+    "create_teach_corpus",
+    "input_hash",
+    "iter_jsonl",
+    "read_teach_data",
+    "records_to_examples",
+]

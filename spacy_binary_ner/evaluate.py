@@ -29,22 +29,11 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from .data import TeachDataError, TeachReader, _jsonl_files, _iter_lines
+from .data import TeachDataError, TeachReader
 from .pipeline import BinaryNER
+from .records import RecordError, align_span, iter_lines, jsonl_files, parse_record, parse_tokens, record_doc
 
 SpanKey = Tuple[int, int, str]  # token start, token end (exclusive), label
-
-ANSWER_SKIP_REASONS = (
-    "not valid JSON",
-    "not an object",
-    "no text",
-    "ignore answer",
-    "unknown answer",
-    "no spans",
-    "bad tokens",
-    "bad span",
-    "span off token boundaries",
-)
 
 
 def find_binary_ner(nlp: Language) -> Tuple[str, BinaryNER]:
@@ -107,7 +96,8 @@ def read_answers(
     nlp: Language, path: Union[str, Path]
 ) -> Tuple[List[Doc], List[Question], Dict[str, Any]]:
     """Read held-out teach answers, one question per span of each accept or
-    reject record. Records that cannot be evaluated are counted by reason.
+    reject record. Records that cannot be evaluated are counted by reason
+    (the reasons of `spacy_binary_ner.records.REASONS`).
 
     nlp (Language): The pipeline; its tokenizer splits records without `tokens`.
     path (Union[str, Path]): JSONL file (plain or .gz) or folder of them.
@@ -120,8 +110,8 @@ def read_answers(
     skipped: Counter = Counter()
     examples_of_skips: Dict[str, str] = {}
     n_records = 0
-    for file in _jsonl_files(path):
-        for line_no, value in _iter_lines(file):
+    for file in jsonl_files(path):
+        for line_no, value in iter_lines(file):
             n_records += 1
             place = f"{file}:{line_no}"
             reason = _add_answer(nlp, value, place, docs, doc_ids, questions)
@@ -148,54 +138,27 @@ def _add_answer(
     questions: List[Question],
 ) -> Optional[str]:
     """Add the record's questions; RETURNS the reason it was skipped, or None."""
-    if isinstance(value, json.JSONDecodeError):
-        return "not valid JSON"
-    if not isinstance(value, dict):
-        return "not an object"
-    text = value.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return "no text"
-    answer = value.get("answer")
-    if answer == "ignore":
-        return "ignore answer"
-    if answer not in ("accept", "reject"):
-        return "unknown answer"
-    spans = value.get("spans")
-    if not isinstance(spans, list) or not spans:
-        return "no spans"
-    tokens = value.get("tokens")
-    if tokens is not None:
-        try:
-            words = [t["text"] for t in tokens]
-            key = (text, tuple((t["text"], t["start"], t["end"]) for t in tokens))
-        except (TypeError, KeyError):
-            return "bad tokens"
-    else:
-        key = (text, None)
+    try:
+        record = parse_record(value)
+        tokens = parse_tokens(record.tokens, record.text) if record.tokens else None
+    except RecordError as err:
+        return err.reason
+    key = (record.text, None if tokens is None else tuple(zip(tokens.words, tokens.starts, tokens.ends)))
     if key not in doc_ids:
-        if tokens is not None:
-            spaces = [k + 1 < len(tokens) and tokens[k + 1]["start"] > tokens[k]["end"] for k in range(len(tokens))]
-            doc = Doc(nlp.vocab, words=words, spaces=spaces)
-            if doc.text != text.rstrip() and doc.text != text:
-                # Token offsets that do not rebuild the text: use the tokenizer.
-                doc = nlp.make_doc(text)
-        else:
-            doc = nlp.make_doc(text)
         doc_ids[key] = len(docs)
-        docs.append(doc)
+        docs.append(record_doc(nlp, record.text, tokens)[0])
     doc_index = doc_ids[key]
     doc = docs[doc_index]
+    starts = [t.idx for t in doc]
+    ends = [t.idx + len(t) for t in doc]
+    if tokens is not None:
+        starts, ends = tokens.starts, tokens.ends
     new: List[Question] = []
-    for span in spans:
-        if not isinstance(span, dict) or not isinstance(span.get("label"), str):
-            return "bad span"
-        start, end = span.get("start"), span.get("end")
-        if type(start) is not int or type(end) is not int or not 0 <= start < end <= len(text):
-            return "bad span"
-        char_span = doc.char_span(start, end)
-        if char_span is None:
-            return "span off token boundaries"
-        new.append(Question(doc_index, char_span.start, char_span.end, span["label"], answer == "accept", place))
+    for start, end, label in record.spans:
+        span = align_span(starts, ends, start, end, "strict")
+        if span is None:
+            return "misaligned span"
+        new.append(Question(doc_index, span[0], span[1], label, record.answer == "accept", place))
     questions.extend(new)
     return None
 
@@ -395,6 +358,8 @@ def evaluate(
     min_prob: float = 0.0,
     n_bins: int = 10,
     batch_size: int = 64,
+    displacy_path: Optional[Union[str, Path]] = None,
+    displacy_limit: int = 25,
 ) -> Dict[str, Any]:
     """Evaluate a trained pipeline on gold annotations and/or held-out answers.
 
@@ -407,6 +372,11 @@ def evaluate(
         `candidates_threshold` is set to it while evaluating; 0.0 keeps every span).
     n_bins (int): Bins of the reliability diagram.
     batch_size (int): Docs per batch when predicting.
+    displacy_path (Optional[Union[str, Path]]): Folder for `entities.html`,
+        displaCy's rendering of the predicted entities of the first
+        `displacy_limit` gold docs (or answered texts), as `spacy evaluate
+        --displacy-path` writes it. None writes nothing.
+    displacy_limit (int): Docs rendered.
     RETURNS (Dict[str, Any]): The report.
     """
     if gold is None and answers is None:
@@ -425,14 +395,17 @@ def evaluate(
         "min_prob": min_prob,
     }
     curves: Dict[str, Dict[str, Any]] = {}
+    shown: List[Doc] = []
     try:
         if gold is not None:
             examples, account = read_gold(nlp, gold)
+            shown = [_blank_copy(eg.reference) for eg in examples[:displacy_limit]]
             scores, probs, outcomes = score_gold(nlp, examples, scores_key, pipe.max_span_length, batch_size)
             report["gold"] = {"account": account, **scores}
             curves["gold candidates"] = reliability(probs, outcomes, n_bins)
         if answers is not None:
             docs, questions, account = read_answers(nlp, answers)
+            shown = shown or [_blank_copy(doc) for doc in docs[:displacy_limit]]
             scores, probs, outcomes = score_answers(nlp, docs, questions, scores_key, batch_size)
             report["answers"] = {"account": account, **scores}
             curves["held-out answers"] = reliability(probs, outcomes, n_bins)
@@ -440,6 +413,8 @@ def evaluate(
         pipe.cfg.clear()
         pipe.cfg.update(saved)
     report["calibration"] = curves
+    if displacy_path is not None:
+        report["displacy"] = str(render_entities(nlp, shown, displacy_path, report["model"], batch_size))
     if output is not None:
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)
@@ -452,6 +427,29 @@ def evaluate(
                                                 encoding="utf8")
         (output / "evaluation.md").write_text(format_markdown(report), encoding="utf8")
     return report
+
+
+def render_entities(
+    nlp: Language, docs: Sequence[Doc], path: Union[str, Path], title: str, batch_size: int = 64
+) -> Path:
+    """Predict `docs` and write displaCy's page of their entities.
+
+    nlp (Language): The pipeline.
+    docs (Sequence[Doc]): Unannotated docs.
+    path (Union[str, Path]): Folder; created if needed.
+    title (str): The page title.
+    batch_size (int): Docs per batch.
+    RETURNS (Path): The `entities.html` written.
+    """
+    from spacy import displacy
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    predicted = _predict(nlp, docs, batch_size)
+    html = displacy.render(predicted, style="ent", page=True, jupyter=False, options={"title": title})
+    out = folder / "entities.html"
+    out.write_text(html, encoding="utf8")
+    return out
 
 
 def _pct(x: Optional[float]) -> str:
@@ -568,6 +566,9 @@ def main(argv: List[str]) -> int:
                    help="smallest span probability kept for calibration (default 0: every span)")
     p.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram (default 10)")
     p.add_argument("--gpu-id", type=int, default=-1, help="GPU to predict on (default -1: CPU)")
+    p.add_argument("--displacy-path", type=Path, default=None,
+                   help="folder for entities.html: displaCy's rendering of the predictions (as spacy evaluate)")
+    p.add_argument("--displacy-limit", type=int, default=25, help="docs rendered (default 25)")
     args = p.parse_args(argv)
     if args.gold is None and args.answers is None:
         p.error("give --gold, --answers or both")
@@ -578,7 +579,8 @@ def main(argv: List[str]) -> int:
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
     try:
-        report = evaluate(args.model, args.gold, args.answers, args.output, min_prob=args.min_prob, n_bins=args.bins)
+        report = evaluate(args.model, args.gold, args.answers, args.output, min_prob=args.min_prob, n_bins=args.bins,
+                          displacy_path=args.displacy_path, displacy_limit=args.displacy_limit)
     except (TeachDataError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -586,8 +588,10 @@ def main(argv: List[str]) -> int:
     if args.output is not None:
         print("Wrote evaluation.json, evaluation.md" + (" and reliability.png" if report.get("figure") else "")
               + f" to {args.output}")
+    if args.displacy_path is not None:
+        print(f"Wrote {report['displacy']}")
     return 0
 
 
 __all__ = ["evaluate", "find_binary_ner", "format_markdown", "main", "read_answers", "read_gold", "reliability",
-           "score_answers", "score_gold"]
+           "render_entities", "score_answers", "score_gold"]

@@ -3,6 +3,7 @@
 This module knows Thinc models only; the architecture is in
 `spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
 """
+import warnings
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -14,10 +15,11 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d
 
-from .targets import build_targets, cell_coordinates, n_span_cells
+from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
+from .records import v2_label_error
+from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -47,11 +49,22 @@ maxout_pieces = 3
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-DEFAULT_SCORES_KEY = "binary_ner_scores"
 INITIAL_PRIOR = 0.01
-# Most spans scored in one call of the model by `predict` (see there).
-PREDICT_SPANS_PER_CALL = 32768
-DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
+# The settings of `cfg` a config can give (all but the labels); their values as
+# the component was built are kept in `cfg[CONFIG_SETTINGS]`, saved with it.
+SETTINGS = (
+    "threshold",
+    "unknown_weight",
+    "unknown_mask_above",
+    "pseudo_above",
+    "pseudo_weight",
+    "incorrect_spans_key",
+    "scores_key",
+    "candidates_threshold",
+    "nested_spans_key",
+    "overwrite_ents",
+)
+CONFIG_SETTINGS = "config_settings"
 
 
 @Language.factory(
@@ -114,8 +127,10 @@ def make_binary_ner(
     candidates_threshold (float): Smallest probability kept in `scores_key`.
     nested_spans_key (Optional[str]): If set, a span group receiving every span
         with probability >= threshold, overlaps allowed (nested entities).
-    overwrite_ents (bool): Whether predicted entities may replace entities set
-        by earlier components.
+    overwrite_ents (bool): Whether predicted entities replace the entities of
+        earlier components that they overlap (as the `EntityRuler`'s setting);
+        earlier entities that overlap no prediction stay. Blocked tokens
+        (`doc.set_ents(..., blocked=...)`) are never part of a prediction.
     scorer (Optional[Callable]): The scoring method, spaCy's NER scorer.
     """
     return BinaryNER(
@@ -176,6 +191,7 @@ class BinaryNER(TrainablePipe):
             "nested_spans_key": nested_spans_key,
             "overwrite_ents": overwrite_ents,
         }
+        self.cfg[CONFIG_SETTINGS] = {key: self.cfg[key] for key in SETTINGS}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -192,13 +208,26 @@ class BinaryNER(TrainablePipe):
         return int(self.model.attrs["max_span_length"])
 
     def add_label(self, label: str) -> int:
-        """Add a label before initialization. RETURNS (int): 1 if added, else 0."""
+        """Add a label, before or after initialization. After it, the model's
+        output layer grows by one column through the architecture's
+        `model.attrs["resize_output"]` hook (called as `hook(model, n_labels,
+        new_bias=...)`); the other labels keep their weights and scores, and
+        the new one starts at a small prior probability.
+
+        label (str): The label to add.
+        RETURNS (int): 1 if added, else 0.
+        """
         if not isinstance(label, str):
             raise ValueError(Errors.E187)
+        problem = v2_label_error(label)
+        if problem:
+            raise ValueError(f"[{self.name}] Cannot add the {problem}.")
         if label in self.labels:
             return 0
         self._allow_extra_label()
         self.cfg["labels"].append(label)
+        if self.is_resizable:
+            self.model.attrs["resize_output"](self.model, len(self.labels), new_bias=_prior_logit())
         self.vocab.strings.add(label)
         return 1
 
@@ -241,48 +270,64 @@ class BinaryNER(TrainablePipe):
         # Start every label at a small prior probability: almost no span is an
         # entity, and an untrained model near 0.5 everywhere floods the decoder.
         output_layer = self.model.get_ref("output_layer")
-        prior = float(numpy.log(INITIAL_PRIOR / (1 - INITIAL_PRIOR)))
-        output_layer.set_param("b", output_layer.ops.alloc1f(len(self.labels)) + prior)
+        output_layer.set_param("b", output_layer.ops.alloc1f(len(self.labels)) + _prior_logit())
+
+    def from_disk(self, path: Any, *, exclude: Iterable[str] = ()) -> "BinaryNER":
+        """Load the pipe from a directory. Settings given to the factory that
+        differ from those the pipe was saved with (e.g. `spacy.load(path,
+        config={"components": {"binary_ner": {"threshold": 0.3}}})`) apply.
+
+        path (Union[str, Path]): The directory.
+        exclude (Iterable[str]): Serialization fields to skip.
+        RETURNS (BinaryNER): The pipe.
+        """
+        given = {key: self.cfg[key] for key in SETTINGS}
+        self.cfg.pop(CONFIG_SETTINGS, None)
+        super().from_disk(path, exclude=exclude)
+        self._apply_given_settings(given)
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BinaryNER":
+        """Load the pipe from bytes; settings given to the factory apply as in
+        `from_disk`.
+
+        bytes_data (bytes): The data.
+        exclude (Iterable[str]): Serialization fields to skip.
+        RETURNS (BinaryNER): The pipe.
+        """
+        given = {key: self.cfg[key] for key in SETTINGS}
+        self.cfg.pop(CONFIG_SETTINGS, None)
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._apply_given_settings(given)
+        return self
+
+    def _apply_given_settings(self, given: Dict[str, Any]) -> None:
+        """After loading `cfg`: apply the factory's settings that differ from
+        the config the pipe was saved with (so they were given at load). The
+        saved `cfg` keeps the others, including values set on `cfg` after the
+        pipe was built (a tuned threshold). A pipe saved without the record of
+        its config gets a warning naming the settings instead."""
+        saved_config = self.cfg.get(CONFIG_SETTINGS)
+        if saved_config is None:
+            ignored = {key: value for key, value in given.items() if key in self.cfg and self.cfg[key] != value}
+            if ignored:
+                names = ", ".join(f"{key}={value!r} (saved: {self.cfg[key]!r})" for key, value in ignored.items())
+                warnings.warn(
+                    f"[{self.name}] The saved pipe's settings are used, not these from the config: {names}. "
+                    f"Set them after loading instead, e.g. nlp.get_pipe({self.name!r}).cfg[{next(iter(ignored))!r}] "
+                    f"= ..., and save the pipeline again.",
+                    UserWarning,
+                )
+        else:
+            for key, value in given.items():
+                if key in saved_config and saved_config[key] != value:
+                    self.cfg[key] = value
+        self.cfg[CONFIG_SETTINGS] = dict(given)
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every span and label. RETURNS (Floats2d): Logits, one row per
         span (see `spacy_binary_ner.targets.span_cells`), one column per label."""
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return self.model.ops.alloc2f(0, len(self.labels))
-        if self.model.attrs.get("predicts_in_groups"):
-            # The architecture bounds its own memory (SpanScorer.v1).
-            return self.model.predict(docs)
-        # The span vectors of a whole batch run to hundreds of MB (a row per
-        # span); scored a group of docs at a time they stay small, which was
-        # faster on CPU than one call for spaCy's default batch.
-        L, limit = self.max_span_length, PREDICT_SPANS_PER_CALL
-        groups: List[List[Doc]] = [[]]
-        n_spans = 0
-        for doc in docs:
-            rows = n_span_cells(len(doc), L)
-            if groups[-1] and n_spans + rows > limit:
-                groups.append([])
-                n_spans = 0
-            groups[-1].append(doc)
-            n_spans += rows
-        model = self.model
-        if len(groups) == 1:
-            return model.predict(docs)
-        if not (model._func is chain_forward and model.has_ref("tok2vec") and model.layers[0] is model.get_ref("tok2vec")):
-            return model.ops.xp.concatenate([model.predict(group) for group in groups])
-        # The tok2vec runs faster on the whole batch; only the span layers go
-        # group by group.
-        tokvecs = model.layers[0].predict(docs)
-        scores = []
-        begin = 0
-        for group in groups:
-            Y = tokvecs[begin : begin + len(group)]
-            begin += len(group)
-            for layer in model.layers[1:]:
-                Y = layer.predict(Y)
-            scores.append(Y)
-        return model.ops.xp.concatenate(scores)
+        return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write entities and span probabilities to the docs."""
@@ -324,20 +369,31 @@ class BinaryNER(TrainablePipe):
         threshold: float,
     ) -> None:
         """Decode one doc: its spans' best labels and their probabilities, a
-        row per scored span; `starts` and `widths` say which span each row is."""
-        existing = [] if self.cfg["overwrite_ents"] else list(doc.ents)
-        taken = numpy.zeros(len(doc), dtype=bool)
-        for ent in existing:
-            taken[ent.start : ent.end] = True
-        entities = list(existing)
+        row per scored span; `starts` and `widths` say which span each row is.
+        Blocked tokens stay blocked; earlier entities stay, or with
+        `overwrite_ents` give way to the predictions that overlap them."""
+        overwrite = self.cfg["overwrite_ents"]
+        existing = list(doc.ents)
+        blocked = blocked_tokens(doc)
+        taken = blocked.copy()
+        if not overwrite:
+            for ent in existing:
+                taken[ent.start : ent.end] = True
+        predicted = []
         rows = numpy.flatnonzero(best_p >= threshold)
         # Most probable first; among equals, earlier start, then shorter.
         for row in rows[numpy.argsort(-best_p[rows], kind="stable")]:
             start, end = int(starts[row]), int(starts[row] + widths[row] + 1)
             if not taken[start:end].any():
                 taken[start:end] = True
-                entities.append(Span(doc, start, end, label=labels[best[row]]))
-        doc.ents = sorted(entities, key=lambda span: (span.start, span.end))
+                predicted.append(Span(doc, start, end, label=labels[best[row]]))
+        if overwrite:
+            existing = [ent for ent in existing if not taken[ent.start : ent.end].any()]
+        entities = sorted(existing + predicted, key=lambda span: (span.start, span.end))
+        if blocked.any():
+            doc.set_ents(entities, blocked=_runs(doc, blocked), default="outside")
+        else:
+            doc.ents = entities
 
     def update(
         self,
@@ -346,8 +402,18 @@ class BinaryNER(TrainablePipe):
         drop: float = 0.0,
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
+        self_training: bool = True,
     ) -> Dict[str, float]:
-        """Learn from a batch of examples. RETURNS (Dict[str, float]): The losses."""
+        """Learn from a batch of examples.
+
+        examples (Iterable[Example]): The batch.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer, to step after the update.
+        losses (Optional[Dict[str, float]]): The losses so far, updated in place.
+        self_training (bool): Whether the `pseudo_above` setting applies (the
+            annotation loop turns it off).
+        RETURNS (Dict[str, float]): The losses.
+        """
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -358,16 +424,21 @@ class BinaryNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         scores, backprop_scores = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
+        loss, d_scores = self.get_loss(examples, scores, self_training=self_training)
         backprop_scores(d_scores)  # type: ignore
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
+    def get_loss(
+        self, examples: Iterable[Example], scores: Floats2d, self_training: bool = True
+    ) -> Tuple[float, Floats2d]:
         """Weighted binary cross-entropy of the scores against the answers.
 
+        examples (Iterable[Example]): The batch.
+        scores (Floats2d): The model's logits for the batch.
+        self_training (bool): Whether the `pseudo_above` setting applies.
         RETURNS (Tuple[float, Floats2d]): The loss and its gradient for the scores.
         """
         examples = list(examples)
@@ -381,7 +452,7 @@ class BinaryNER(TrainablePipe):
             self.cfg["incorrect_spans_key"],
             probs=probs,
             unknown_mask_above=self.cfg["unknown_mask_above"],
-            pseudo_above=self.cfg["pseudo_above"],
+            pseudo_above=self.cfg["pseudo_above"] if self_training else None,
             pseudo_weight=self.cfg["pseudo_weight"],
         )
         # The derivative of binary cross-entropy with respect to the logit is
@@ -391,6 +462,18 @@ class BinaryNER(TrainablePipe):
         bce = -(truths * numpy.log(probs + eps) + (1 - truths) * numpy.log(1 - probs + eps))
         loss = float((bce * weights).sum() / len(examples))
         return loss, ops.asarray2f(d_scores.astype("float32"))
+
+
+def _prior_logit() -> float:
+    """The logit a label's bias starts at: `INITIAL_PRIOR`'s."""
+    return float(numpy.log(INITIAL_PRIOR / (1 - INITIAL_PRIOR)))
+
+
+def _runs(doc: Doc, mask: numpy.ndarray) -> List[Span]:
+    """The maximal runs of tokens where `mask` is set, as spans."""
+    padded = numpy.concatenate([[False], mask, [False]]).astype("int8")
+    edges = numpy.flatnonzero(numpy.diff(padded))
+    return [Span(doc, int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
 
 
 def _sigmoid(logits: numpy.ndarray) -> numpy.ndarray:

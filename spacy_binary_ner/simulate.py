@@ -24,13 +24,13 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import spacy
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Config
 
 from .data import iter_jsonl, records_to_examples
-from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
+from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, Proposals, initialize_pipeline, set_hashes
 from .ops import cpu_ops
 from .threshold import THRESHOLDS as TRAINING_THRESHOLDS
 from .threshold import best_threshold
@@ -77,6 +77,35 @@ window_size = 1
 maxout_pieces = 3
 """
 _BEAM_SETTINGS = "beam_width = 32\nbeam_density = 0.01\nbeam_update_prob = 0.5\n"
+
+
+class BeamNERProposer:
+    """The loop's proposer for spaCy's `beam_ner`: its `scored_ents`, the
+    spans at or above `min_score` (at most `max_per_text`, else the best one).
+
+    nlp (Language): The pipeline, for the label strings.
+    component (str): The `beam_ner` component's name.
+    min_score (float): Smallest probability of a proposed span.
+    max_per_text (int): Most spans proposed per doc.
+    """
+
+    def __init__(self, nlp: Language, component: str = "beam_ner", min_score: float = 0.01, max_per_text: int = 8):
+        self.nlp = nlp
+        self.pipe = nlp.get_pipe(component)
+        self.min_score = min_score
+        self.max_per_text = max_per_text
+
+    def __call__(self, docs: List[Doc]) -> Proposals:
+        strings = self.nlp.vocab.strings
+        out: Proposals = []
+        for scores in self.pipe.scored_ents(self.pipe.predict(docs)):
+            table = {(s, e, label if isinstance(label, str) else strings[label]): float(p)
+                     for (s, e, label), p in scores.items()}
+            ranked = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
+            chosen = [kv for kv in ranked if kv[1] >= self.min_score][: self.max_per_text] or ranked[:1]
+            candidates = [(s, e, label, p) for (s, e, label), p in chosen]
+            out.append((candidates, lambda s, e, label, table=table: table.get((s, e, label), 0.0)))
+        return out
 
 
 def spacy_peer_components(factory: str) -> Config:
@@ -216,19 +245,20 @@ def run_strategy(
     (List[Dict[str, Any]]): one curve point per evaluation."""
     with cpu_ops(use_blis=args.blas == "blis"):
         nlp = build_nlp(strategy, args.config, args.lang, args.seed)
-        optimizer = initialize_pipeline(nlp, labels, pool[:10], threshold=args.threshold)
+        component = "beam_ner" if strategy == "beam_ner" else None
+        optimizer = initialize_pipeline(nlp, labels, pool[:10], component=component, threshold=args.threshold)
     if args.learn_rate is not None:
         optimizer.learn_rate = args.learn_rate
-    matcher = PatternMatcher(nlp, patterns, overlapping=not args.longest_patterns) if patterns else None
+    matcher = PatternMatcher(nlp, patterns) if patterns else None
     loop = AnnotationLoop(
         nlp,
+        component=component,
+        proposer=BeamNERProposer(nlp, max_per_text=args.max_per_text) if strategy == "beam_ner" else None,
         sorter="uncertainty" if strategy == "beam_ner" else strategy,
         patterns=matcher,
         pattern_ratio=args.pattern_ratio,
         patterns_until=args.patterns_until,
-        pattern_retire_below=args.pattern_retire_below,
         pattern_max_answers=args.pattern_max_answers,
-        balance_labels=args.balance_labels,
         pattern_lookahead=args.pattern_lookahead,
         chunk_size=args.chunk_size,
         max_per_text=args.max_per_text,
@@ -392,14 +422,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--pattern-ratio", type=float, default=0.5)
     p.add_argument("--pattern-lookahead", type=int, default=0,
                    help="texts read ahead of the model for pattern matches (default 0: as the model reads them)")
-    p.add_argument("--balance-labels", action="store_true",
-                   help="a moving average per label, and each label's best spans proposed in every text")
-    p.add_argument("--longest-patterns", action="store_true",
-                   help="of overlapping pattern matches ask only the longest, as the EntityRuler (default: ask all)")
     p.add_argument("--pattern-max-answers", type=int, default=None,
                    help="stop asking a pattern after this many answers to its matches (default: no limit)")
-    p.add_argument("--pattern-retire-below", type=float, default=0.0,
-                   help="stop asking a pattern accepted less often than this, after 4 answers (default 0: never)")
     p.add_argument("--patterns-until", type=int, default=None, help="answers after which patterns stop")
     p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
     p.add_argument("--learn-rate", type=float, default=None,
@@ -418,7 +442,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)")
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="CPU matrix products: Thinc's default BLIS, or numpy's BLAS, faster on CPUs where BLIS "
-                        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; bench/blas_benchmark.py)")
+                        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; "
+                        "bench/loop_latency.py --split --blas numpy)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]

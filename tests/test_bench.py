@@ -144,45 +144,6 @@ def test_reader_benchmark_runs(tmp_path):
     assert (tmp_path / "decisions.spacy").exists()
 
 
-def test_blas_benchmark_runs(capsys):
-    spec = importlib.util.spec_from_file_location("blas_benchmark", REPO / "bench" / "blas_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--repeats", "1"]) == 0
-    table = capsys.readouterr().out
-    rows = [line for line in table.splitlines() if line.startswith("| ")]
-    assert len(rows) == len(module.SHAPES) + 1  # the header, then one row per shape
-
-
-def test_head_benchmark_runs(tmp_path, capsys):
-    import spacy
-
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("binary_ner")
-    ner.add_label("LOC")
-    nlp.initialize()
-    nlp.to_disk(tmp_path / "model")
-    spec = importlib.util.spec_from_file_location("head_benchmark", REPO / "bench" / "head_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ms = module.main(["--model", str(tmp_path / "model"), "--data", str(REPO / "assets" / "en_gold_eval.jsonl"),
-                      "--docs", "20", "--rounds", "2"])
-    assert all(ms[k] > 0 for k in ("tok2vec", "fused", "chain"))
-    assert "| fused |" in capsys.readouterr().out
-
-
-def test_encoder_benchmark_runs_and_restores():
-    import spacy_binary_ner.models.pytorch.span_encoder as E
-
-    spec = importlib.util.spec_from_file_location("encoder_benchmark", REPO / "bench" / "encoder_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    before = (E._SpanCells.apply, E.SpanEncoder._drop)
-    ms = module.main(["--docs", "2", "--max-span-length", "3", "--rounds", "1"])
-    assert ms["previous"] > 0 and ms["current"] > 0
-    assert (E._SpanCells.apply, E.SpanEncoder._drop) == before
-
-
 def test_summary_of_a_zero_ceiling_is_nan():
     """A ceiling that scored F1 0 (a short run) or a peer whose best dev score
     came at step 0 gives nan in the table, not a ZeroDivisionError that loses

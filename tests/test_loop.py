@@ -18,6 +18,7 @@ from spacy_binary_ner.loop import (
     prefer_high_scores,
     prefer_random,
     prefer_uncertain,
+    TaskText,
     set_hashes,
 )
 
@@ -56,7 +57,7 @@ def oracle(task: dict, gold: dict) -> dict:
 def span_probability(loop: AnnotationLoop, text: str, start: int, end: int, label: str) -> float:
     """The model's probability of a span (character offsets) and label."""
     task = {"text": text}
-    text_obj = loop._make_text(task)
+    text_obj = TaskText.from_task(loop.nlp, task)
     token_start = text_obj.starts.index(start)
     token_end = text_obj.ends.index(end) + 1
     (candidates, lookup), = loop._score_chunk([text_obj])
@@ -66,7 +67,7 @@ def span_probability(loop: AnnotationLoop, text: str, start: int, end: int, labe
 def test_predict_yields_one_span_per_task_with_stable_hashes():
     nlp = make_nlp()
     optimizer = initialize_pipeline(nlp, ["LOC", "PER"], ["Anna flew to Paris ."])
-    loop = AnnotationLoop(nlp, optimizer=optimizer, max_per_text=5, balance_labels=False)
+    loop = AnnotationLoop(nlp, optimizer=optimizer, max_per_text=5)
     stream = [{"text": "Anna flew to Paris today ."}, {"text": "Rome is large ."}]
     first = list(loop.predict(stream))
     second = list(loop.predict(stream))
@@ -85,29 +86,6 @@ def test_predict_yields_one_span_per_task_with_stable_hashes():
     # Scores per text come highest first.
     text_scores = [s for s, t in first if t["text"] == stream[0]["text"]]
     assert text_scores == sorted(text_scores, reverse=True)
-
-
-def test_every_label_is_proposed_in_every_text_when_balanced():
-    nlp = make_nlp()
-    optimizer = initialize_pipeline(nlp, ["LOC", "PER", "ORG"], ["Anna flew to Paris ."])
-    pipe = nlp.get_pipe("binary_ner")
-    # A label the model scores far below the others, as a new entity type.
-    b = pipe.model.get_ref("output_layer").get_param("b")
-    b[pipe.labels.index("ORG")] = -30.0
-    stream = [{"text": "Anna flew to Paris today ."}, {"text": "Rome is large ."}]
-    plain = list(AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2).predict(stream))
-    assert "ORG" not in {t["spans"][0]["label"] for _, t in plain}
-    balanced = list(
-        AnnotationLoop(nlp, optimizer=optimizer, max_per_text=2, balance_labels=True, per_label=1).predict(stream)
-    )
-    for record in stream:
-        mine = [t for _, t in balanced if t["text"] == record["text"]]
-        assert {t["spans"][0]["label"] for t in mine} == {"LOC", "PER", "ORG"}
-        assert 3 <= len(mine) <= 2 + 3
-        assert len({t["_task_hash"] for t in mine}) == len(mine)
-        # The overall best come first, then each label's best.
-        assert mine[0]["meta"]["score"] >= mine[1]["meta"]["score"]
-    assert min(t["meta"]["score"] for _, t in balanced if t["spans"][0]["label"] == "ORG") < 1e-6
 
 
 def test_sorter_with_a_key_keeps_one_average_per_label():
@@ -198,11 +176,11 @@ def test_loop_proposes_with_the_averaged_weights(average_weights):
     start = pool[0]["spans"][0]["start"]
     end = pool[0]["spans"][0]["end"]
     proposed = span_probability(loop, text, start, end, "LOC")
-    text_obj = loop._make_text({"text": text})
+    text_obj = TaskText.from_task(loop.nlp, {"text": text})
     i, j = text_obj.starts.index(start), text_obj.ends.index(end) + 1
 
     def probability() -> float:
-        (_, lookup), = loop._binary_candidates([text_obj.doc])
+        (_, lookup), = loop.proposer([text_obj.doc])
         return lookup(i, j, "LOC")
 
     live = probability()
@@ -223,9 +201,9 @@ def test_loop_updates_without_self_training_unless_asked(self_training):
     seen = []
     get_loss = pipe.get_loss
 
-    def spy(examples, scores):
-        seen.append(pipe.cfg["pseudo_above"])
-        return get_loss(examples, scores)
+    def spy(examples, scores, self_training=True):
+        seen.append(pipe.cfg["pseudo_above"] if self_training else None)
+        return get_loss(examples, scores, self_training=self_training)
 
     pipe.get_loss = spy
     loop = AnnotationLoop(nlp, optimizer=optimizer, self_training=self_training)
@@ -279,17 +257,13 @@ def test_pattern_matcher_phrase_token_and_chinese():
     doc = nlp("The New York Times is in paris .")
     # Every match is a question, overlaps included.
     assert matcher(doc) == [(1, 3, "LOC", 0), (1, 4, "ORG", 2), (6, 7, "LOC", 1)]
-    # As the EntityRuler: the longest match wins.
-    longest = PatternMatcher(nlp, matcher.patterns, overlapping=False)
-    assert longest(doc) == [(1, 4, "ORG", 2), (6, 7, "LOC", 1)]
     # Two labels on the very same span are both questions.
-    two = PatternMatcher(nlp, [{"label": "LOC", "pattern": "Paris"}, {"label": "PER", "pattern": "Paris"}], overlapping=False)
+    two = PatternMatcher(nlp, [{"label": "LOC", "pattern": "Paris"}, {"label": "PER", "pattern": "Paris"}])
     assert two(nlp("Paris Hilton")) == [(0, 1, "LOC", 0), (0, 1, "PER", 1)]
     zh = spacy.blank("zh")  # character segmentation
     zh_patterns = [{"label": "CONT", "pattern": "中国国籍"}, {"label": "CONT", "pattern": "中国"}]
     zh_doc = zh("高勇：男，中国国籍。中国人")
     assert PatternMatcher(zh, zh_patterns)(zh_doc) == [(5, 7, "CONT", 1), (5, 9, "CONT", 0), (10, 12, "CONT", 1)]
-    assert PatternMatcher(zh, zh_patterns, overlapping=False)(zh_doc) == [(5, 9, "CONT", 0), (10, 12, "CONT", 1)]
     with pytest.raises(ValueError, match="Pattern 1"):
         PatternMatcher(nlp, [{"pattern": "x"}])
     with pytest.raises(ValueError, match="Pattern 2"):
@@ -318,15 +292,13 @@ def test_cold_start_asks_pattern_matches_first_then_mixes():
     assert later == ["model"] * 10
 
 
-def test_a_pattern_whose_matches_are_rejected_is_retired():
+def test_a_pattern_with_max_answers_is_retired():
     nlp = make_nlp()
     pool = toy_corpus(80, seed=4)
     optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
-    # "We" is never a place: after 4 rejects it is no longer asked; the cities stay.
+    # "We" is never a place: after 4 answers it is no longer asked.
     patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": "We"}] + [{"label": "LOC", "pattern": c} for c in CITIES])
-    loop = AnnotationLoop(
-        nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=1.0, pattern_retire_below=0.25, pattern_retire_after=4
-    )
+    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=1.0, pattern_max_answers=4)
     gold = {r["text"]: {(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in pool}
     questions = loop(pool)
     asked = []
@@ -337,11 +309,11 @@ def test_a_pattern_whose_matches_are_rejected_is_retired():
     we = [t for t in asked if t["meta"].get("pattern") == 0]
     assert all(t["answer"] == "reject" for t in we)
     assert 4 <= len(we) < 10
-    assert loop.pattern_retired(0) and not any(loop.pattern_retired(i) for i in range(1, len(CITIES) + 1))
+    assert loop.pattern_retired(0)
     assert loop.stats["pattern match skipped: pattern retired"] > 0
     late = [next(questions) for _ in range(20)]
     assert not [t for t in late if t["meta"].get("pattern") == 0]
-    # 0 (the default) keeps every pattern; a cap on answers retires even a good one.
+    # No cap (the default) keeps every pattern; a cap on answers retires even a good one.
     keep = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns)
     keep.pattern_answers[0] = loop.pattern_answers[0]
     assert not keep.pattern_retired(0)
@@ -448,4 +420,4 @@ def test_a_task_with_bad_tokens_is_named():
         list(loop.predict([bad]))
     # Given tokens are honoured, whitespace included.
     given = {"text": "高勇 男", "tokens": [{"text": "高勇", "start": 0, "end": 2, "ws": True}, {"text": "男", "start": 3, "end": 4}]}
-    assert loop._make_text(given).doc.text == "高勇 男"
+    assert TaskText.from_task(loop.nlp, given).doc.text == "高勇 男"

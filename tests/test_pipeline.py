@@ -61,11 +61,12 @@ def test_no_label():
         nlp.initialize(lambda: [eg])
 
 
-def test_add_label_after_initialize_fails():
+def test_add_label_after_initialize_grows_the_output_layer():
     nlp = make_nlp()
     nlp.initialize(lambda: teach_examples(nlp))
-    with pytest.raises(ValueError):
-        nlp.get_pipe("binary_ner").add_label("NEW")
+    ner = nlp.get_pipe("binary_ner")
+    ner.add_label("NEW")
+    assert ner.predict([nlp.make_doc("a b")]).shape == (3, len(ner.labels))
 
 
 @pytest.mark.parametrize("texts", [[""], ["", "one"], ["one"], ["", ""]])
@@ -78,9 +79,8 @@ def test_empty_and_one_token_docs(texts):
         assert all(0 <= s <= 1 for s in doc.spans["binary_ner_scores"].attrs["scores"])
 
 
-def test_predict_in_groups_gives_the_same_scores(monkeypatch):
+def test_predict_in_groups_gives_the_same_scores():
     import spacy_binary_ner.models.span_scorer as span_scorer
-    import spacy_binary_ner.pipeline as pipeline
 
     nlp = make_nlp()
     train(nlp, teach_examples(nlp), steps=2)
@@ -94,15 +94,14 @@ def test_predict_in_groups_gives_the_same_scores(monkeypatch):
     set_dropout_rate(ner.model, 0.0)
     trained, _ = ner.model.begin_update(docs)
     numpy.testing.assert_allclose(trained, whole, rtol=1e-5, atol=1e-5)
-    # The architecture's own groups: a call per doc or less.
-    monkeypatch.setattr(span_scorer, "PREDICT_TOKENS_PER_CALL", 3)
+    # The architecture's groups (`with_groups`): a call per doc or less, then one doc a call.
+    (grouping,) = [node for node in ner.model.walk() if node.name.startswith("with_groups")]
+    assert grouping.attrs["limit"] == span_scorer.PREDICT_TOKENS_PER_CALL
+    grouping.attrs["limit"] = 3
     grouped = ner.predict(docs)
     assert grouped.shape == whole.shape
     numpy.testing.assert_allclose(grouped, whole, rtol=1e-5, atol=1e-5)
-    # The pipe's groups, for architectures that do not group themselves.
-    monkeypatch.setattr(span_scorer, "PREDICT_TOKENS_PER_CALL", 10**6)
-    ner.model.attrs["predicts_in_groups"] = False
-    monkeypatch.setattr(pipeline, "PREDICT_SPANS_PER_CALL", 5)
+    grouping.attrs["limit"] = 1
     grouped = ner.predict(docs)
     assert grouped.shape == whole.shape
     numpy.testing.assert_allclose(grouped, whole, rtol=1e-5, atol=1e-5)

@@ -2,7 +2,8 @@ import numpy
 import pytest
 import torch
 
-from spacy_binary_ner.models.pytorch.span_encoder import SpanEncoder
+from spacy_binary_ner.models.pytorch.cpu_kernels import padded_bilstm
+from spacy_binary_ner.models.pytorch.span_encoder import SpanEncoder, span_cells
 
 
 def naive(encoder: SpanEncoder, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,7 @@ def reference_cells(start, end, inside, width_weight, index):
 
 @pytest.mark.parametrize("lengths,L", [([3, 1, 5], 3), ([6], 8), ([2, 0, 4], 1)])
 def test_span_cells_gradient_matches_autograd(lengths, L):
-    from spacy_binary_ner.models.pytorch.span_encoder import _SpanCells
+    from spacy_binary_ner.models.pytorch.cpu_kernels import SpanCells as _SpanCells
 
     torch.manual_seed(0)
     n, hidden = sum(lengths), 4
@@ -125,7 +126,7 @@ def test_span_cells_gradient_matches_autograd(lengths, L):
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
 def test_cpu_dropout_rate_scale_and_gradient(p):
-    from spacy_binary_ner.models.pytorch.span_encoder import _CpuDropout
+    from spacy_binary_ner.models.pytorch.cpu_kernels import CpuDropout as _CpuDropout
 
     torch.manual_seed(0)
     x = torch.ones(400, 250, requires_grad=True)
@@ -163,7 +164,7 @@ def test_bilstm_equals_packed_lstm(lstm_depth, lengths):
     real = (torch.arange(max(lengths))[None, :] < lengths_t[:, None])[:, :, None]
     X = X * real  # padding is zeros, as Thinc pads
     X1, X2 = X.clone().requires_grad_(), X.clone().requires_grad_()
-    ours = encoder._bilstm(X1, lengths_t)
+    ours = padded_bilstm(encoder.lstm, X1, lengths_t, encoder.training, encoder._drop)
     packed = torch.nn.utils.rnn.pack_padded_sequence(X2, lengths_t.clamp(min=1), batch_first=True, enforce_sorted=False)
     expected, _ = encoder.lstm(packed)
     expected, _ = torch.nn.utils.rnn.pad_packed_sequence(expected, batch_first=True, total_length=max(lengths))
@@ -173,3 +174,46 @@ def test_bilstm_equals_packed_lstm(lstm_depth, lengths):
     (ours * weights).sum().backward()
     (expected * weights).sum().backward()
     assert torch.allclose(X1.grad, X2.grad, atol=1e-12)
+
+
+@pytest.mark.parametrize("lstm_depth", [0, 1, 2])
+@pytest.mark.parametrize("lengths", [[3, 1, 5], [0, 4, 0, 2], [6]])
+def test_kernels_equal_the_reference(lstm_depth, lengths):
+    """The CPU kernels (`kernels=True`) compute what the module's plain code
+    computes: span vectors, fused scores, and every gradient."""
+    torch.manual_seed(0)
+    fast = SpanEncoder(n_in=6, hidden_width=5, max_span_length=3, lstm_width=4, lstm_depth=lstm_depth, dropout=0.0)
+    fast.double()
+    plain = SpanEncoder(n_in=6, hidden_width=5, max_span_length=3, lstm_width=4, lstm_depth=lstm_depth, dropout=0.0,
+                        kernels=False)
+    plain.double()
+    plain.load_state_dict(fast.state_dict())
+    lengths_t = torch.tensor(lengths)
+    real = (torch.arange(max(lengths))[None, :] < lengths_t[:, None])[:, :, None]
+    X = torch.randn(len(lengths), max(lengths), 6, dtype=torch.float64) * real
+    X1, X2 = X.clone().requires_grad_(), X.clone().requires_grad_()
+    ours, reference = fast(X1, lengths_t), plain(X2, lengths_t)
+    assert torch.allclose(ours, reference, atol=1e-12)
+    weights = torch.randn_like(ours)
+    (ours * weights).sum().backward()
+    (reference * weights).sum().backward()
+    assert torch.allclose(X1.grad, X2.grad, atol=1e-12)
+    for (name, p1), (_, p2) in zip(fast.named_parameters(), plain.named_parameters()):
+        assert torch.allclose(p1.grad, p2.grad, atol=1e-12), name
+    fast.eval()
+    plain.eval()
+    weight, bias = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(fast.score(X, lengths_t, weight, bias), plain.score(X, lengths_t, weight, bias))
+
+
+def test_reference_span_cells_follow_the_formula():
+    torch.manual_seed(0)
+    n, L, hidden = 5, 3, 4
+    start, end, inside = (torch.randn(n, hidden, dtype=torch.float64) for _ in range(3))
+    width = torch.randn(L, hidden, dtype=torch.float64)
+    index = torch.tensor([0, n + 1, 2 * n + 2, 4])  # (w=0, i=0), (w=1, i=1), (w=2, i=2), (w=0, i=4)
+    cells = span_cells(start, end, inside, width, index)
+    for row, (w, i) in enumerate([(0, 0), (1, 1), (2, 2), (0, 4)]):
+        expected = start[i] + end[i + w] + inside[i : i + w + 1].mean(dim=0) + width[w]
+        assert torch.allclose(cells[row], expected)

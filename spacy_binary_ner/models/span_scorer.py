@@ -1,5 +1,5 @@
 """Thinc architecture: tok2vec -> PyTorch span encoder -> per-label logits."""
-from typing import Callable, List, Optional, Tuple, cast
+from typing import Callable, List, NamedTuple, Optional, Tuple, Union, cast
 
 import torch
 from spacy.tokens import Doc
@@ -13,10 +13,11 @@ from thinc.api import (
     torch2xp,
     xp2torch,
 )
-from thinc.layers.chain import forward as chain_forward
 from thinc.shims import PyTorchShim
-from thinc.types import Floats2d
+from thinc.types import Floats1d, Floats2d
 
+from .grouping import with_groups
+from .output import resize_hook
 from .pytorch.span_encoder import SpanEncoder
 
 # Tokens scored per call of the span encoder at inference; its buffers grow
@@ -78,6 +79,34 @@ def build_span_scorer(
         convert_outputs=_convert_outputs,
     )
     output_layer = _output_layer(nO=nO, nI=hidden_width)
+    head = span_head(encoder, output_layer, hidden_width, max_span_length)
+    model = chain(tok2vec, with_groups(head, PREDICT_TOKENS_PER_CALL, len))
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("span_encoder", head.layers[0])
+    model.set_ref("output_layer", output_layer)
+    model.attrs["max_span_length"] = max_span_length
+    model.attrs["resize_output"] = resize_hook(_output_layer)
+    return model
+
+
+def span_head(
+    encoder: Model[List[Floats2d], Floats2d],
+    output_layer: Model[Floats2d, Floats2d],
+    hidden_width: int,
+    max_span_length: int,
+) -> Model[List[Floats2d], Floats2d]:
+    """Token vectors -> span vectors (`encoder`, a wrapped `SpanEncoder`) ->
+    logits (`output_layer`). In training the two layers are chained; at
+    inference the encoder applies the output layer's weights itself
+    (`SpanEncoder.score`), so the (spans x hidden_width) span vectors are
+    never stored: the same scores within float rounding.
+
+    encoder (Model[List[Floats2d], Floats2d]): The wrapped span encoder.
+    output_layer (Model[Floats2d, Floats2d]): The linear output layer.
+    hidden_width (int): Width of the span vectors.
+    max_span_length (int): Longest span, in tokens.
+    RETURNS (Model[List[Floats2d], Floats2d]): Logits, one row per span.
+    """
     spans = Model(
         "span_encoder",
         _skip_empty_forward,
@@ -85,59 +114,38 @@ def build_span_scorer(
         dims={"nO": hidden_width},
         attrs={"max_span_length": max_span_length},
     )
-    chained = chain(tok2vec, spans, output_layer)
-    # The chain's name, layers and init; at inference the span encoder applies
-    # the output layer itself (`_span_scorer_forward`).
-    model = Model(
+    chained = chain(spans, output_layer)
+    return Model(
         chained.name,
-        _span_scorer_forward,
+        _span_head_forward,
         init=chained.init,
         dims={name: chained.maybe_get_dim(name) for name in chained.dim_names},
         layers=chained.layers,
-        attrs={"predicts_in_groups": True},
     )
-    model.set_ref("tok2vec", tok2vec)
-    model.set_ref("output_layer", output_layer)
-    model.attrs["max_span_length"] = max_span_length
-    return model
 
 
-def _span_scorer_forward(model: Model[List[Doc], Floats2d], docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Callable]:
-    """Training: the chain tok2vec >> span encoder >> output layer. Inference:
-    the tok2vec on all docs, then the span encoder with the output layer's
-    weights, on groups of at most `PREDICT_TOKENS_PER_CALL` tokens, so the
-    (spans x hidden_width) span vectors are never stored; same scores within
-    float rounding."""
+class ScoreWith(NamedTuple):
+    """The encoder's input at inference: token vectors, and the output layer's
+    weights to score the spans with."""
+
+    tokvecs: List[Floats2d]
+    weight: Floats2d
+    bias: Floats1d
+
+
+def _span_head_forward(
+    model: Model[List[Floats2d], Floats2d], X: List[Floats2d], is_train: bool
+) -> Tuple[Floats2d, Callable]:
+    spans, output_layer = model.layers
     if is_train:
-        return chain_forward(model, docs, is_train)
-    tok2vec, spans, output_layer = model.layers
-    tokvecs = tok2vec.predict(docs)
-    n_labels = output_layer.get_dim("nO")
+        H, backprop_spans = spans(X, is_train)
+        Y, backprop_output = output_layer(H, is_train)
+        return Y, lambda dY: backprop_spans(backprop_output(dY))
+    if not any(len(x) for x in X):  # docs without tokens have no spans
+        return model.ops.alloc2f(0, output_layer.get_dim("nO")), _no_backprop
     encoder = spans.layers[0]
-    shim = cast(PyTorchShim, encoder.shims[0])
-    weight = xp2torch(output_layer.get_param("W"), device=shim.device)
-    bias = xp2torch(output_layer.get_param("b"), device=shim.device)
-    scores = []
-    begin = 0
-    while begin < len(tokvecs):
-        end, n_tokens = begin, 0
-        while end < len(tokvecs) and (end == begin or n_tokens + len(tokvecs[end]) <= PREDICT_TOKENS_PER_CALL):
-            n_tokens += len(tokvecs[end])
-            end += 1
-        group = tokvecs[begin:end]
-        begin = end
-        if not n_tokens:  # docs without tokens have no spans
-            continue
-        padded = model.ops.pad(group)
-        inputs = ArgsKwargs(
-            args=(xp2torch(padded, device=shim.device), torch.tensor([len(x) for x in group], dtype=torch.int64)),
-            kwargs={"output_weight": weight, "output_bias": bias},
-        )
-        Yt, _ = shim(inputs, is_train=False)
-        scores.append(cast(Floats2d, torch2xp(Yt.float())))
-    if not scores:
-        return model.ops.alloc2f(0, n_labels), _no_backprop
-    return model.ops.xp.concatenate(scores) if len(scores) > 1 else scores[0], _no_backprop
+    scores = encoder.predict(ScoreWith(X, output_layer.get_param("W"), output_layer.get_param("b")))
+    return scores, _no_backprop
 
 
 def _no_backprop(dY: Floats2d) -> List[Floats2d]:
@@ -185,9 +193,16 @@ def _skip_empty_forward(
 
 
 def _convert_inputs(
-    model: Model, X: List[Floats2d], is_train: bool
+    model: Model, X: Union[List[Floats2d], ScoreWith], is_train: bool
 ) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], List[Floats2d]]]:
     shim = cast(PyTorchShim, model.shims[0])
+    kwargs = {}
+    if isinstance(X, ScoreWith):
+        kwargs = {
+            "output_weight": xp2torch(X.weight, device=shim.device),
+            "output_bias": xp2torch(X.bias, device=shim.device),
+        }
+        X = X.tokvecs
     lengths = [len(x) for x in X]
     padded = model.ops.pad(X)  # (batch, max_len, width)
     Xt = xp2torch(padded, requires_grad=is_train, device=shim.device)
@@ -197,7 +212,7 @@ def _convert_inputs(
         d_padded = cast(Floats2d, torch2xp(d_inputs.args[0]))
         return [d_padded[i, :n] for i, n in enumerate(lengths)]
 
-    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), convert_from_torch_backward
+    return ArgsKwargs(args=(Xt, lengths_t), kwargs=kwargs), convert_from_torch_backward
 
 
 def _convert_outputs(
@@ -205,7 +220,7 @@ def _convert_outputs(
 ) -> Tuple[Floats2d, Callable[[Floats2d], ArgsKwargs]]:
     shim = cast(PyTorchShim, model.shims[0])
     _, Yt = inputs_outputs
-    Y = cast(Floats2d, torch2xp(Yt))
+    Y = cast(Floats2d, torch2xp(Yt.float()))
 
     def convert_for_torch_backward(dY: Floats2d) -> ArgsKwargs:
         dYt = xp2torch(dY, device=shim.device)

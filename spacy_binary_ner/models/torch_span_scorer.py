@@ -3,6 +3,7 @@
 The module's contract (what it receives, what it returns) is documented in
 `spacy_binary_ner.models.contract`.
 """
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
@@ -13,11 +14,17 @@ from thinc.api import ArgsKwargs, Linear, Model, PyTorchWrapper_v2, chain, torch
 from thinc.shims import PyTorchShim
 from thinc.types import Floats2d, Ints2d
 
+from ..targets import n_span_cells
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
+from .grouping import with_groups
+from .output import resize_hook
 from .span_scorer import build_span_scorer
 
 ARCHITECTURE = "spacy-binary-ner.TorchSpanScorer.v1"
 TokenInputs = Union[List[Floats2d], List[Ints2d]]
+# Most spans scored in one call of a module with `output = "spans"` at
+# inference: the span vectors of a whole batch run to hundreds of MB.
+PREDICT_SPANS_PER_CALL = 32768
 
 
 @registry.architectures(ARCHITECTURE)
@@ -106,13 +113,19 @@ def build_torch_span_scorer(
         )
     else:
         output_layer = Linear(nO=nO, nI=width)
-        model = chain(inputs, module_layer, output_layer)
+        spans_of = partial(_n_spans, max_span_length=max_span_length)
+        model = chain(inputs, with_groups(chain(module_layer, output_layer), PREDICT_SPANS_PER_CALL, spans_of))
         model.set_ref("output_layer", output_layer)
         model.attrs["max_span_length"] = max_span_length
+        model.attrs["resize_output"] = resize_hook()
     if tok2vec is not None:
         model.set_ref("tok2vec", tok2vec)
     model.set_ref("module", module_layer)
     return model
+
+
+def _n_spans(x: Union[Floats2d, Ints2d], max_span_length: int) -> int:
+    return n_span_cells(len(x), max_span_length)
 
 
 def _doc_ids(id_attrs: Sequence[str], n_ids: int) -> Model[List[Doc], List[Ints2d]]:

@@ -1,0 +1,8 @@
+"""Names shared by the pipe, the reader and the loop (no imports: anything may import this)."""
+
+# Key of the rejected spans in `reference.spans`, as spaCy's `ner` names it.
+DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
+# Span group of every candidate span and label with its probability.
+DEFAULT_SCORES_KEY = "binary_ner_scores"
+# The answers a teach record may carry.
+ANSWERS = ("accept", "reject", "ignore")
