@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from spacy_binary_ner import debug_data
 
-from .util import GOLD_RECORDS, TEACH_RECORDS
+from .util import GOLD_RECORDS, TEACH_RECORDS, write_tiny_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
@@ -55,6 +55,9 @@ def overrides(config_path: Path, tmp_path: Path, request) -> list[str]:
     args = ["--paths.train", paths[0], "--paths.dev", paths[1]]
     if config_path.stem.endswith("_trf"):
         args += ["--vars.transformer_name", request.getfixturevalue("tiny_bert"), "--vars.transformer_width", "16"]
+    if "include_static_vectors = true" in config_path.read_text(encoding="utf8"):
+        words = [w for name in SAMPLE for line in lines[name] for w in json.loads(line)["text"].split()]
+        args += ["--paths.vectors", str(write_tiny_vectors(tmp_path / "vectors", words))]
     return args
 
 
