@@ -90,7 +90,9 @@ def write_source(records: List[Dict[str, Any]], path: Path, seed: int) -> None:
             f.write(json.dumps(task, ensure_ascii=False) + "\n")
 
 
-def session_run(url: str, name: str, n: int, gold, think: float, latencies: List[float], errors: List[str]) -> None:
+def session_run(
+    url: str, name: str, n: int, gold, think: float, latencies: List[float], errors: List[str], refills: List[int],
+) -> None:
     client = TeachClient(url, session=name)
     try:
         tasks = client.questions(1)
@@ -104,6 +106,10 @@ def session_run(url: str, name: str, n: int, gold, think: float, latencies: List
             begin = time.perf_counter()
             tasks = client.answer([task], next_n=1).get("tasks", [])
             latencies.append(time.perf_counter() - begin)
+            if not tasks:
+                # Not counted: the queue ran dry (reported as "refills").
+                refills.append(1)
+                tasks = client.questions(1)
     except Exception as err:
         errors.append(f"{name}: {type(err).__name__}: {err}")
 
@@ -129,9 +135,10 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
                 run_oracle(TeachClient(server.url, session="warmup"), gold, 30)
                 latencies: List[float] = []
                 errors: List[str] = []
+                refills: List[int] = []
                 threads = [
                     threading.Thread(target=session_run,
-                                     args=(server.url, f"s{i}", per_session, gold, args.think, latencies, errors))
+                                     args=(server.url, f"s{i}", per_session, gold, args.think, latencies, errors, refills))
                     for i in range(sessions)
                 ]
                 begin = time.perf_counter()
@@ -147,6 +154,7 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
                 "p95_ms": round(1000 * percentile(latencies, 0.95), 1),
                 "max_ms": round(1000 * max(latencies), 1),
                 "answers_per_s": round(len(latencies) / wall, 1),
+                "refills": len(refills),
                 "updates": progress["updates"],
                 "learned": progress["learned"],
                 "errors": errors[:5],
@@ -202,7 +210,8 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
         scores = nlp.evaluate(test)
         out["http"] = {"test_f": round(scores["ents_f"], 4), "answers": given,
                        "accepts": round((progress["accept_rate"] or 0) * given), "learned": progress["learned"],
-                       "updates": progress["updates"], "seconds": round(time.perf_counter() - begin, 1),
+                       "refills": len(refills),
+                "updates": progress["updates"], "seconds": round(time.perf_counter() - begin, 1),
                        "threshold": nlp.get_pipe("binary_ner").cfg["threshold"]}
         print(f"http: {out['http']}", file=sys.stderr, flush=True)
     if "simulate" in out:

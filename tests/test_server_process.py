@@ -146,7 +146,9 @@ def test_twenty_sessions_of_a_hundred_answers_are_all_stored_once(workdir):
         keys = acked.setdefault(name, [])
         try:
             with httpx.Client(timeout=30) as client:
-                tasks = client.get(f"{server.url}/api/questions?session={name}&n=1").json()["tasks"]
+                tasks = []
+                while not tasks:
+                    tasks = client.get(f"{server.url}/api/questions?session={name}&n=1").json()["tasks"]
                 for i in range(100):
                     if not tasks:
                         errors.append(f"{name}: no question after {i} answers")
@@ -159,6 +161,10 @@ def test_twenty_sessions_of_a_hundred_answers_are_all_stored_once(workdir):
                         return
                     keys.append(key)
                     tasks = r.json()["tasks"]
+                    while not tasks and not r.json()["finished"]:
+                        # The queue is being refilled: ask again.
+                        r = client.get(f"{server.url}/api/questions?session={name}&n=1")
+                        tasks = r.json()["tasks"]
         except Exception as err:  # reported below
             errors.append(f"{name}: {type(err).__name__}: {err}")
 

@@ -3,14 +3,16 @@
 | Method, path | Body / query | Returns |
 | --- | --- | --- |
 | `GET /` | `?session=NAME` | the page |
-| `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...]}`: the session's open questions |
-| `POST /api/answers` | `session`, `next`; `{"answers": [task + answer + key]}` | `{"stored", "duplicates", "ids", "tasks"}` |
+| `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...], "finished"}`: the session's open questions |
+| `POST /api/answers` | `session`, `next`; `{"answers": [task + answer + key]}` | `{"stored", "duplicates", "ids", "tasks", "finished"}` |
 | `GET /api/history` | `session`, `n` | `{"answers": [...]}`: the session's latest answers, newest first |
 | `GET /api/progress` | `session` | counts, accept rate, loss, F1 |
 | `GET /api/info` | | dataset, labels, settings |
 
 A request with a token set needs `Authorization: Bearer TOKEN` (or
-`?token=TOKEN`); every error is a 4xx JSON `{"error": message}`, and nothing
+`?token=TOKEN`). `finished`: no question will come beyond these; fewer
+tasks than asked for and `finished` false means "ask again": the queue is
+being refilled. Every error is a 4xx JSON `{"error": message}`, and nothing
 of a bad request is stored.
 """
 import contextlib
@@ -86,7 +88,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         session = _session(request)
         n = _int_param(request, "n", 5, 1, 50)
         tasks = await run_in_threadpool(teacher.questions, session, n)
-        return JSONResponse({"tasks": tasks})
+        return JSONResponse({"tasks": tasks, "finished": teacher.finished(session)})
 
     async def answers(request: Request) -> Response:
         session = _session(request)
@@ -121,6 +123,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         }
         if n_next:
             out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next)
+            out["finished"] = teacher.finished(session)
         return JSONResponse(out)
 
     async def history(request: Request) -> Response:

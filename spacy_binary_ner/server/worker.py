@@ -31,6 +31,7 @@ from .storage import ANSWERS, Storage
 Task = Dict[str, Any]
 STATE_FILE = "sbn_teach_state.json"
 _RECENT_IDS = 1000
+_YIELD_SECONDS = 2.0
 
 
 class BadAnswer(ValueError):
@@ -94,6 +95,7 @@ class Teacher:
         self._open: Dict[str, Dict[int, Task]] = {}
         self._inbox: Deque[Tuple[int, Task]] = deque()
         self._updating = False
+        self._low_water = max(1, queue_size // 2)
         self.exhausted = False
         self.error: Optional[str] = None
         answered_inputs, self.answered_tasks = storage.hashes(dataset)
@@ -187,6 +189,18 @@ class Teacher:
                     break
                 self.cond.wait(left)
             return list(opened.values())[:n]
+
+    def finished(self, session: str) -> bool:
+        """Whether the source is used up: no question is left for the session,
+        now or later (a session that gets no question and no `finished` should
+        ask again: the queue is being refilled)."""
+        with self.cond:
+            if not self.exhausted or self._ready:
+                return False
+            if self.feed_overlap:
+                answered = self._answered_by.get(session, set())
+                return all(int(t["_task_hash"]) in answered for t in self._issued[self._cursor.get(session, 0):])
+            return True
 
     def _take(self, session: str) -> Optional[Task]:
         if not self.feed_overlap:
@@ -328,6 +342,15 @@ class Teacher:
                     self.cond.wait()
                 if self._stop and not self._inbox:
                     return
+                # Questions first: while the queue is low the producer gets the
+                # model, so that a session never waits for an update (for at
+                # most `_YIELD_SECONDS` per update, so that learning goes on).
+                deadline = time.monotonic() + _YIELD_SECONDS
+                while (
+                    not self._stop and not self.exhausted and len(self._ready) < self._low_water
+                    and time.monotonic() < deadline
+                ):
+                    self.cond.wait(max(0.0, deadline - time.monotonic()))
                 batch = [self._inbox.popleft() for _ in range(min(self.batch_size, len(self._inbox)))]
                 self._updating = True
             try:
