@@ -81,6 +81,7 @@ def build_span_scorer(
     head = span_head(encoder, output_layer, hidden_width, max_span_length)
     model = chain(tok2vec, with_groups(head, PREDICT_TOKENS_PER_CALL, len))
     model.set_ref("tok2vec", tok2vec)
+    model.set_ref("span_encoder", head.layers[0])
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
     return model
