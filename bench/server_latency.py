@@ -210,8 +210,7 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
         scores = nlp.evaluate(test)
         out["http"] = {"test_f": round(scores["ents_f"], 4), "answers": given,
                        "accepts": round((progress["accept_rate"] or 0) * given), "learned": progress["learned"],
-                       "refills": len(refills),
-                "updates": progress["updates"], "seconds": round(time.perf_counter() - begin, 1),
+                       "updates": progress["updates"], "seconds": round(time.perf_counter() - begin, 1),
                        "threshold": nlp.get_pipe("binary_ner").cfg["threshold"]}
         print(f"http: {out['http']}", file=sys.stderr, flush=True)
     if "simulate" in out:
