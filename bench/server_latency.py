@@ -14,6 +14,7 @@ talks to it with the HTTP-only oracle client (`spacy_binary_ner.server.client`).
 
 Prints a table; writes the numbers as JSON.
 """
+
 import argparse
 import json
 import os
@@ -91,7 +92,14 @@ def write_source(records: List[Dict[str, Any]], path: Path, seed: int) -> None:
 
 
 def session_run(
-    url: str, name: str, n: int, gold, think: float, latencies: List[float], errors: List[str], refills: List[int],
+    url: str,
+    name: str,
+    n: int,
+    gold,
+    think: float,
+    latencies: List[float],
+    errors: List[str],
+    refills: List[int],
 ) -> None:
     client = TeachClient(url, session=name)
     try:
@@ -126,9 +134,19 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
             workdir = Path(tmp)
             write_source(records, workdir / "source.jsonl", args.seed)
             teach_args = [
-                "bench", str(args.config.resolve()), str(workdir / "source.jsonl"), "--label", ",".join(labels),
-                "--db", str(workdir / "db.sqlite3"), "--output", str(workdir / "out"), "--save-every", "0",
-                "--queue-size", str(max(20, 2 * sessions)),
+                "bench",
+                str(args.config.resolve()),
+                str(workdir / "source.jsonl"),
+                "--label",
+                ",".join(labels),
+                "--db",
+                str(workdir / "db.sqlite3"),
+                "--output",
+                str(workdir / "out"),
+                "--save-every",
+                "0",
+                "--queue-size",
+                str(max(20, 2 * sessions)),
             ]
             with Server(workdir, teach_args) as server:
                 # Warm up: the first updates, so that updates run during the measurement.
@@ -137,8 +155,10 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
                 errors: List[str] = []
                 refills: List[int] = []
                 threads = [
-                    threading.Thread(target=session_run,
-                                     args=(server.url, f"s{i}", per_session, gold, args.think, latencies, errors, refills))
+                    threading.Thread(
+                        target=session_run,
+                        args=(server.url, f"s{i}", per_session, gold, args.think, latencies, errors, refills),
+                    )
                     for i in range(sessions)
                 ]
                 begin = time.perf_counter()
@@ -178,23 +198,63 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
         if not args.skip_simulate:
             begin = time.perf_counter()
             cmd = [
-                sys.executable, "-m", "spacy_binary_ner", "simulate", "--pool", str(args.pool.resolve()),
-                "--test", str(args.test.resolve()), "--patterns", str(args.patterns.resolve()),
-                "--strategy", "uncertainty", "--batch-size", "10", "--budget", str(args.budget),
-                "--eval-every", str(args.budget), "--lang", "zh", "--config", str(args.config.resolve()),
-                "--learn-rate", "0.005", "--output", str(workdir / "sim"), "--no-progress", *settings,
+                sys.executable,
+                "-m",
+                "spacy_binary_ner",
+                "simulate",
+                "--pool",
+                str(args.pool.resolve()),
+                "--test",
+                str(args.test.resolve()),
+                "--patterns",
+                str(args.patterns.resolve()),
+                "--strategy",
+                "uncertainty",
+                "--batch-size",
+                "10",
+                "--budget",
+                str(args.budget),
+                "--eval-every",
+                str(args.budget),
+                "--lang",
+                "zh",
+                "--config",
+                str(args.config.resolve()),
+                "--learn-rate",
+                "0.005",
+                "--output",
+                str(workdir / "sim"),
+                "--no-progress",
+                *settings,
             ]
             subprocess.run(cmd, check=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
             point = [json.loads(line) for line in (workdir / "sim" / "curve.jsonl").open()][-1]
-            out["simulate"] = {"test_f": round(point["f"], 4), "accepts": point["accepts"],
-                               "seconds": round(time.perf_counter() - begin, 1)}
+            out["simulate"] = {
+                "test_f": round(point["f"], 4),
+                "accepts": point["accepts"],
+                "seconds": round(time.perf_counter() - begin, 1),
+            }
             print(f"simulate: {out['simulate']}", file=sys.stderr, flush=True)
         write_source(records, workdir / "source.jsonl", args.seed)
         teach_args = [
-            "sim", str(args.config.resolve()), str(workdir / "source.jsonl"), "--label", ",".join(labels),
-            "--patterns", str(args.patterns.resolve()), "--db", str(workdir / "db.sqlite3"),
-            "--output", str(workdir / "out"), "--save-every", "0", "--batch-size", "10",
-            "--queue-size", str(args.queue_size), *settings,
+            "sim",
+            str(args.config.resolve()),
+            str(workdir / "source.jsonl"),
+            "--label",
+            ",".join(labels),
+            "--patterns",
+            str(args.patterns.resolve()),
+            "--db",
+            str(workdir / "db.sqlite3"),
+            "--output",
+            str(workdir / "out"),
+            "--save-every",
+            "0",
+            "--batch-size",
+            "10",
+            "--queue-size",
+            str(args.queue_size),
+            *settings,
         ]
         begin = time.perf_counter()
         with Server(workdir, teach_args) as server:
@@ -208,10 +268,15 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
         nlp = spacy.load(workdir / "out" / "model")
         test = records_to_examples(nlp, list(iter_jsonl(args.test)), complete=True)
         scores = nlp.evaluate(test)
-        out["http"] = {"test_f": round(scores["ents_f"], 4), "answers": given,
-                       "accepts": round((progress["accept_rate"] or 0) * given), "learned": progress["learned"],
-                       "updates": progress["updates"], "seconds": round(time.perf_counter() - begin, 1),
-                       "threshold": nlp.get_pipe("binary_ner").cfg["threshold"]}
+        out["http"] = {
+            "test_f": round(scores["ents_f"], 4),
+            "answers": given,
+            "accepts": round((progress["accept_rate"] or 0) * given),
+            "learned": progress["learned"],
+            "updates": progress["updates"],
+            "seconds": round(time.perf_counter() - begin, 1),
+            "threshold": nlp.get_pipe("binary_ner").cfg["threshold"],
+        }
         print(f"http: {out['http']}", file=sys.stderr, flush=True)
     if "simulate" in out:
         out["difference"] = round(out["http"]["test_f"] - out["simulate"]["test_f"], 4)

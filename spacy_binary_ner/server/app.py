@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | `GET /` | `?session=NAME` | the page |
 | `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...], "finished"}`: the session's open questions |
-| `POST /api/answers` | `session`, `next`; `{"answers": [task + answer + key]}` | `{"stored", "duplicates", "ids", "tasks", "finished"}` |
+| `POST /api/answers` | `session`, `next`; `{"answers": [..]}` | `{"stored", "duplicates", "ids", "tasks", ...}` |
 | `GET /api/history` | `session`, `n` | `{"answers": [...]}`: the session's latest answers, newest first |
 | `GET /api/progress` | `session` | counts, accept rate, loss, F1 |
 | `GET /api/info` | | dataset, labels, settings |
@@ -15,6 +15,7 @@ tasks than asked for and `finished` false means "ask again": the queue is
 being refilled. Every error is a 4xx JSON `{"error": message}`, and nothing
 of a bad request is stored.
 """
+
 import contextlib
 import hmac
 import json
@@ -76,13 +77,15 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def info(request: Request) -> Response:
-        return JSONResponse({
-            "dataset": teacher.dataset,
-            "labels": teacher.labels,
-            "feed_overlap": teacher.feed_overlap,
-            "batch_size": teacher.batch_size,
-            "eval": teacher.evaluate is not None,
-        })
+        return JSONResponse(
+            {
+                "dataset": teacher.dataset,
+                "labels": teacher.labels,
+                "feed_overlap": teacher.feed_overlap,
+                "batch_size": teacher.batch_size,
+                "eval": teacher.evaluate is not None,
+            }
+        )
 
     async def questions(request: Request) -> Response:
         session = _session(request)
@@ -104,7 +107,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as err:
-            return _error(400, f"the body is not valid JSON ({err}); send {{\"answers\": [...]}}")
+            return _error(400, f'the body is not valid JSON ({err}); send {{"answers": [...]}}')
         if not isinstance(data, dict) or not isinstance(data.get("answers"), list) or not data["answers"]:
             return _error(400, 'send {"answers": [task, ...]}, each task with `answer` set')
         if len(data["answers"]) > MAX_ANSWERS:
@@ -148,6 +151,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         Route("/api/progress", progress),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

@@ -2,6 +2,7 @@
 iff the span and label are gold). It speaks nothing but HTTP, with the
 standard library, so it shows what a script or a custom front end needs.
 """
+
 import json
 import time
 import urllib.error
