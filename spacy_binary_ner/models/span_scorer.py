@@ -17,6 +17,7 @@ from thinc.shims import PyTorchShim
 from thinc.types import Floats1d, Floats2d
 
 from .grouping import with_groups
+from .output import resize_hook
 from .pytorch.span_encoder import SpanEncoder
 
 # Tokens scored per call of the span encoder at inference; its buffers grow
@@ -84,6 +85,7 @@ def build_span_scorer(
     model.set_ref("span_encoder", head.layers[0])
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
+    model.attrs["resize_output"] = resize_hook(_output_layer)
     return model
 
 

@@ -17,6 +17,7 @@ from thinc.types import Floats2d, Ints2d
 from ..targets import n_span_cells
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
 from .grouping import with_groups
+from .output import resize_hook
 from .span_scorer import build_span_scorer
 
 ARCHITECTURE = "spacy-binary-ner.TorchSpanScorer.v1"
@@ -116,6 +117,7 @@ def build_torch_span_scorer(
         model = chain(inputs, with_groups(chain(module_layer, output_layer), PREDICT_SPANS_PER_CALL, spans_of))
         model.set_ref("output_layer", output_layer)
         model.attrs["max_span_length"] = max_span_length
+        model.attrs["resize_output"] = resize_hook()
     if tok2vec is not None:
         model.set_ref("tok2vec", tok2vec)
     model.set_ref("module", module_layer)
