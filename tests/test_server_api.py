@@ -359,3 +359,27 @@ def test_the_readme_teach_command_parses_and_its_labels_are_the_samples(monkeypa
     gold = [json.loads(line) for line in (root / args.eval).open(encoding="utf8")]
     assert sorted(args.label.split(",")) == sorted({s["label"] for r in gold for s in r["spans"]})
     assert args.host == "127.0.0.1" and args.auth is None
+
+
+def test_a_trained_pipeline_is_taught_a_new_label(workdir, capsys):
+    """PIPELINE a trained folder and --label naming a label it lacks: the label
+    is added, the old one keeps its predictions, and questions propose both."""
+    with make_client(workdir, "--save-every", "0") as client:
+        answer_all(client, "a", 10)
+    trained = workdir / "out" / "model"
+    text = "We met Anna in Madrid ."
+    nlp = spacy.load(trained)
+    before = nlp.get_pipe("binary_ner").predict([nlp.make_doc(text)])
+    args = parse_args(
+        ["ds2", str(trained), str(workdir / "source.jsonl"), "--label", "LOC,PER", "--db",
+         str(workdir / "answers2.sqlite3"), "--output", str(workdir / "out2"), "--queue-size", "8"]
+    )
+    teacher = build_teacher(args)
+    assert "Added the label PER" in capsys.readouterr().out
+    with TestClient(create_app(teacher, on_shutdown=teacher.close)) as client:
+        assert client.get("/api/info").json()["labels"] == ["LOC", "PER"]
+        pipe = teacher.loop.nlp.get_pipe("binary_ner")
+        assert pipe.labels == ("LOC", "PER")
+        after = pipe.predict([teacher.loop.nlp.make_doc(text)])
+        assert after.shape[-1] == before.shape[-1] + 1
+        assert abs(after[..., 0] - before[..., 0]).max() < 1e-4

@@ -79,7 +79,7 @@ def load_pipeline(
     if saved is not None:
         nlp = spacy.load(saved)
         state = load_state(saved)
-        _check_labels(nlp, labels, str(saved))
+        _ensure_labels(nlp, labels, str(saved))
         return nlp, _optimizer(nlp), state
     if spec.startswith("blank:"):
         nlp = spacy.blank(spec.split(":", 1)[1])
@@ -91,7 +91,7 @@ def load_pipeline(
         nlp = load_model_from_config(config, auto_fill=True)
         return nlp, initialize_pipeline(nlp, labels, list(sample)), {}
     nlp = spacy.load(spec)
-    _check_labels(nlp, labels, spec)
+    _ensure_labels(nlp, labels, spec)
     return nlp, _optimizer(nlp), {}
 
 
@@ -102,16 +102,16 @@ def _optimizer(nlp: Language) -> Optimizer:
     return optimizer
 
 
-def _check_labels(nlp: Language, labels: Sequence[str], where: str) -> None:
+def _ensure_labels(nlp: Language, labels: Sequence[str], where: str) -> None:
+    """Labels the trained pipe lacks are added: its output layer grows and the
+    labels it has keep their weights, so a new entity type can be taught on top."""
     pipes = [proc for _, proc in nlp.pipeline if isinstance(proc, BinaryNER)]
     if not pipes:
         raise ValueError(f"The pipeline {where} has no binary_ner component (it has {nlp.pipe_names}).")
-    missing = [label for label in labels if label not in pipes[0].labels]
-    if missing:
-        raise ValueError(
-            f"The pipeline {where} has no label {', '.join(missing)} (it has {', '.join(pipes[0].labels)}): "
-            "teach the labels it has, or start from blank:LANG or a config."
-        )
+    for label in labels:
+        if label not in pipes[0].labels:
+            pipes[0].add_label(label)
+            print(f"Added the label {label} to the pipeline {where} (it had {', '.join(pipes[0].labels[:-1])})")
 
 
 def build_teacher(args: argparse.Namespace) -> Teacher:
