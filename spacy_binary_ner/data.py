@@ -33,6 +33,7 @@ from .constants import DEFAULT_INCORRECT_SPANS_KEY
 from .records import (
     ALIGNMENT_MODES,
     HARMLESS_REASONS,
+    OFFSET_UNITS,
     REASONS,
     Record,
     RecordError,
@@ -186,6 +187,9 @@ class TeachReader:
     strict (bool): Raise a `TeachDataError` at the first skipped record
         (ignored answers excepted) instead of counting it.
     use_tokens (bool): Use the records' `tokens`; if False, always the tokenizer.
+    offsets (str): What span and token offsets count: "chars" (Unicode code
+        points, as Python and spaCy count) or "utf16" (UTF-16 code units, as
+        JavaScript counts; converted).
     """
 
     def __init__(
@@ -199,7 +203,10 @@ class TeachReader:
         long_texts: str = "split",
         strict: bool = False,
         use_tokens: bool = True,
+        offsets: str = "chars",
     ) -> None:
+        if offsets not in OFFSET_UNITS:
+            raise ValueError(f"offsets must be one of {OFFSET_UNITS}, not {offsets!r}")
         if alignment not in ALIGNMENT_MODES:
             raise ValueError(f"alignment must be one of {ALIGNMENT_MODES}, not {alignment!r}")
         if long_texts not in LONG_TEXT_MODES:
@@ -214,6 +221,7 @@ class TeachReader:
         self.long_texts = long_texts
         self.strict = strict
         self.use_tokens = use_tokens
+        self.offsets = offsets
         self.sources: List[str] = []
         self.complete: List[bool] = []
         self.stats: List[ReadStats] = []
@@ -280,7 +288,7 @@ class TeachReader:
         self._records.append(state)
         self.stats[source].records += 1
         try:
-            record = parse_record(value, complete)
+            record = parse_record(value, complete, self.offsets)
             sentence = self._sentence(record)
         except RecordError as err:
             self.stats[source].skipped[err.reason] += 1
@@ -532,6 +540,7 @@ def records_to_examples(
     max_length: int = 0,
     long_texts: str = "split",
     strict: bool = False,
+    offsets: str = "chars",
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -540,7 +549,7 @@ def records_to_examples(
     complete (bool): Whether the records are complete annotations.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     stats (Optional[ReadStats]): The account is added here if given.
-    alignment, labels, max_length, long_texts, strict: See `TeachReader`.
+    alignment, labels, max_length, long_texts, strict, offsets: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
     reader = TeachReader(
@@ -551,6 +560,7 @@ def records_to_examples(
         max_length=max_length,
         long_texts=long_texts,
         strict=strict,
+        offsets=offsets,
     )
     reader.read_records(records, complete=complete)
     examples = reader.examples()
@@ -602,6 +612,7 @@ def create_teach_corpus(
     long_texts: str = "split",
     strict: bool = False,
     use_tokens: bool = True,
+    offsets: str = "chars",
 ) -> Callable[[Language], Iterable[Example]]:
     """Read teach answers and complete annotations for `spacy train`. Records
     of the same sentence are merged across all the files; the account of every
@@ -618,6 +629,8 @@ def create_teach_corpus(
     long_texts (str): "split" longer texts or "skip" them.
     strict (bool): Raise at the first skipped record (ignore answers excepted).
     use_tokens (bool): Use the records' `tokens`; if false, the pipeline's tokenizer.
+    offsets (str): "chars" (span and token offsets in Unicode code points) or
+        "utf16" (in UTF-16 code units, as JavaScript tools write them).
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
     cache: Dict[int, List[Example]] = {}
@@ -629,6 +642,7 @@ def create_teach_corpus(
         long_texts=long_texts,
         strict=strict,
         use_tokens=use_tokens,
+        offsets=offsets,
     )
     TeachReader(Language(), **settings)  # fail early on bad settings
 
@@ -662,6 +676,7 @@ def create_teach_corpus(
 __all__ = [
     "ALIGNMENT_MODES",
     "LONG_TEXT_MODES",
+    "OFFSET_UNITS",
     "REASONS",
     "ReadStats",
     "TeachDataError",
