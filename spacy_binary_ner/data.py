@@ -170,6 +170,7 @@ class _RecordState:
     place: Union[int, str]  # line number, or "record N"
     reason: Optional[str] = None  # why it is not used; "skipped" once counted at reading
     n_spans: int = 0
+    first_reason: Optional[str] = None  # the reason it was skipped at reading
 
 
 class TeachReader:
@@ -230,6 +231,7 @@ class TeachReader:
         self._by_text: Dict[str, Tuple[_Sentence, bool]] = {}
         self._order: List[_Sentence] = []
         self._records: List[_RecordState] = []
+        self._used: List[bool] = []
 
     # Reading -----------------------------------------------------------------
 
@@ -293,6 +295,7 @@ class TeachReader:
         except RecordError as err:
             self.stats[source].skipped[err.reason] += 1
             state.reason = "skipped"
+            state.first_reason = err.reason
             self._note(rec, err.reason, err.detail)
             return
         spans = record.spans
@@ -374,6 +377,7 @@ class TeachReader:
                 stats.used += 1
             elif state.reason != "skipped":
                 stats.skipped[state.reason or "conflicting answers"] += 1
+        self._used = used
         for sentence in self._order:
             first = True
             for rec in sentence.records:
@@ -382,6 +386,15 @@ class TeachReader:
                         self.stats[self._records[rec].source].merged += 1
                     first = False
         return examples
+
+    def outcomes(self) -> List[Optional[str]]:
+        """What became of each record read, in order: None if it was used,
+        else the reason it was not (for a record skipped at reading, as for one
+        of its spans, the first reason). Call after `examples()`."""
+        return [
+            None if used else (state.first_reason if state.reason == "skipped" else state.reason or "conflicting answers")
+            for used, state in zip(self._used, self._records)
+        ]
 
     def total(self) -> ReadStats:
         """The account of all sources together."""
