@@ -16,12 +16,16 @@ from thinc.api import (
 from thinc.shims import PyTorchShim
 from thinc.types import Floats1d, Floats2d
 
-from .grouping import with_groups
+from .grouping import is_listener, with_groups, with_windows
 from .pytorch.span_encoder import SpanEncoder
 
 # Tokens scored per call of the span encoder at inference; its buffers grow
 # with it (one width's span vectors, and the scores of every span).
 PREDICT_TOKENS_PER_CALL = 16384
+# A long doc is scored in windows of this many tokens, each with at least
+# PREDICT_MARGIN tokens of context on either side (see `with_windows`).
+PREDICT_WINDOW = 2048
+PREDICT_MARGIN = 64
 
 
 @registry.architectures("spacy-binary-ner.SpanScorer.v1")
@@ -80,6 +84,10 @@ def build_span_scorer(
     output_layer = _output_layer(nO=nO, nI=hidden_width)
     head = span_head(encoder, output_layer, hidden_width, max_span_length)
     model = chain(tok2vec, with_groups(head, PREDICT_TOKENS_PER_CALL, len))
+    if not is_listener(tok2vec):
+        # A listener's vectors come from a component upstream, over the whole doc.
+        margin = max(PREDICT_MARGIN, max_span_length)
+        model = with_windows(model, PREDICT_WINDOW, margin, max_span_length, PREDICT_TOKENS_PER_CALL)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
