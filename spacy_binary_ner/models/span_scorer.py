@@ -19,6 +19,24 @@ from thinc.types import Floats1d, Floats2d
 from .grouping import is_listener, with_groups, with_windows
 from .pytorch.span_encoder import SpanEncoder
 
+# Thinc loads a pipeline's torch weights with a plain `torch.load`; from torch
+# 2.6 that refuses pickled objects other than tensors (weights_only=True).
+SAFE_TORCH = (2, 6)
+
+
+def torch_version(version: str) -> Tuple[int, int]:
+    """The (major, minor) of a torch version string, e.g. "2.13.0+cpu"."""
+    major, minor = version.split("+")[0].split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+if torch_version(torch.__version__) < SAFE_TORCH:
+    raise ImportError(
+        f"spacy-binary-ner needs torch >= {SAFE_TORCH[0]}.{SAFE_TORCH[1]}, not {torch.__version__}: an older torch "
+        "loads a pipeline's weights with pickle, so a pipeline folder from someone else could run code on "
+        "spacy.load. Upgrade torch (pip install 'torch>=2.6')."
+    )
+
 # Tokens scored per call of the span encoder at inference; its buffers grow
 # with it (one width's span vectors, and the scores of every span).
 PREDICT_TOKENS_PER_CALL = 16384
