@@ -73,7 +73,7 @@ def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, f
     from thinc.api import set_dropout_rate
 
     pipe, nlp = loop.pipe, loop.nlp
-    tok2vec, spans, output = pipe.model.layers
+    tok2vec, spans, output = (pipe.model.get_ref(name) for name in ("tok2vec", "span_encoder", "output_layer"))
     phases = ["read answers", "tok2vec forward", "span layers forward", "output layer forward", "loss",
               "output layer backward", "span layers backward", "tok2vec backward", "optimizer step"]
     times: Dict[str, List[float]] = {name: [] for name in phases + ["total"]}
@@ -88,7 +88,7 @@ def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, f
         marks.append(time.perf_counter())
         Y, back_output = output.begin_update(S)
         marks.append(time.perf_counter())
-        _, dY = pipe.get_loss(examples, Y)
+        _, dY = pipe.get_loss(examples, Y, self_training=loop.self_training)
         marks.append(time.perf_counter())
         dS = back_output(dY)
         marks.append(time.perf_counter())

@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""Check that a packaged pipeline wheel installs into a fresh virtual
+"""Check that a packaged pipeline wheel installs into a separate virtual
 environment and predicts exactly what the trained pipeline predicts.
 
-Creates a venv (with `--system-site-packages`, so spaCy, torch and
-spacy-binary-ner come from this environment and nothing is downloaded),
-installs the wheel with `pip install --no-index` (its requirements must be
-met already), runs `spacy.load` on the package inside the venv, and compares
-entities and span probabilities on the texts of a JSONL file with those of the
+The new venv does not see the base interpreter's packages. It sees the
+distributions of the environment this script runs in (a venv, a conda env or
+a system Python) through one `.pth` file that adds that environment's
+site-packages folders after its own, so spaCy, torch and spacy-binary-ner are
+found there and nothing is downloaded. The wheel is installed into the new
+venv with `pip install --no-index` (its requirements must be met already),
+`spacy.load` of the package name runs inside it, and its entities and span
+probabilities on the texts of a JSONL file are compared with those of the
 trained pipeline loaded here.
 
     python scripts/check_package.py packages/en_binary_ner_sample-0.1.0/dist/*.whl \\
         training/model-best assets/en_gold_eval.jsonl
 """
+
 import argparse
 import json
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import venv
 from pathlib import Path
@@ -34,6 +40,39 @@ for doc in nlp.pipe(texts):
                 "spans": [[s.start_char, s.end_char, s.label_, p] for s, p in zip(group, scores)]})
 json.dump({"predictions": out}, open(sys.argv[3], "w", encoding="utf8"))
 """
+PTH_NAME = "_check_package_parent_env.pth"
+
+
+def parent_site_dirs() -> List[str]:
+    """The folders holding this environment's installed distributions, in the
+    order this interpreter searches them."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and Path(site.getusersitepackages()).is_dir():
+        dirs.append(site.getusersitepackages())
+    purelib = sysconfig.get_paths()["purelib"]
+    if purelib not in dirs:
+        dirs.insert(0, purelib)
+    return [d for d in dict.fromkeys(dirs) if Path(d).is_dir()]
+
+
+def make_env(env_dir: Path) -> str:
+    """Create a venv at `env_dir` that sees its own site-packages first and this
+    environment's after it, never the base interpreter's. Returns its Python.
+
+    `site.addsitedir` (not a bare path line) so that the `.pth` files of this
+    environment run too: editable installs are found through them.
+    """
+    venv.EnvBuilder(system_site_packages=False, with_pip=False, clear=True).create(env_dir)
+    python = str(env_dir / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+    own_site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    lines = [f"import site; site.addsitedir({d!r})" for d in parent_site_dirs()]
+    (Path(own_site) / PTH_NAME).write_text("\n".join(lines) + "\n", encoding="utf8")
+    return python
 
 
 def predict(python: str, model: str, texts_path: Path, out_path: Path) -> dict:
@@ -58,16 +97,26 @@ def main(argv: List[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         env_dir = args.venv or tmp_path / "venv"
-        venv.EnvBuilder(system_site_packages=True, with_pip=False, clear=True).create(env_dir)
-        python = str(env_dir / "bin" / "python")
-        # This environment's pip installs into the venv (pip >= 22.3), which saves
-        # bootstrapping a pip there. --no-index: the wheel's requirements (spaCy,
-        # spacy-binary-ner) must already be satisfied, nothing is downloaded.
-        subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-index",
-                        str(args.wheel)], check=True)
-        where = subprocess.run([python, "-c", f"import {package}; print({package}.__file__)"], check=True,
-                               capture_output=True, text=True).stdout.strip()
-        if not where.startswith(str(env_dir)):
+        python = make_env(env_dir)
+        # The new venv runs this environment's pip (found through the .pth file),
+        # which installs into the new venv's own site-packages.
+        install = subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--no-index", "--no-warn-conflicts", str(args.wheel)],
+            capture_output=True,
+            text=True,
+        )
+        if install.returncode != 0:
+            print(install.stdout + install.stderr, file=sys.stderr)
+            print(
+                f"error: `pip install --no-index {args.wheel.name}` failed in the new venv {env_dir}; its requirements "
+                f"must be installed in this environment ({sys.prefix}), which the new venv sees",
+                file=sys.stderr,
+            )
+            return 1
+        where = subprocess.run(
+            [python, "-c", f"import {package}; print({package}.__file__)"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        if not Path(where).resolve().is_relative_to(Path(env_dir).resolve()):
             print(f"error: {package} was imported from {where}, not from the new venv", file=sys.stderr)
             return 1
         texts_path = tmp_path / "texts.json"
@@ -77,13 +126,22 @@ def main(argv: List[str]) -> int:
     same_ents = sum(a["ents"] == b["ents"] for a, b in zip(installed, trained))
     same_spans = sum(a["spans"] == b["spans"] for a, b in zip(installed, trained))
     n_ents = sum(len(a["ents"]) for a in trained)
-    print(f"Installed {args.wheel.name} into a fresh venv; {package} imported from {where}")
-    print(f"spacy.load('{package}') vs the trained pipeline on {len(texts)} texts ({n_ents} entities): "
-          f"identical entities in {same_ents}/{len(texts)}, identical span probabilities in {same_spans}/{len(texts)}")
+    print(f"Installed {args.wheel.name} into a separate venv; {package} imported from {where}")
+    print(
+        f"spacy.load('{package}') vs the trained pipeline on {len(texts)} texts ({n_ents} entities): "
+        f"identical entities in {same_ents}/{len(texts)}, identical span probabilities in {same_spans}/{len(texts)}"
+    )
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        result = {"wheel": args.wheel.name, "package": package, "model": args.model, "texts": len(texts),
-                  "entities": n_ents, "identical_entities": same_ents, "identical_span_probabilities": same_spans}
+        result = {
+            "wheel": args.wheel.name,
+            "package": package,
+            "model": args.model,
+            "texts": len(texts),
+            "entities": n_ents,
+            "identical_entities": same_ents,
+            "identical_span_probabilities": same_spans,
+        }
         args.report.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
     return 0 if same_ents == same_spans == len(texts) else 1
 

@@ -4,7 +4,7 @@ Thinc's `NumpyOps` multiplies matrices with the BLIS library bundled in the
 `blis` wheel. On CPUs where that build falls back to a slow kernel, numpy's own
 BLAS (OpenBLAS in the PyPI wheels) is several times faster: on this project's
 AMD EPYC machine 77 against 23 GFLOP/s for the CNN tok2vec's shapes
-(`bench/blas_benchmark.py` measures your machine). `NumpyOps(use_blis=False)` is
+(`bench/loop_latency.py --split --blas numpy` compares on your machine). `NumpyOps(use_blis=False)` is
 Thinc's own switch; these helpers set it.
 """
 import contextlib

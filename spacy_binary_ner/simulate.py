@@ -437,7 +437,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)")
     p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
                    help="CPU matrix products: Thinc's default BLIS, or numpy's BLAS, faster on CPUs where BLIS "
-                        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; bench/blas_benchmark.py)")
+                        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; "
+                        "bench/loop_latency.py --split --blas numpy)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]

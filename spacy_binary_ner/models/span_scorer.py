@@ -107,6 +107,7 @@ def build_span_scorer(
         margin = max(PREDICT_MARGIN, max_span_length)
         model = with_windows(model, PREDICT_WINDOW, margin, max_span_length, PREDICT_TOKENS_PER_CALL)
     model.set_ref("tok2vec", tok2vec)
+    model.set_ref("span_encoder", head.layers[0])
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
     return model
