@@ -413,8 +413,17 @@ def test_generated_bad_tasks_never_raise_in_update_or_predict(loop_nlp, lines):
         except (UnicodeDecodeError, json.JSONDecodeError):
             tasks.append(line.decode("latin-1"))  # what a server hands on for bytes it cannot read
     before = copy.deepcopy(tasks)
-    loop.update(tasks)
+    for task in tasks:
+        answered, skipped = sum(loop.answer_counts.values()), _skips(loop, "answer skipped: ")
+        loop.update([task])
+        # Counted as an answer, or skipped under a reason (or both: a span the step could not use).
+        assert sum(loop.answer_counts.values()) - answered <= 1
+        assert sum(loop.answer_counts.values()) - answered + _skips(loop, "answer skipped: ") - skipped >= 1
+    assert loop.n_answers == len(tasks)
     list(loop.predict(tasks))
+    assert loop.stats["texts scored"] + _skips(loop, "task skipped: ") == len(tasks)
     assert tasks == before
-    skipped = sum(n for name, n in loop.stats.items() if name.startswith("answer skipped: "))
-    assert sum(loop.answer_counts.values()) + skipped >= len(tasks) - skipped
+
+
+def _skips(loop, prefix):
+    return sum(n for name, n in loop.stats.items() if name.startswith(prefix))
