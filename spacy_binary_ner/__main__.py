@@ -10,8 +10,12 @@ from typing import Dict, List, Optional
 
 COMMANDS: Dict[str, str] = {
     "convert": "spacy_binary_ner.convert",
+    "db-drop": "spacy_binary_ner.server.db_drop",
+    "db-out": "spacy_binary_ner.server.db_out",
+    "db-stats": "spacy_binary_ner.server.db_stats",
     "evaluate": "spacy_binary_ner.evaluate",
     "simulate": "spacy_binary_ner.simulate",
+    "teach": "spacy_binary_ner.server.teach",
 }
 
 

@@ -1,0 +1,12 @@
+"""The teach server: a web page where people answer accept / reject while the
+model learns (`python -m spacy_binary_ner teach`), and the database commands
+`db-out`, `db-stats` and `db-drop`.
+
+- `storage`: the answer store (SQLAlchemy 2 Core; SQLite or PostgreSQL);
+- `worker`: the engine, the annotation loop behind a prefetch queue and a
+  learner thread;
+- `app`: the Starlette app, the page and its JSON API;
+- `teach`, `db_out`, `db_stats`, `db_drop`: the commands.
+
+Needs the `server` extra: `pip install "spacy-binary-ner[server]"`.
+"""

@@ -1,0 +1,185 @@
+"""The teach server's ASGI app: the page and the JSON API it uses.
+
+| Method, path | Body / query | Returns |
+| --- | --- | --- |
+| `GET /` | `?session=NAME` | the page |
+| `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...]}`: the session's open questions |
+| `POST /api/answers` | `session`, `next`; `{"answers": [task + answer + key]}` | `{"stored", "duplicates", "ids", "tasks"}` |
+| `GET /api/history` | `session`, `n` | `{"answers": [...]}`: the session's latest answers, newest first |
+| `GET /api/progress` | `session` | counts, accept rate, loss, F1 |
+| `GET /api/info` | | dataset, labels, settings |
+
+A request with a token set needs `Authorization: Bearer TOKEN` (or
+`?token=TOKEN`); every error is a 4xx JSON `{"error": message}`, and nothing
+of a bad request is stored.
+"""
+import contextlib
+import hmac
+import json
+import re
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .worker import BadAnswer, Teacher
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 1_000_000
+MAX_ANSWERS = 100
+_SESSION = re.compile(r"^[\w.@-]{1,100}$")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _session(request: Request) -> str:
+    session = request.query_params.get("session", "default")
+    if not _SESSION.match(session):
+        raise HTTPException(400, "`session` must be 1-100 letters, digits or . _ @ -")
+    return session
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise HTTPException(400, f"`{name}` must be an integer, not {value[:20]!r}") from None
+    if not low <= number <= high:
+        raise HTTPException(400, f"`{name}` must be between {low} and {high}, not {number}")
+    return number
+
+
+def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Optional[Callable] = None) -> Starlette:
+    """The ASGI app serving a `Teacher`.
+
+    teacher (Teacher): The engine.
+    token (Optional[str]): If set, every request must carry it.
+    on_shutdown (Optional[Callable]): Called when the server stops (e.g.
+        `teacher.close`).
+    RETURNS (Starlette): The app.
+    """
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def info(request: Request) -> Response:
+        return JSONResponse({
+            "dataset": teacher.dataset,
+            "labels": teacher.labels,
+            "feed_overlap": teacher.feed_overlap,
+            "batch_size": teacher.batch_size,
+            "eval": teacher.evaluate is not None,
+        })
+
+    async def questions(request: Request) -> Response:
+        session = _session(request)
+        n = _int_param(request, "n", 5, 1, 50)
+        tasks = await run_in_threadpool(teacher.questions, session, n)
+        return JSONResponse({"tasks": tasks})
+
+    async def answers(request: Request) -> Response:
+        session = _session(request)
+        n_next = _int_param(request, "next", 0, 0, 50)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _error(413, f"the body is over {MAX_BODY} bytes: send fewer answers at a time")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _error(413, f"the body is over {MAX_BODY} bytes: send fewer answers at a time")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as err:
+            return _error(400, f"the body is not valid JSON ({err}); send {{\"answers\": [...]}}")
+        if not isinstance(data, dict) or not isinstance(data.get("answers"), list) or not data["answers"]:
+            return _error(400, 'send {"answers": [task, ...]}, each task with `answer` set')
+        if len(data["answers"]) > MAX_ANSWERS:
+            return _error(413, f"at most {MAX_ANSWERS} answers a request, not {len(data['answers'])}")
+        items = []
+        for i, item in enumerate(data["answers"]):
+            try:
+                items.append(teacher.validate(item))
+            except BadAnswer as err:
+                return _error(422, f"answer {i}: {err}; nothing of this request was stored")
+        results = await run_in_threadpool(teacher.answer, session, items)
+        out: Dict[str, Any] = {
+            "stored": sum(new for _, new in results),
+            "duplicates": sum(not new for _, new in results),
+            "ids": [row_id for row_id, _ in results],
+        }
+        if n_next:
+            out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next)
+        return JSONResponse(out)
+
+    async def history(request: Request) -> Response:
+        session = _session(request)
+        n = _int_param(request, "n", 10, 1, 1000)
+        latest = await run_in_threadpool(teacher.storage.latest, teacher.dataset, session=session, by_last=True)
+        return JSONResponse({"answers": [s.task for s in latest[::-1][:n]]})
+
+    async def progress(request: Request) -> Response:
+        session = _session(request)
+        return JSONResponse(await run_in_threadpool(teacher.progress, session))
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail))
+
+    routes = [
+        Route("/", page),
+        Route("/api/info", info),
+        Route("/api/questions", questions),
+        Route("/api/answers", answers, methods=["POST"]),
+        Route("/api/history", history),
+        Route("/api/progress", progress),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            await run_in_threadpool(on_shutdown)
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    if token:
+        return _TokenGuard(app, token)  # type: ignore[return-value]
+    return app
+
+
+class _TokenGuard:
+    """ASGI middleware: every HTTP request needs the token."""
+
+    def __init__(self, app: Starlette, token: str) -> None:
+        self.app = app
+        self.token = token.encode("utf8")
+        self.state = app.state
+
+    async def __call__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Callable) -> None:
+        if scope["type"] == "http" and not self._allowed(scope):
+            response = _error(401, "this server needs a token: send `Authorization: Bearer TOKEN` or add ?token=TOKEN")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Dict[str, Any]) -> bool:
+        given: List[bytes] = []
+        for name, value in scope.get("headers", []):
+            if name == b"authorization" and value.startswith(b"Bearer "):
+                given.append(value[7:])
+        for part in scope.get("query_string", b"").split(b"&"):
+            if part.startswith(b"token="):
+                from urllib.parse import unquote_to_bytes
+
+                given.append(unquote_to_bytes(part[6:]))
+        return any(hmac.compare_digest(g, self.token) for g in given)

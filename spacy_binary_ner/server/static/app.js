@@ -1,0 +1,166 @@
+// The teach page: one question at a time; answers are sent as they are given.
+"use strict";
+(function () {
+  const params = new URLSearchParams(location.search);
+  const session = params.get("session") || "default";
+  const token = params.get("token");
+  const OPEN = 5;        // questions kept in the page
+  const HISTORY = 10;    // answers shown (and changeable)
+  let queue = [];        // open questions, queue[0] is shown
+  let history = [];      // latest answers, newest first
+  let current = null;
+  let sending = 0;
+  let keySeq = 0;
+  const keyBase = session + "-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
+  const $ = (id) => document.getElementById(id);
+
+  function api(path, body) {
+    const sep = path.includes("?") ? "&" : "?";
+    const url = "api/" + path + sep + "session=" + encodeURIComponent(session);
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const init = body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) };
+    return fetch(url, init).then((r) => r.json().then((data) => {
+      if (!r.ok) throw new Error(data.error || r.statusText);
+      return data;
+    }));
+  }
+
+  // Offsets are in characters (code points); JavaScript strings count UTF-16
+  // units, so split into code points before slicing.
+  function renderText(el, text, span) {
+    const chars = Array.from(text);
+    el.textContent = "";
+    el.appendChild(document.createTextNode(chars.slice(0, span.start).join("")));
+    const mark = document.createElement("mark");
+    mark.textContent = chars.slice(span.start, span.end).join("");
+    el.appendChild(mark);
+    el.appendChild(document.createTextNode(chars.slice(span.end).join("")));
+  }
+
+  function show() {
+    current = queue.length ? queue[0] : null;
+    const text = $("text");
+    if (!current) {
+      text.textContent = sending ? "…" : "No more questions for now.";
+      $("label").textContent = ""; $("score").textContent = ""; $("source").textContent = "";
+      text.dataset.taskHash = "";
+      return;
+    }
+    const span = current.spans[0];
+    renderText(text, current.text, span);
+    text.dataset.taskHash = String(current._task_hash);
+    $("label").textContent = span.label;
+    const meta = current.meta || {};
+    $("score").textContent = meta.score === undefined ? "" : "p = " + Number(meta.score).toFixed(2);
+    $("source").textContent = meta.source ? "proposed by the " + meta.source : "";
+  }
+
+  function renderHistory() {
+    const list = $("history");
+    list.textContent = "";
+    for (const task of history.slice(0, HISTORY)) {
+      const li = document.createElement("li");
+      li.dataset.taskHash = String(task._task_hash);
+      const answer = document.createElement("span");
+      answer.className = "answer " + task.answer;
+      answer.textContent = task.answer;
+      li.appendChild(answer);
+      const span = task.spans[0];
+      const chars = Array.from(task.text);
+      const snippet = document.createElement("span");
+      snippet.textContent = chars.slice(span.start, span.end).join("") + " (" + span.label + ") ";
+      li.appendChild(snippet);
+      for (const choice of ["accept", "reject", "ignore"]) {
+        if (choice === task.answer) continue;
+        const b = document.createElement("button");
+        b.textContent = choice;
+        b.className = "change-" + choice;
+        b.addEventListener("click", () => send(task, choice, true));
+        li.appendChild(b);
+      }
+      list.appendChild(li);
+    }
+  }
+
+  function setStatus(message) { $("status").textContent = message || ""; }
+
+  function merge(tasks) {
+    const seen = new Set(queue.map((t) => t._task_hash));
+    for (const t of tasks) if (!seen.has(t._task_hash)) { queue.push(t); seen.add(t._task_hash); }
+  }
+
+  function send(task, answer, isCorrection) {
+    const body = Object.assign({}, task, { answer: answer, key: keyBase + "-" + (keySeq++) });
+    history = history.filter((t) => t._task_hash !== task._task_hash);
+    history.unshift(body);
+    renderHistory();
+    sending++;
+    return api("answers?next=" + OPEN, { answers: [body] }).then((data) => {
+      sending--;
+      setStatus("");
+      // The server's open questions for this session, minus what is answered.
+      const answered = new Set(history.map((t) => t._task_hash));
+      const open = (data.tasks || []).filter((t) => !answered.has(t._task_hash));
+      const shown = current && !answered.has(current._task_hash) ? [current] : [];
+      queue = shown;
+      merge(open);
+      if (!current || answered.has(current._task_hash) || !isCorrection) show();
+      refreshProgress();
+    }).catch((err) => { sending--; setStatus("not saved: " + err.message + " (answer again)"); });
+  }
+
+  function answer(choice) {
+    if (!current) return;
+    const task = current;
+    queue.shift();
+    show();
+    send(task, choice, false);
+  }
+
+  function undo() {
+    if (!history.length) return;
+    const last = history.shift();
+    renderHistory();
+    const task = Object.assign({}, last);
+    delete task.answer; delete task.key;
+    queue = queue.filter((t) => t._task_hash !== task._task_hash);
+    queue.unshift(task);
+    show();
+  }
+
+  function refreshProgress() {
+    return api("progress").then((p) => {
+      $("p-session").textContent = p.session_answers;
+      $("p-dataset").textContent = p.dataset_answers;
+      $("p-accept").textContent = p.accept_rate === null ? "-" : Math.round(100 * p.accept_rate) + "%";
+      $("p-loss").textContent = p.loss === null ? "-" : p.loss.toFixed(3);
+      $("p-f1").textContent = p.f1 === null ? "-" : p.f1.toFixed(3);
+      if (p.error) setStatus("server: " + p.error);
+    }).catch(() => {});
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "a") { answer("accept"); e.preventDefault(); }
+    else if (e.key === "x") { answer("reject"); e.preventDefault(); }
+    else if (e.key === " ") { answer("ignore"); e.preventDefault(); }
+    else if (e.key === "Backspace") { undo(); e.preventDefault(); }
+  });
+  $("accept").addEventListener("click", () => answer("accept"));
+  $("reject").addEventListener("click", () => answer("reject"));
+  $("ignore").addEventListener("click", () => answer("ignore"));
+  $("undo").addEventListener("click", undo);
+  $("session-name").textContent = "session " + session;
+
+  api("info").then((info) => { $("dataset").textContent = info.dataset; }).catch((e) => setStatus(e.message));
+  Promise.all([api("history?n=" + HISTORY), api("questions?n=" + OPEN)]).then(([h, q]) => {
+    history = h.answers;
+    renderHistory();
+    merge(q.tasks);
+    show();
+    document.body.dataset.ready = "1";
+    refreshProgress();
+  }).catch((e) => setStatus(e.message));
+  setInterval(refreshProgress, 5000);
+})();

@@ -1,0 +1,81 @@
+"""Helpers of the teach-server tests: a tiny pipeline config and sources."""
+import json
+import random
+from pathlib import Path
+from typing import Dict, List
+
+import spacy
+
+from .util import SMALL_MODEL
+
+CITIES = ["Berlin", "Paris", "London", "Madrid", "Rome", "Vienna", "Oslo", "Prague", "Lisbon", "Dublin"]
+PEOPLE = ["Anna", "Omar", "Lena", "Tom", "Mia", "Ravi", "Sara", "Ivan"]
+TEMPLATES = ["{p} flew to {c} today .", "{p} said {c} is large .", "We met {p} in {c} .", "{c} welcomed {p} ."]
+
+
+def write_config(path: Path, lang: str = "en") -> Path:
+    """A `binary_ner` config with the tests' small span scorer."""
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    nlp.config.to_disk(path)
+    return path
+
+
+def toy_records(n: int, seed: int = 0) -> List[Dict]:
+    """Distinct sentences with one city (LOC) each, gold spans included."""
+    rng = random.Random(seed)
+    records, seen = [], set()
+    i = 0
+    while len(records) < n:
+        i += 1
+        person, city = rng.choice(PEOPLE), rng.choice(CITIES)
+        text = rng.choice(TEMPLATES).format(p=person, c=city) + f" ({i})"
+        if text in seen:
+            continue
+        seen.add(text)
+        start = text.index(city)
+        records.append({"text": text, "spans": [{"start": start, "end": start + len(city), "label": "LOC"}]})
+    return records
+
+
+def write_jsonl(path: Path, records: List[Dict]) -> Path:
+    with path.open("w", encoding="utf8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ThreadServer:
+    """uvicorn on 127.0.0.1 in a thread of the test process, stopped on exit."""
+
+    def __init__(self, app, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> "ThreadServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start in 30 s")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *args) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
