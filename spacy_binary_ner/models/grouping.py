@@ -153,8 +153,13 @@ def _windows_forward(model: Model[List[Doc], Floats2d], docs: List[Doc], is_trai
     offset = 0
     for doc in docs:
         n = len(doc)
-        for a, b, c0, c1 in windows(n, window, margin):
-            items.append(doc if (a, b) == (0, n) else doc[a:b].as_doc())
+        cuts = windows(n, window, margin)
+        if len(cuts) > 1:
+            # `Span.as_doc` reads the whole doc's attributes unless given them: once per doc.
+            head = doc._get_array_attrs()
+            array = doc.to_array(head)
+        for a, b, c0, c1 in cuts:
+            items.append(doc if len(cuts) == 1 else doc[a:b].as_doc(array_head=head, array=array))
             lo = _rows_before(b - a, c0 - a, L)
             hi = _rows_before(b - a, c1 - a, L)
             places.append((lo, hi, offset + _rows_before(n, c0, L), offset + _rows_before(n, c1, L)))
