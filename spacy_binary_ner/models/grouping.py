@@ -7,7 +7,7 @@ docs at a time they stay bounded, which was also faster on CPU than one call
 for spaCy's default batch. Training passes the batch through whole, as the
 backward pass needs it.
 """
-from typing import Callable, List, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar
 
 from spacy.tokens import Doc
 from thinc.api import Model
@@ -141,36 +141,49 @@ def _rows_before(n_tokens: int, start: int, L: int) -> int:
     return n_span_cells(n_tokens, L) - n_span_cells(n_tokens - start, L)
 
 
+def _cut(doc: Doc, a: int, b: int, arrays: Dict[int, Tuple[List[int], Any]], key: int) -> Doc:
+    """Tokens `[a, b)` of a doc as a doc of their own, token attributes kept."""
+    if (a, b) == (0, len(doc)):
+        return doc
+    if key not in arrays:
+        # `Span.as_doc` reads the whole doc's attributes unless given them: once per doc.
+        head = doc._get_array_attrs()
+        arrays[key] = (head, doc.to_array(head))
+    head, array = arrays[key]
+    return doc[a:b].as_doc(array_head=head, array=array)
+
+
 def _windows_forward(model: Model[List[Doc], Floats2d], docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Callable]:
     layer = model.layers[0]
     window, margin, L = model.attrs["window"], model.attrs["margin"], model.attrs["max_span_length"]
     if is_train or all(len(doc) <= window + 2 * margin for doc in docs):
         return layer(docs, is_train)
-    # Items to score: whole docs, or windows cut from them, with where their
-    # rows go: (item, rows of the item to keep, rows of the output to fill).
-    items: List[Doc] = []
+    # Items to score: whole docs, or windows `[a, b)` of them, with where their
+    # rows go: (rows of the item to keep, rows of the output to fill). Windows
+    # are cut as their group is scored, so only one group's copies exist.
+    items: List[Tuple[int, int, int]] = []  # doc index, a, b
     places: List[Tuple[int, int, int, int]] = []
     offset = 0
-    for doc in docs:
+    for i, doc in enumerate(docs):
         n = len(doc)
-        cuts = windows(n, window, margin)
-        if len(cuts) > 1:
-            # `Span.as_doc` reads the whole doc's attributes unless given them: once per doc.
-            head = doc._get_array_attrs()
-            array = doc.to_array(head)
-        for a, b, c0, c1 in cuts:
-            items.append(doc if len(cuts) == 1 else doc[a:b].as_doc(array_head=head, array=array))
+        for a, b, c0, c1 in windows(n, window, margin):
+            items.append((i, a, b))
             lo = _rows_before(b - a, c0 - a, L)
             hi = _rows_before(b - a, c1 - a, L)
             places.append((lo, hi, offset + _rows_before(n, c0, L), offset + _rows_before(n, c1, L)))
         offset += n_span_cells(n, L)
     output = None
-    for begin, end in groups(items, model.attrs["limit"], len):
-        scores = layer.predict(items[begin:end])
+    arrays: Dict[int, Tuple[List[int], Any]] = {}
+    for begin, end in groups(items, model.attrs["limit"], lambda item: item[2] - item[1]):
+        group = [_cut(docs[i], a, b, arrays, i) for i, a, b in items[begin:end]]
+        # A doc's attributes are kept only while its windows are being cut.
+        for i in [i for i in arrays if i < items[end - 1][0]]:
+            del arrays[i]
+        scores = layer.predict(group)
         if output is None:
             output = model.ops.alloc2f(offset, scores.shape[1])
         row = 0
-        for item, (lo, hi, out_lo, out_hi) in zip(items[begin:end], places[begin:end]):
+        for item, (lo, hi, out_lo, out_hi) in zip(group, places[begin:end]):
             output[out_lo:out_hi] = scores[row + lo : row + hi]
             row += n_span_cells(len(item), L)
     return output, _no_backprop
