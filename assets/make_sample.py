@@ -248,6 +248,22 @@ def patterns(lang: str, entities: Dict[str, Tuple[List[str], List[str]]], per_la
     return out
 
 
+def draw_unseen(rng: random.Random, templates: Sequence[str], lang: str, entities: Dict[str, List[str]], n: int,
+                taken: set) -> List[dict]:
+    """`n` records whose texts are not in `taken` nor repeated; adds their texts to `taken`."""
+    out = []
+    for _ in range(n * 100):
+        if len(out) == n:
+            break
+        record = fill(rng, rng.choice(templates), lang, entities)
+        if record["text"] not in taken:
+            taken.add(record["text"])
+            out.append(record)
+    if len(out) < n:
+        raise ValueError(f"{lang}: only {len(out)} of {n} new sentences after {n * 100} draws; add templates or names")
+    return out
+
+
 def write_jsonl(path: Path, records: List[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf8") as f:
@@ -266,9 +282,11 @@ def make(lang: str, entities, templates, eval_templates, n_train: int, n_dev: in
     train = [fill(rng, rng.choice(templates), lang, seen) for _ in range(n_train)]
     answers = [task for record in train for task in teach(rng, record, labels, noise=0.02)]
     all_templates = templates + eval_templates
-    dev = [fill(rng, rng.choice(all_templates), lang, mixed) for _ in range(n_dev)]
-    gold_eval = [fill(rng, rng.choice(all_templates), lang, mixed) for _ in range(n_eval)]
-    held_out = [fill(rng, rng.choice(all_templates), lang, mixed) for _ in range(n_answers)]
+    # No text is in two of the files: the reported F1 is on sentences never trained on.
+    taken = {record["text"] for record in train}
+    dev = draw_unseen(rng, all_templates, lang, mixed, n_dev, taken)
+    gold_eval = draw_unseen(rng, all_templates, lang, mixed, n_eval, taken)
+    held_out = draw_unseen(rng, all_templates, lang, mixed, n_answers, taken)
     held_out_answers = [task for record in held_out for task in teach(rng, record, labels, noise=0.0)]
     write_jsonl(out / f"{lang}_teach.jsonl", answers)
     write_jsonl(out / f"{lang}_gold_dev.jsonl", dev)

@@ -9,11 +9,14 @@ import sys
 from typing import Dict, List, Optional
 
 COMMANDS: Dict[str, str] = {
+    "annotate": "spacy_binary_ner.corpus.annotate_cli",
     "convert": "spacy_binary_ner.convert",
     "db-drop": "spacy_binary_ner.server.db_drop",
     "db-out": "spacy_binary_ner.server.db_out",
     "db-stats": "spacy_binary_ner.server.db_stats",
+    "debug-data": "spacy_binary_ner.debug_data",
     "evaluate": "spacy_binary_ner.evaluate",
+    "select": "spacy_binary_ner.corpus.select_cli",
     "simulate": "spacy_binary_ner.simulate",
     "teach": "spacy_binary_ner.server.teach",
 }

@@ -32,6 +32,7 @@ from spacy.util import registry
 from .constants import DEFAULT_INCORRECT_SPANS_KEY
 from .records import (
     ALIGNMENT_MODES,
+    FATAL_REASONS,
     HARMLESS_REASONS,
     OFFSET_UNITS,
     REASONS,
@@ -273,7 +274,7 @@ class TeachReader:
         places = stats.where.setdefault(reason, [])
         if len(places) < _MAX_WHERE and self._place(rec) not in places:
             places.append(self._place(rec))
-        if self.strict and reason not in HARMLESS_REASONS:
+        if (self.strict and reason not in HARMLESS_REASONS) or reason in FATAL_REASONS:
             detail = f" ({detail})" if detail else ""
             raise TeachDataError(f"{self._place(rec)}: {reason}{detail}. Fix: {REASONS[reason]}.")
 

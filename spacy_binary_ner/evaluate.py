@@ -358,6 +358,8 @@ def evaluate(
     min_prob: float = 0.0,
     n_bins: int = 10,
     batch_size: int = 64,
+    displacy_path: Optional[Union[str, Path]] = None,
+    displacy_limit: int = 25,
 ) -> Dict[str, Any]:
     """Evaluate a trained pipeline on gold annotations and/or held-out answers.
 
@@ -370,6 +372,11 @@ def evaluate(
         `candidates_threshold` is set to it while evaluating; 0.0 keeps every span).
     n_bins (int): Bins of the reliability diagram.
     batch_size (int): Docs per batch when predicting.
+    displacy_path (Optional[Union[str, Path]]): Folder for `entities.html`,
+        displaCy's rendering of the predicted entities of the first
+        `displacy_limit` gold docs (or answered texts), as `spacy evaluate
+        --displacy-path` writes it. None writes nothing.
+    displacy_limit (int): Docs rendered.
     RETURNS (Dict[str, Any]): The report.
     """
     if gold is None and answers is None:
@@ -388,14 +395,17 @@ def evaluate(
         "min_prob": min_prob,
     }
     curves: Dict[str, Dict[str, Any]] = {}
+    shown: List[Doc] = []
     try:
         if gold is not None:
             examples, account = read_gold(nlp, gold)
+            shown = [_blank_copy(eg.reference) for eg in examples[:displacy_limit]]
             scores, probs, outcomes = score_gold(nlp, examples, scores_key, pipe.max_span_length, batch_size)
             report["gold"] = {"account": account, **scores}
             curves["gold candidates"] = reliability(probs, outcomes, n_bins)
         if answers is not None:
             docs, questions, account = read_answers(nlp, answers)
+            shown = shown or [_blank_copy(doc) for doc in docs[:displacy_limit]]
             scores, probs, outcomes = score_answers(nlp, docs, questions, scores_key, batch_size)
             report["answers"] = {"account": account, **scores}
             curves["held-out answers"] = reliability(probs, outcomes, n_bins)
@@ -403,6 +413,8 @@ def evaluate(
         pipe.cfg.clear()
         pipe.cfg.update(saved)
     report["calibration"] = curves
+    if displacy_path is not None:
+        report["displacy"] = str(render_entities(nlp, shown, displacy_path, report["model"], batch_size))
     if output is not None:
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)
@@ -415,6 +427,29 @@ def evaluate(
                                                 encoding="utf8")
         (output / "evaluation.md").write_text(format_markdown(report), encoding="utf8")
     return report
+
+
+def render_entities(
+    nlp: Language, docs: Sequence[Doc], path: Union[str, Path], title: str, batch_size: int = 64
+) -> Path:
+    """Predict `docs` and write displaCy's page of their entities.
+
+    nlp (Language): The pipeline.
+    docs (Sequence[Doc]): Unannotated docs.
+    path (Union[str, Path]): Folder; created if needed.
+    title (str): The page title.
+    batch_size (int): Docs per batch.
+    RETURNS (Path): The `entities.html` written.
+    """
+    from spacy import displacy
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    predicted = _predict(nlp, docs, batch_size)
+    html = displacy.render(predicted, style="ent", page=True, jupyter=False, options={"title": title})
+    out = folder / "entities.html"
+    out.write_text(html, encoding="utf8")
+    return out
 
 
 def _pct(x: Optional[float]) -> str:
@@ -531,6 +566,9 @@ def main(argv: List[str]) -> int:
                    help="smallest span probability kept for calibration (default 0: every span)")
     p.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram (default 10)")
     p.add_argument("--gpu-id", type=int, default=-1, help="GPU to predict on (default -1: CPU)")
+    p.add_argument("--displacy-path", type=Path, default=None,
+                   help="folder for entities.html: displaCy's rendering of the predictions (as spacy evaluate)")
+    p.add_argument("--displacy-limit", type=int, default=25, help="docs rendered (default 25)")
     args = p.parse_args(argv)
     if args.gold is None and args.answers is None:
         p.error("give --gold, --answers or both")
@@ -541,7 +579,8 @@ def main(argv: List[str]) -> int:
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
     try:
-        report = evaluate(args.model, args.gold, args.answers, args.output, min_prob=args.min_prob, n_bins=args.bins)
+        report = evaluate(args.model, args.gold, args.answers, args.output, min_prob=args.min_prob, n_bins=args.bins,
+                          displacy_path=args.displacy_path, displacy_limit=args.displacy_limit)
     except (TeachDataError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -549,8 +588,10 @@ def main(argv: List[str]) -> int:
     if args.output is not None:
         print("Wrote evaluation.json, evaluation.md" + (" and reliability.png" if report.get("figure") else "")
               + f" to {args.output}")
+    if args.displacy_path is not None:
+        print(f"Wrote {report['displacy']}")
     return 0
 
 
 __all__ = ["evaluate", "find_binary_ner", "format_markdown", "main", "read_answers", "read_gold", "reliability",
-           "score_answers", "score_gold"]
+           "render_entities", "score_answers", "score_gold"]

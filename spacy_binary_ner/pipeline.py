@@ -3,6 +3,7 @@
 This module knows Thinc models only; the architecture is in
 `spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
 """
+import warnings
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -17,7 +18,8 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
-from .targets import build_targets, cell_coordinates, n_span_cells
+from .records import v2_label_error
+from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -48,6 +50,21 @@ maxout_pieces = 3
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 INITIAL_PRIOR = 0.01
+# The settings of `cfg` a config can give (all but the labels); their values as
+# the component was built are kept in `cfg[CONFIG_SETTINGS]`, saved with it.
+SETTINGS = (
+    "threshold",
+    "unknown_weight",
+    "unknown_mask_above",
+    "pseudo_above",
+    "pseudo_weight",
+    "incorrect_spans_key",
+    "scores_key",
+    "candidates_threshold",
+    "nested_spans_key",
+    "overwrite_ents",
+)
+CONFIG_SETTINGS = "config_settings"
 
 
 @Language.factory(
@@ -110,8 +127,10 @@ def make_binary_ner(
     candidates_threshold (float): Smallest probability kept in `scores_key`.
     nested_spans_key (Optional[str]): If set, a span group receiving every span
         with probability >= threshold, overlaps allowed (nested entities).
-    overwrite_ents (bool): Whether predicted entities may replace entities set
-        by earlier components.
+    overwrite_ents (bool): Whether predicted entities replace the entities of
+        earlier components that they overlap (as the `EntityRuler`'s setting);
+        earlier entities that overlap no prediction stay. Blocked tokens
+        (`doc.set_ents(..., blocked=...)`) are never part of a prediction.
     scorer (Optional[Callable]): The scoring method, spaCy's NER scorer.
     """
     return BinaryNER(
@@ -172,6 +191,7 @@ class BinaryNER(TrainablePipe):
             "nested_spans_key": nested_spans_key,
             "overwrite_ents": overwrite_ents,
         }
+        self.cfg[CONFIG_SETTINGS] = {key: self.cfg[key] for key in SETTINGS}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -188,13 +208,26 @@ class BinaryNER(TrainablePipe):
         return int(self.model.attrs["max_span_length"])
 
     def add_label(self, label: str) -> int:
-        """Add a label before initialization. RETURNS (int): 1 if added, else 0."""
+        """Add a label, before or after initialization. After it, the model's
+        output layer grows by one column through the architecture's
+        `model.attrs["resize_output"]` hook (called as `hook(model, n_labels,
+        new_bias=...)`); the other labels keep their weights and scores, and
+        the new one starts at a small prior probability.
+
+        label (str): The label to add.
+        RETURNS (int): 1 if added, else 0.
+        """
         if not isinstance(label, str):
             raise ValueError(Errors.E187)
+        problem = v2_label_error(label)
+        if problem:
+            raise ValueError(f"[{self.name}] Cannot add the {problem}.")
         if label in self.labels:
             return 0
         self._allow_extra_label()
         self.cfg["labels"].append(label)
+        if self.is_resizable:
+            self.model.attrs["resize_output"](self.model, len(self.labels), new_bias=_prior_logit())
         self.vocab.strings.add(label)
         return 1
 
@@ -237,8 +270,59 @@ class BinaryNER(TrainablePipe):
         # Start every label at a small prior probability: almost no span is an
         # entity, and an untrained model near 0.5 everywhere floods the decoder.
         output_layer = self.model.get_ref("output_layer")
-        prior = float(numpy.log(INITIAL_PRIOR / (1 - INITIAL_PRIOR)))
-        output_layer.set_param("b", output_layer.ops.alloc1f(len(self.labels)) + prior)
+        output_layer.set_param("b", output_layer.ops.alloc1f(len(self.labels)) + _prior_logit())
+
+    def from_disk(self, path: Any, *, exclude: Iterable[str] = ()) -> "BinaryNER":
+        """Load the pipe from a directory. Settings given to the factory that
+        differ from those the pipe was saved with (e.g. `spacy.load(path,
+        config={"components": {"binary_ner": {"threshold": 0.3}}})`) apply.
+
+        path (Union[str, Path]): The directory.
+        exclude (Iterable[str]): Serialization fields to skip.
+        RETURNS (BinaryNER): The pipe.
+        """
+        given = {key: self.cfg[key] for key in SETTINGS}
+        self.cfg.pop(CONFIG_SETTINGS, None)
+        super().from_disk(path, exclude=exclude)
+        self._apply_given_settings(given)
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BinaryNER":
+        """Load the pipe from bytes; settings given to the factory apply as in
+        `from_disk`.
+
+        bytes_data (bytes): The data.
+        exclude (Iterable[str]): Serialization fields to skip.
+        RETURNS (BinaryNER): The pipe.
+        """
+        given = {key: self.cfg[key] for key in SETTINGS}
+        self.cfg.pop(CONFIG_SETTINGS, None)
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._apply_given_settings(given)
+        return self
+
+    def _apply_given_settings(self, given: Dict[str, Any]) -> None:
+        """After loading `cfg`: apply the factory's settings that differ from
+        the config the pipe was saved with (so they were given at load). The
+        saved `cfg` keeps the others, including values set on `cfg` after the
+        pipe was built (a tuned threshold). A pipe saved without the record of
+        its config gets a warning naming the settings instead."""
+        saved_config = self.cfg.get(CONFIG_SETTINGS)
+        if saved_config is None:
+            ignored = {key: value for key, value in given.items() if key in self.cfg and self.cfg[key] != value}
+            if ignored:
+                names = ", ".join(f"{key}={value!r} (saved: {self.cfg[key]!r})" for key, value in ignored.items())
+                warnings.warn(
+                    f"[{self.name}] The saved pipe's settings are used, not these from the config: {names}. "
+                    f"Set them after loading instead, e.g. nlp.get_pipe({self.name!r}).cfg[{next(iter(ignored))!r}] "
+                    f"= ..., and save the pipeline again.",
+                    UserWarning,
+                )
+        else:
+            for key, value in given.items():
+                if key in saved_config and saved_config[key] != value:
+                    self.cfg[key] = value
+        self.cfg[CONFIG_SETTINGS] = dict(given)
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every span and label. RETURNS (Floats2d): Logits, one row per
@@ -285,20 +369,31 @@ class BinaryNER(TrainablePipe):
         threshold: float,
     ) -> None:
         """Decode one doc: its spans' best labels and their probabilities, a
-        row per scored span; `starts` and `widths` say which span each row is."""
-        existing = [] if self.cfg["overwrite_ents"] else list(doc.ents)
-        taken = numpy.zeros(len(doc), dtype=bool)
-        for ent in existing:
-            taken[ent.start : ent.end] = True
-        entities = list(existing)
+        row per scored span; `starts` and `widths` say which span each row is.
+        Blocked tokens stay blocked; earlier entities stay, or with
+        `overwrite_ents` give way to the predictions that overlap them."""
+        overwrite = self.cfg["overwrite_ents"]
+        existing = list(doc.ents)
+        blocked = blocked_tokens(doc)
+        taken = blocked.copy()
+        if not overwrite:
+            for ent in existing:
+                taken[ent.start : ent.end] = True
+        predicted = []
         rows = numpy.flatnonzero(best_p >= threshold)
         # Most probable first; among equals, earlier start, then shorter.
         for row in rows[numpy.argsort(-best_p[rows], kind="stable")]:
             start, end = int(starts[row]), int(starts[row] + widths[row] + 1)
             if not taken[start:end].any():
                 taken[start:end] = True
-                entities.append(Span(doc, start, end, label=labels[best[row]]))
-        doc.ents = sorted(entities, key=lambda span: (span.start, span.end))
+                predicted.append(Span(doc, start, end, label=labels[best[row]]))
+        if overwrite:
+            existing = [ent for ent in existing if not taken[ent.start : ent.end].any()]
+        entities = sorted(existing + predicted, key=lambda span: (span.start, span.end))
+        if blocked.any():
+            doc.set_ents(entities, blocked=_runs(doc, blocked), default="outside")
+        else:
+            doc.ents = entities
 
     def update(
         self,
@@ -367,6 +462,18 @@ class BinaryNER(TrainablePipe):
         bce = -(truths * numpy.log(probs + eps) + (1 - truths) * numpy.log(1 - probs + eps))
         loss = float((bce * weights).sum() / len(examples))
         return loss, ops.asarray2f(d_scores.astype("float32"))
+
+
+def _prior_logit() -> float:
+    """The logit a label's bias starts at: `INITIAL_PRIOR`'s."""
+    return float(numpy.log(INITIAL_PRIOR / (1 - INITIAL_PRIOR)))
+
+
+def _runs(doc: Doc, mask: numpy.ndarray) -> List[Span]:
+    """The maximal runs of tokens where `mask` is set, as spans."""
+    padded = numpy.concatenate([[False], mask, [False]]).astype("int8")
+    edges = numpy.flatnonzero(numpy.diff(padded))
+    return [Span(doc, int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
 
 
 def _sigmoid(logits: numpy.ndarray) -> numpy.ndarray:

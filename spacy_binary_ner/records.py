@@ -58,12 +58,16 @@ REASONS: Dict[str, str] = {
     "misaligned span": "offsets must sit on token boundaries: fix them, pass the tokens used "
     "when annotating, or use alignment = expand / contract",
     "unknown label": "add the label to `labels`, or drop the span",
+    "spaCy v2 label": "spaCy v3 has no negated labels: a span that is not LABEL is a span with label LABEL "
+    "and answer reject",
     "no tokens": "the tokenizer found no tokens in the text",
     "text too long": "raise `max_length`, or use long_texts = split",
     "span cut by split": "raise `max_length`: this span crosses every possible cut",
 }
 # Reasons that are no fault of the data: never an error in strict mode.
 HARMLESS_REASONS = frozenset({"ignore answer"})
+# Reasons that are an error even when not strict: read as labels, they would train the wrong thing.
+FATAL_REASONS = frozenset({"spaCy v2 label"})
 ALIGNMENT_MODES = ("strict", "expand", "contract")
 # What the `start` / `end` of spans and tokens count: Unicode code points (as
 # Python and spaCy count), or UTF-16 code units (as JavaScript counts).
@@ -200,6 +204,22 @@ def parse_task(value: Any, offsets: str = "chars") -> Record:
     return Record(text, keys, "accept", False, given_hash, tokens)
 
 
+def v2_label_error(label: str) -> Optional[str]:
+    """What is wrong with a label in spaCy v2's notation, or None if nothing.
+
+    spaCy v2 wrote "not PERSON" as the entity label `!PERSON` and a missing
+    label as `-`; in spaCy v3 and here, "not PERSON" is a span with label
+    PERSON and answer reject (spaCy's `ner` raises E869 on `!`)."""
+    if label.startswith("!") and len(label) > 1:
+        return (
+            f"label {label!r} is spaCy v2's notation for 'not {label[1:]}': write the span with label "
+            f"{label[1:]!r} and \"answer\": \"reject\" (a teach reject) instead"
+        )
+    if label == "-":
+        return "label '-' is spaCy v2's notation for a missing label: drop the span (unannotated is unknown)"
+    return None
+
+
 def _check_text(text: Any) -> str:
     if not isinstance(text, str):
         raise RecordError("bad field", f"`text` is {type(text).__name__}")
@@ -272,6 +292,9 @@ def _span_key(span: Any, text: str, units: Optional[List[int]]) -> SpanKey:
         raise RecordError("bad field", "span `start`/`end` must be integers and `label` a non-empty string")
     if _SURROGATE.search(label):
         raise RecordError("lone surrogate", "in a span's `label`")
+    problem = v2_label_error(label)
+    if problem:
+        raise RecordError("spaCy v2 label", problem)
     if units is not None:
         start, end = _to_chars(units, start, "span"), _to_chars(units, end, "span")
     n_chars = len(text)

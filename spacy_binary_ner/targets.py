@@ -9,7 +9,8 @@ The reference doc says what is known, in spaCy's own conventions:
 
 - `doc.ents` are entities known to be right (an accepted answer, or the
   entities of a complete annotation);
-- tokens whose `ent_iob_` is "O" are known to be outside every entity;
+- tokens whose `ent_iob_` is "O" are known to be outside every entity, and so
+  are blocked tokens (`doc.set_ents(..., blocked=...)`: "B" with no type);
 - tokens with no entity annotation (`ent_iob_ == ""`) are unknown;
 - `doc.spans[incorrect_spans_key]` holds rejected (span, label) pairs.
 
@@ -35,10 +36,14 @@ from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
+from spacy.tokens import Doc, Span
 from spacy.training import Example
+
+from .records import v2_label_error
 
 Targets = Tuple[numpy.ndarray, numpy.ndarray]
 ENT_IOB_OUTSIDE = 2
+ENT_IOB_BEGIN = 3
 
 
 class ConflictingAnswersError(ValueError):
@@ -196,6 +201,9 @@ def _doc_targets(
         k = label_index.get(ent.label_)
         if k is not None:
             truth[ent.start, width, k] = 1.0
+        elif v2_label_error(ent.label_):
+            problem = v2_label_error(ent.label_)
+            raise ValueError(f"The entity '{ent.text}' of '{_preview(eg.reference.text)}' has the {problem}.")
     if incorrect_spans_key in eg.reference.spans:
         rejected = eg.get_aligned_spans_y2x(
             eg.reference.spans[incorrect_spans_key], allow_overlap=True
@@ -217,13 +225,30 @@ def _doc_targets(
     return truth, weight, unknown
 
 
+def blocked_tokens(doc: Doc) -> numpy.ndarray:
+    """True for each token that `doc.set_ents(..., blocked=...)` keeps out of
+    every entity (spaCy's convention: IOB "B" with no entity type)."""
+    if not len(doc):
+        return numpy.zeros(0, dtype=bool)
+    iob_type = doc.to_array(["ENT_IOB", "ENT_TYPE"]).reshape(len(doc), 2)
+    return (iob_type[:, 0] == ENT_IOB_BEGIN) & (iob_type[:, 1] == 0)
+
+
 def _outside_tokens(eg: Example) -> numpy.ndarray:
-    """1 for each predicted token known to be outside every entity."""
+    """1 for each predicted token known to be outside every entity ("O" or
+    blocked in the reference)."""
     x, y = eg.predicted, eg.reference
+    blocked = blocked_tokens(y)
     if len(x) == len(y) and numpy.array_equal(x.to_array(["IDX", "LENGTH"]), y.to_array(["IDX", "LENGTH"])):
-        return (y.to_array("ENT_IOB") == ENT_IOB_OUTSIDE).astype("int32")
+        return ((y.to_array("ENT_IOB") == ENT_IOB_OUTSIDE) | blocked).astype("int32")
     tags = eg.get_aligned_ner()
-    return numpy.array([tag == "O" for tag in tags], dtype="int32")
+    outside = numpy.array([tag == "O" for tag in tags], dtype="int32")
+    if blocked.any():
+        spans = [Span(y, int(i), int(i) + 1) for i in numpy.flatnonzero(blocked)]
+        for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True):
+            outside[span.start : span.end] = 1
+    return outside
+
 
 
 def _preview(text: str, limit: int = 60) -> str:

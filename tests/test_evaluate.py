@@ -226,3 +226,20 @@ def test_errors_are_clear(model_dir, tmp_path, capsys):
     assert "--gold, --answers or both" in capsys.readouterr().err
     assert main([str(model_dir), "--gold", str(tmp_path / "missing.jsonl")]) == 1
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("use_gold", [True, False])
+def test_displacy_path_writes_the_predicted_entities(model_dir, files, tmp_path, capsys, use_gold):
+    gold, answers = files
+    out = tmp_path / "displacy"
+    data = ["--gold", str(gold)] if use_gold else ["--answers", str(answers)]
+    assert main([str(model_dir), *data, "--displacy-path", str(out), "--displacy-limit", "2"]) == 0
+    assert f"Wrote {out / 'entities.html'}" in capsys.readouterr().out
+    html = (out / "entities.html").read_text(encoding="utf8")
+    nlp = spacy.load(model_dir)
+    texts = [r["text"] for r in (GOLD_RECORDS if use_gold else ANSWERS)]
+    texts = list(dict.fromkeys(texts))[:2]
+    for doc in nlp.pipe(texts):
+        for ent in doc.ents:
+            assert ent.text in html and ent.label_ in html
+    assert html.count('class="entities"') == 2

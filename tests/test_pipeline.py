@@ -61,11 +61,12 @@ def test_no_label():
         nlp.initialize(lambda: [eg])
 
 
-def test_add_label_after_initialize_fails():
+def test_add_label_after_initialize_grows_the_output_layer():
     nlp = make_nlp()
     nlp.initialize(lambda: teach_examples(nlp))
-    with pytest.raises(ValueError):
-        nlp.get_pipe("binary_ner").add_label("NEW")
+    ner = nlp.get_pipe("binary_ner")
+    ner.add_label("NEW")
+    assert ner.predict([nlp.make_doc("a b")]).shape == (3, len(ner.labels))
 
 
 @pytest.mark.parametrize("texts", [[""], ["", "one"], ["one"], ["", ""]])

@@ -17,6 +17,7 @@ from thinc.shims import PyTorchShim
 from thinc.types import Floats1d, Floats2d
 
 from .grouping import is_listener, with_groups, with_windows
+from .output import resize_hook
 from .pytorch.span_encoder import SpanEncoder
 
 # Thinc loads a pipeline's torch weights with a plain `torch.load`; from torch
@@ -110,6 +111,7 @@ def build_span_scorer(
     model.set_ref("span_encoder", head.layers[0])
     model.set_ref("output_layer", output_layer)
     model.attrs["max_span_length"] = max_span_length
+    model.attrs["resize_output"] = resize_hook(_output_layer)
     return model
 
 

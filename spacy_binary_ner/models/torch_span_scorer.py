@@ -17,6 +17,7 @@ from thinc.types import Floats2d, Ints2d
 from ..targets import n_span_cells
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
 from .grouping import is_listener, with_groups, with_windows
+from .output import resize_hook
 from .span_scorer import PREDICT_MARGIN, PREDICT_TOKENS_PER_CALL, PREDICT_WINDOW, build_span_scorer
 
 ARCHITECTURE = "spacy-binary-ner.TorchSpanScorer.v1"
@@ -119,6 +120,7 @@ def build_torch_span_scorer(
             model = with_windows(model, PREDICT_WINDOW, margin, max_span_length, PREDICT_TOKENS_PER_CALL)
         model.set_ref("output_layer", output_layer)
         model.attrs["max_span_length"] = max_span_length
+        model.attrs["resize_output"] = resize_hook()
     if tok2vec is not None:
         model.set_ref("tok2vec", tok2vec)
     model.set_ref("module", module_layer)

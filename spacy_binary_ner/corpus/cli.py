@@ -1,0 +1,42 @@
+"""What the `annotate` and `select` commands share: their options and the run."""
+import argparse
+import sys
+from typing import Any, List
+
+from .engines import ENGINES, Progress, run_job
+from .sources import DEFAULT_SHARD_SIZE, CorpusError, find_inputs
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a corpus run (engine, workers, sharding)."""
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local: nlp.pipe here; ray: Ray Data")
+    parser.add_argument("--address", default=None, help="Ray cluster address (ray engine; default: start Ray here)")
+    parser.add_argument("--workers", type=int, default=1, help="n_process (local) or Ray actors (ray)")
+    parser.add_argument("--batch-size", type=int, default=256, help="nlp.pipe batch size")
+    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="most records per shard")
+    parser.add_argument("--max-length", type=int, default=100000, help="longest text, in characters")
+    parser.add_argument("--code", default=None, help="Python file to import before loading the pipeline")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(job: Any, args: argparse.Namespace, name: str) -> int:
+    """Plan (or resume) the run, run the shards still missing, and write the total."""
+    if args.workers < 1:
+        print(f"{name}: --workers must be at least 1, not {args.workers}", file=sys.stderr)
+        return 2
+    try:
+        inputs = find_inputs(args.input)
+        shards: List = job.shard_output.start(inputs, args.shard_size, job.settings())
+    except CorpusError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return 2
+    progress = Progress(len(shards), name=name, quiet=args.quiet)
+    run_job(
+        job, shards, args.engine, workers=args.workers, batch_size=args.batch_size, address=args.address,
+        progress=progress,
+    )
+    progress.report(end=" (this run)")
+    total = job.complete(shards)
+    if not args.quiet:
+        print(f"{name}: {total}", file=sys.stderr)
+    return 0
