@@ -14,6 +14,7 @@ talks to it with the HTTP-only oracle client (`spacy_binary_ner.server.client`).
 
 Prints a table; writes the numbers as JSON.
 """
+
 import argparse
 import json
 import os
@@ -90,7 +91,16 @@ def write_source(records: List[Dict[str, Any]], path: Path, seed: int) -> None:
             f.write(json.dumps(task, ensure_ascii=False) + "\n")
 
 
-def session_run(url: str, name: str, n: int, gold, think: float, latencies: List[float], errors: List[str]) -> None:
+def session_run(
+    url: str,
+    name: str,
+    n: int,
+    gold,
+    think: float,
+    latencies: List[float],
+    errors: List[str],
+    refills: List[int],
+) -> None:
     client = TeachClient(url, session=name)
     try:
         tasks = client.questions(1)
@@ -104,6 +114,10 @@ def session_run(url: str, name: str, n: int, gold, think: float, latencies: List
             begin = time.perf_counter()
             tasks = client.answer([task], next_n=1).get("tasks", [])
             latencies.append(time.perf_counter() - begin)
+            if not tasks:
+                # Not counted: the queue ran dry (reported as "refills").
+                refills.append(1)
+                tasks = client.questions(1)
     except Exception as err:
         errors.append(f"{name}: {type(err).__name__}: {err}")
 
@@ -120,18 +134,31 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
             workdir = Path(tmp)
             write_source(records, workdir / "source.jsonl", args.seed)
             teach_args = [
-                "bench", str(args.config.resolve()), str(workdir / "source.jsonl"), "--label", ",".join(labels),
-                "--db", str(workdir / "db.sqlite3"), "--output", str(workdir / "out"), "--save-every", "0",
-                "--queue-size", str(max(20, 2 * sessions)),
+                "bench",
+                str(args.config.resolve()),
+                str(workdir / "source.jsonl"),
+                "--label",
+                ",".join(labels),
+                "--db",
+                str(workdir / "db.sqlite3"),
+                "--output",
+                str(workdir / "out"),
+                "--save-every",
+                "0",
+                "--queue-size",
+                str(max(20, 2 * sessions)),
             ]
             with Server(workdir, teach_args) as server:
                 # Warm up: the first updates, so that updates run during the measurement.
                 run_oracle(TeachClient(server.url, session="warmup"), gold, 30)
                 latencies: List[float] = []
                 errors: List[str] = []
+                refills: List[int] = []
                 threads = [
-                    threading.Thread(target=session_run,
-                                     args=(server.url, f"s{i}", per_session, gold, args.think, latencies, errors))
+                    threading.Thread(
+                        target=session_run,
+                        args=(server.url, f"s{i}", per_session, gold, args.think, latencies, errors, refills),
+                    )
                     for i in range(sessions)
                 ]
                 begin = time.perf_counter()
@@ -147,6 +174,7 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
                 "p95_ms": round(1000 * percentile(latencies, 0.95), 1),
                 "max_ms": round(1000 * max(latencies), 1),
                 "answers_per_s": round(len(latencies) / wall, 1),
+                "refills": len(refills),
                 "updates": progress["updates"],
                 "learned": progress["learned"],
                 "errors": errors[:5],
@@ -170,23 +198,63 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
         if not args.skip_simulate:
             begin = time.perf_counter()
             cmd = [
-                sys.executable, "-m", "spacy_binary_ner", "simulate", "--pool", str(args.pool.resolve()),
-                "--test", str(args.test.resolve()), "--patterns", str(args.patterns.resolve()),
-                "--strategy", "uncertainty", "--batch-size", "10", "--budget", str(args.budget),
-                "--eval-every", str(args.budget), "--lang", "zh", "--config", str(args.config.resolve()),
-                "--learn-rate", "0.005", "--output", str(workdir / "sim"), "--no-progress", *settings,
+                sys.executable,
+                "-m",
+                "spacy_binary_ner",
+                "simulate",
+                "--pool",
+                str(args.pool.resolve()),
+                "--test",
+                str(args.test.resolve()),
+                "--patterns",
+                str(args.patterns.resolve()),
+                "--strategy",
+                "uncertainty",
+                "--batch-size",
+                "10",
+                "--budget",
+                str(args.budget),
+                "--eval-every",
+                str(args.budget),
+                "--lang",
+                "zh",
+                "--config",
+                str(args.config.resolve()),
+                "--learn-rate",
+                "0.005",
+                "--output",
+                str(workdir / "sim"),
+                "--no-progress",
+                *settings,
             ]
             subprocess.run(cmd, check=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
             point = [json.loads(line) for line in (workdir / "sim" / "curve.jsonl").open()][-1]
-            out["simulate"] = {"test_f": round(point["f"], 4), "accepts": point["accepts"],
-                               "seconds": round(time.perf_counter() - begin, 1)}
+            out["simulate"] = {
+                "test_f": round(point["f"], 4),
+                "accepts": point["accepts"],
+                "seconds": round(time.perf_counter() - begin, 1),
+            }
             print(f"simulate: {out['simulate']}", file=sys.stderr, flush=True)
         write_source(records, workdir / "source.jsonl", args.seed)
         teach_args = [
-            "sim", str(args.config.resolve()), str(workdir / "source.jsonl"), "--label", ",".join(labels),
-            "--patterns", str(args.patterns.resolve()), "--db", str(workdir / "db.sqlite3"),
-            "--output", str(workdir / "out"), "--save-every", "0", "--batch-size", "10",
-            "--queue-size", str(args.queue_size), *settings,
+            "sim",
+            str(args.config.resolve()),
+            str(workdir / "source.jsonl"),
+            "--label",
+            ",".join(labels),
+            "--patterns",
+            str(args.patterns.resolve()),
+            "--db",
+            str(workdir / "db.sqlite3"),
+            "--output",
+            str(workdir / "out"),
+            "--save-every",
+            "0",
+            "--batch-size",
+            "10",
+            "--queue-size",
+            str(args.queue_size),
+            *settings,
         ]
         begin = time.perf_counter()
         with Server(workdir, teach_args) as server:
@@ -200,10 +268,15 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
         nlp = spacy.load(workdir / "out" / "model")
         test = records_to_examples(nlp, list(iter_jsonl(args.test)), complete=True)
         scores = nlp.evaluate(test)
-        out["http"] = {"test_f": round(scores["ents_f"], 4), "answers": given,
-                       "accepts": round((progress["accept_rate"] or 0) * given), "learned": progress["learned"],
-                       "updates": progress["updates"], "seconds": round(time.perf_counter() - begin, 1),
-                       "threshold": nlp.get_pipe("binary_ner").cfg["threshold"]}
+        out["http"] = {
+            "test_f": round(scores["ents_f"], 4),
+            "answers": given,
+            "accepts": round((progress["accept_rate"] or 0) * given),
+            "learned": progress["learned"],
+            "updates": progress["updates"],
+            "seconds": round(time.perf_counter() - begin, 1),
+            "threshold": nlp.get_pipe("binary_ner").cfg["threshold"],
+        }
         print(f"http: {out['http']}", file=sys.stderr, flush=True)
     if "simulate" in out:
         out["difference"] = round(out["http"]["test_f"] - out["simulate"]["test_f"], 4)

@@ -19,7 +19,7 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 
-from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, REASONS, ReadStats, TeachDataError, TeachReader
+from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, OFFSET_UNITS, REASONS, ReadStats, TeachDataError, TeachReader
 from .constants import DEFAULT_INCORRECT_SPANS_KEY
 
 
@@ -139,6 +139,9 @@ def main(argv: List[str]) -> int:
                    help="texts over --max-length: split at sentence/token boundaries (default) or skip")
     p.add_argument("--labels", default=None, help="comma-separated label set; spans with other labels are skipped")
     p.add_argument("--ignore-tokens", action="store_true", help="tokenize every text, ignoring records' tokens")
+    p.add_argument("--offsets", choices=OFFSET_UNITS, default="chars",
+                   help="what span and token offsets count: chars (Unicode code points, as Python; default) "
+                   "or utf16 (UTF-16 code units, as JavaScript tools write them)")
     p.add_argument("--incorrect-spans-key", default=DEFAULT_INCORRECT_SPANS_KEY,
                    help="span group of rejected spans (the pipe's incorrect_spans_key)")
     args = p.parse_args(argv)
@@ -156,6 +159,7 @@ def main(argv: List[str]) -> int:
         long_texts=args.long_texts,
         strict=args.strict,
         use_tokens=not args.ignore_tokens,
+        offsets=args.offsets,
     )
     try:
         nlp = make_nlp(args.lang, args.segmenter)

@@ -34,6 +34,7 @@ from .records import (
     ALIGNMENT_MODES,
     FATAL_REASONS,
     HARMLESS_REASONS,
+    OFFSET_UNITS,
     REASONS,
     Record,
     RecordError,
@@ -170,6 +171,7 @@ class _RecordState:
     place: Union[int, str]  # line number, or "record N"
     reason: Optional[str] = None  # why it is not used; "skipped" once counted at reading
     n_spans: int = 0
+    first_reason: Optional[str] = None  # the reason it was skipped at reading
 
 
 class TeachReader:
@@ -187,6 +189,9 @@ class TeachReader:
     strict (bool): Raise a `TeachDataError` at the first skipped record
         (ignored answers excepted) instead of counting it.
     use_tokens (bool): Use the records' `tokens`; if False, always the tokenizer.
+    offsets (str): What span and token offsets count: "chars" (Unicode code
+        points, as Python and spaCy count) or "utf16" (UTF-16 code units, as
+        JavaScript counts; converted).
     """
 
     def __init__(
@@ -200,7 +205,10 @@ class TeachReader:
         long_texts: str = "split",
         strict: bool = False,
         use_tokens: bool = True,
+        offsets: str = "chars",
     ) -> None:
+        if offsets not in OFFSET_UNITS:
+            raise ValueError(f"offsets must be one of {OFFSET_UNITS}, not {offsets!r}")
         if alignment not in ALIGNMENT_MODES:
             raise ValueError(f"alignment must be one of {ALIGNMENT_MODES}, not {alignment!r}")
         if long_texts not in LONG_TEXT_MODES:
@@ -215,6 +223,7 @@ class TeachReader:
         self.long_texts = long_texts
         self.strict = strict
         self.use_tokens = use_tokens
+        self.offsets = offsets
         self.sources: List[str] = []
         self.complete: List[bool] = []
         self.stats: List[ReadStats] = []
@@ -223,6 +232,7 @@ class TeachReader:
         self._by_text: Dict[str, Tuple[_Sentence, bool]] = {}
         self._order: List[_Sentence] = []
         self._records: List[_RecordState] = []
+        self._used: List[bool] = []
 
     # Reading -----------------------------------------------------------------
 
@@ -281,11 +291,12 @@ class TeachReader:
         self._records.append(state)
         self.stats[source].records += 1
         try:
-            record = parse_record(value, complete)
+            record = parse_record(value, complete, self.offsets)
             sentence = self._sentence(record)
         except RecordError as err:
             self.stats[source].skipped[err.reason] += 1
             state.reason = "skipped"
+            state.first_reason = err.reason
             self._note(rec, err.reason, err.detail)
             return
         spans = record.spans
@@ -367,6 +378,7 @@ class TeachReader:
                 stats.used += 1
             elif state.reason != "skipped":
                 stats.skipped[state.reason or "conflicting answers"] += 1
+        self._used = used
         for sentence in self._order:
             first = True
             for rec in sentence.records:
@@ -375,6 +387,15 @@ class TeachReader:
                         self.stats[self._records[rec].source].merged += 1
                     first = False
         return examples
+
+    def outcomes(self) -> List[Optional[str]]:
+        """What became of each record read, in order: None if it was used,
+        else the reason it was not (for a record skipped at reading, as for one
+        of its spans, the first reason). Call after `examples()`."""
+        return [
+            None if used else (state.first_reason if state.reason == "skipped" else state.reason or "conflicting answers")
+            for used, state in zip(self._used, self._records)
+        ]
 
     def total(self) -> ReadStats:
         """The account of all sources together."""
@@ -533,6 +554,7 @@ def records_to_examples(
     max_length: int = 0,
     long_texts: str = "split",
     strict: bool = False,
+    offsets: str = "chars",
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -541,7 +563,7 @@ def records_to_examples(
     complete (bool): Whether the records are complete annotations.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     stats (Optional[ReadStats]): The account is added here if given.
-    alignment, labels, max_length, long_texts, strict: See `TeachReader`.
+    alignment, labels, max_length, long_texts, strict, offsets: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
     reader = TeachReader(
@@ -552,6 +574,7 @@ def records_to_examples(
         max_length=max_length,
         long_texts=long_texts,
         strict=strict,
+        offsets=offsets,
     )
     reader.read_records(records, complete=complete)
     examples = reader.examples()
@@ -603,6 +626,7 @@ def create_teach_corpus(
     long_texts: str = "split",
     strict: bool = False,
     use_tokens: bool = True,
+    offsets: str = "chars",
 ) -> Callable[[Language], Iterable[Example]]:
     """Read teach answers and complete annotations for `spacy train`. Records
     of the same sentence are merged across all the files; the account of every
@@ -619,6 +643,8 @@ def create_teach_corpus(
     long_texts (str): "split" longer texts or "skip" them.
     strict (bool): Raise at the first skipped record (ignore answers excepted).
     use_tokens (bool): Use the records' `tokens`; if false, the pipeline's tokenizer.
+    offsets (str): "chars" (span and token offsets in Unicode code points) or
+        "utf16" (in UTF-16 code units, as JavaScript tools write them).
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
     cache: Dict[int, List[Example]] = {}
@@ -630,6 +656,7 @@ def create_teach_corpus(
         long_texts=long_texts,
         strict=strict,
         use_tokens=use_tokens,
+        offsets=offsets,
     )
     TeachReader(Language(), **settings)  # fail early on bad settings
 
@@ -663,6 +690,7 @@ def create_teach_corpus(
 __all__ = [
     "ALIGNMENT_MODES",
     "LONG_TEXT_MODES",
+    "OFFSET_UNITS",
     "REASONS",
     "ReadStats",
     "TeachDataError",

@@ -340,7 +340,7 @@ class BinaryNER(TrainablePipe):
         # sigmoid of the whole (spans x labels) matrix was 2% of inference).
         if logits.size:
             best = logits.argmax(axis=1)
-            best_p = _sigmoid(logits[numpy.arange(len(logits)), best])
+            best_p = _sigmoid(numpy.take_along_axis(logits, best[:, None], axis=1)[:, 0])
         else:  # no spans, or no labels: nothing can pass any threshold
             best = numpy.zeros(len(logits), dtype="int64")
             best_p = numpy.full(len(logits), -1.0, dtype="float32")

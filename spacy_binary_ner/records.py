@@ -13,6 +13,8 @@ import bisect
 import gzip
 import hashlib
 import json
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
@@ -27,6 +29,11 @@ SpanKey = Tuple[int, int, str]  # character start, character end, label
 # Record-level reasons are decided when a record is read; span-level reasons
 # when its sentence is built.
 REASONS: Dict[str, str] = {
+    "unreadable file": "the file could not be read on from here (a damaged or truncated .gz, a .gz that is not "
+    "gzip, or UTF-16 text): the records before this line were read; re-export or re-compress the file, as UTF-8",
+    "not UTF-8": "save the file as UTF-8 (e.g. iconv -f latin1 -t utf8); the line is not valid UTF-8",
+    "lone surrogate": "the text holds half of a UTF-16 surrogate pair (a \\ud800-\\udfff escape with no partner), "
+    "i.e. a character cut in half by the exporter: fix the export",
     "malformed JSON": "fix or delete the line: it is not valid JSON",
     "not an object": "each line must be one JSON object ({...})",
     "missing key": "add the key (`text`; `answer` in a teach file, or read the file as complete)",
@@ -34,6 +41,10 @@ REASONS: Dict[str, str] = {
     "with integer character offsets inside the text, `answer` a string",
     "bad tokens": "`tokens` must be {text, start, end} objects in order, inside the text, "
     "not overlapping; or drop `tokens` to use the pipeline's tokenizer",
+    "tokens disagree with text": "each token's `text` must be `text[start:end]` of the record: fix the offsets "
+    "(code points, as Python counts; offsets = utf16 for UTF-16 code units), or drop `tokens`",
+    "span text mismatch": "a span's `text` must be `text[start:end]` of the record: fix the offsets "
+    "(code points, as Python counts; offsets = utf16 for UTF-16 code units, as JavaScript counts)",
     "empty text": "drop the record, or give it a text",
     "unknown answer": "`answer` must be accept, reject or ignore",
     "ignore answer": "none needed: ignored answers carry no information",
@@ -58,6 +69,14 @@ HARMLESS_REASONS = frozenset({"ignore answer"})
 # Reasons that are an error even when not strict: read as labels, they would train the wrong thing.
 FATAL_REASONS = frozenset({"spaCy v2 label"})
 ALIGNMENT_MODES = ("strict", "expand", "contract")
+# What the `start` / `end` of spans and tokens count: Unicode code points (as
+# Python and spaCy count), or UTF-16 code units (as JavaScript counts).
+OFFSET_UNITS = ("chars", "utf16")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class RecordError(ValueError):
@@ -103,24 +122,27 @@ class Record:
     tokens: Any = None
 
 
-def parse_record(value: Any, complete: bool = False) -> Record:
+def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> Record:
     """Check one record of the teach format.
 
-    value (Any): The parsed JSON value, or the `json.JSONDecodeError` of its line.
+    value (Any): The parsed JSON value, or the `json.JSONDecodeError` or
+        `RecordError` of its line (see `iter_lines`).
     complete (bool): Whether the record's source holds complete annotations
         (a record's own `complete` field wins).
-    RETURNS (Record): The record.
+    offsets (str): What span and token offsets count: "chars" (Unicode code
+        points) or "utf16" (UTF-16 code units, converted to code points).
+    RETURNS (Record): The record, offsets in code points.
     RAISES (RecordError): Why the record cannot be used (an "ignore" answer too).
     """
+    if isinstance(value, RecordError):
+        raise value
     if isinstance(value, json.JSONDecodeError):
         raise RecordError("malformed JSON", str(value))
     if not isinstance(value, dict):
         raise RecordError("not an object", f"got {type(value).__name__}")
     if "text" not in value:
         raise RecordError("missing key", "no `text`")
-    text = value["text"]
-    if not isinstance(text, str):
-        raise RecordError("bad field", f"`text` is {type(text).__name__}")
+    text = _check_text(value["text"])
     is_complete = value.get("complete", complete)
     if not isinstance(is_complete, bool):
         raise RecordError("bad field", "`complete` must be true or false")
@@ -132,25 +154,54 @@ def parse_record(value: Any, complete: bool = False) -> Record:
     if not isinstance(answer, str):
         raise RecordError("bad field", f"`answer` is {type(answer).__name__}")
     if answer not in ANSWERS:
-        raise RecordError("unknown answer", f"answer {answer!r}")
+        raise RecordError("unknown answer", f"answer {answer[:40]!r}")
     if answer == "ignore":
         raise RecordError("ignore answer")
     if not text.strip():
         raise RecordError("empty text")
-    given_hash = value.get("_input_hash")
-    if not isinstance(given_hash, (int, str, type(None))):
-        raise RecordError("bad field", "`_input_hash` must be an integer or a string")
+    given_hash = _check_hash(value.get("_input_hash"))
     if is_complete and answer == "reject":
         raise RecordError("rejected complete annotation")
-    spans = value.get("spans", [])
-    if spans is None:
-        spans = []
-    if not isinstance(spans, list):
-        raise RecordError("bad field", f"`spans` is {type(spans).__name__}")
-    keys = [_span_key(span, len(text)) for span in spans]
+    units = _units(text, offsets)
+    keys = _span_keys(value.get("spans", []), text, units)
     if not keys and not is_complete:
         raise RecordError("no spans", f"a teach {answer} with no spans")
-    return Record(text, keys, answer, is_complete, given_hash, value.get("tokens"))
+    tokens = value.get("tokens")
+    if tokens and units is not None:
+        tokens = _tokens_in_chars(tokens, units)
+    return Record(text, keys, answer, is_complete, given_hash, tokens)
+
+
+def parse_task(value: Any, offsets: str = "chars") -> Record:
+    """Check one incoming task (a text to score, no answer yet), with the
+    checks of `parse_record`: `text`, optional `spans`, `tokens`,
+    `_input_hash` and `meta` (an object or null).
+
+    value (Any): The task.
+    offsets (str): "chars" or "utf16", as in `parse_record`.
+    RETURNS (Record): The task as a record (answer "accept", not complete);
+        its `tokens` are checked too (`parse_tokens`).
+    RAISES (RecordError): Why the task cannot be used.
+    """
+    if not isinstance(value, dict):
+        raise RecordError("not an object", f"got {type(value).__name__}")
+    if "text" not in value:
+        raise RecordError("missing key", "no `text`")
+    text = _check_text(value["text"])
+    if not text.strip():
+        raise RecordError("empty text")
+    meta = value.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise RecordError("bad field", f"`meta` is {type(meta).__name__}, not an object")
+    given_hash = _check_hash(value.get("_input_hash"))
+    units = _units(text, offsets)
+    keys = _span_keys(value.get("spans", []), text, units)
+    tokens = value.get("tokens")
+    if tokens and units is not None:
+        tokens = _tokens_in_chars(tokens, units)
+    if tokens:
+        parse_tokens(tokens, text)
+    return Record(text, keys, "accept", False, given_hash, tokens)
 
 
 def v2_label_error(label: str) -> Optional[str]:
@@ -169,7 +220,69 @@ def v2_label_error(label: str) -> Optional[str]:
     return None
 
 
-def _span_key(span: Any, n_chars: int) -> SpanKey:
+def _check_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise RecordError("bad field", f"`text` is {type(text).__name__}")
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise RecordError("lone surrogate", f"U+{ord(found.group()):04X} at character {found.start()} of `text`")
+    return text
+
+
+def _check_hash(given_hash: Any) -> Optional[Union[int, str]]:
+    if not isinstance(given_hash, (int, str, type(None))) or isinstance(given_hash, bool):
+        raise RecordError("bad field", "`_input_hash` must be an integer or a string")
+    if isinstance(given_hash, str) and _SURROGATE.search(given_hash):
+        raise RecordError("lone surrogate", "in `_input_hash`")
+    return given_hash
+
+
+def _units(text: str, offsets: str) -> Optional[List[int]]:
+    """For UTF-16 offsets, the code point index of each UTF-16 code unit
+    offset (-1 inside a surrogate pair); None where offsets are code points or
+    the text is all in the BMP (where the two agree)."""
+    if offsets == "chars":
+        return None
+    if offsets != "utf16":
+        raise ValueError(f"offsets must be one of {OFFSET_UNITS}, not {offsets!r}")
+    if _ASTRAL.search(text) is None:
+        return None
+    units: List[int] = []
+    for k, char in enumerate(text):
+        units.append(k)
+        if ord(char) > 0xFFFF:
+            units.append(-1)
+    units.append(len(text))
+    return units
+
+
+def _to_chars(units: List[int], offset: Any, what: str) -> Any:
+    if type(offset) is not int or not 0 <= offset < len(units):
+        return offset  # left for the usual checks
+    char = units[offset]
+    if char < 0:
+        raise RecordError("bad field", f"{what} offset {offset} falls inside a UTF-16 surrogate pair")
+    return char
+
+
+def _tokens_in_chars(tokens: Any, units: List[int]) -> Any:
+    if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
+        return tokens
+    return [
+        {**t, "start": _to_chars(units, t.get("start"), "token"), "end": _to_chars(units, t.get("end"), "token")}
+        for t in tokens
+    ]
+
+
+def _span_keys(spans: Any, text: str, units: Optional[List[int]]) -> List[SpanKey]:
+    if spans is None:
+        return []
+    if not isinstance(spans, list):
+        raise RecordError("bad field", f"`spans` is {type(spans).__name__}")
+    return [_span_key(span, text, units) for span in spans]
+
+
+def _span_key(span: Any, text: str, units: Optional[List[int]]) -> SpanKey:
     if not isinstance(span, dict):
         raise RecordError("bad field", "a span is not an object")
     start, end, label = span.get("start"), span.get("end"), span.get("label")
@@ -177,22 +290,41 @@ def _span_key(span: Any, n_chars: int) -> SpanKey:
         raise RecordError("bad field", "a span needs `start`, `end` and `label`")
     if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label:
         raise RecordError("bad field", "span `start`/`end` must be integers and `label` a non-empty string")
+    if _SURROGATE.search(label):
+        raise RecordError("lone surrogate", "in a span's `label`")
     problem = v2_label_error(label)
     if problem:
         raise RecordError("spaCy v2 label", problem)
+    if units is not None:
+        start, end = _to_chars(units, start, "span"), _to_chars(units, end, "span")
+    n_chars = len(text)
     if not 0 <= start < end <= n_chars:
         raise RecordError("bad field", f"span {start}-{end} is empty or outside the text of {n_chars} characters")
+    declared = span.get("text")
+    if declared is not None and declared != text[start:end]:
+        hint = ""
+        if units is None and isinstance(declared, str) and _ASTRAL.search(text):
+            as_utf16 = _units(text, "utf16")
+            a, b = _to_chars(as_utf16, start, "span"), _to_chars(as_utf16, end, "span")
+            if text[a:b] == declared:
+                hint = "; the offsets look like UTF-16 code units (as JavaScript counts): read with offsets = utf16"
+        raise RecordError(
+            "span text mismatch",
+            f"span {start}-{end} says {str(declared)[:40]!r}, the text there is {text[start:end][:40]!r}{hint}",
+        )
     return start, end, label
 
 
 def parse_tokens(tokens: Any, text: str) -> Tokens:
     """Check a record's `tokens` against its text.
 
-    tokens (Any): The record's `tokens` value.
+    tokens (Any): The record's `tokens` value (offsets in code points; see
+        `parse_record` for UTF-16 ones).
     text (str): The record's text.
     RETURNS (Tokens): Words, trailing spaces (`ws`, else a gap to the next
         token) and character offsets.
-    RAISES (RecordError): "bad tokens", with what is wrong.
+    RAISES (RecordError): "bad tokens", with what is wrong, or "tokens
+        disagree with text" where a token's `text` is not `text[start:end]`.
     """
     if not isinstance(tokens, list):
         raise RecordError("bad tokens", "`tokens` is not a list")
@@ -208,7 +340,12 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
             raise RecordError("bad tokens", "token `start`/`end` must be integers and `text` a non-empty string")
         if start < previous_end or end <= start or end > len(text):
             raise RecordError(
-                "bad tokens", f"token {word!r} at {start}-{end} overlaps, is empty or is outside the text"
+                "bad tokens", f"token {word[:40]!r} at {start}-{end} overlaps, is empty or is outside the text"
+            )
+        if text[start:end] != word:
+            raise RecordError(
+                "tokens disagree with text",
+                f"token {word[:40]!r} at {start}-{end}, the text there is {text[start:end][:40]!r}",
             )
         previous_end = end
     spaces = [
@@ -276,10 +413,15 @@ def jsonl_files(path: Union[str, Path]) -> List[Path]:
 
     path (Union[str, Path]): A file or a folder.
     RETURNS (List[Path]): The files.
+    RAISES (FileNotFoundError): No such path.
+    RAISES (ValueError): A folder with no .jsonl or .jsonl.gz file.
     """
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
+        files = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
+        if not files:
+            raise ValueError(f"The folder '{path}' holds no .jsonl or .jsonl.gz files: give a file, or another folder.")
+        return files
     if path.exists():
         return [path]
     raise FileNotFoundError(f"No such file or directory: '{path}'")
@@ -288,26 +430,47 @@ def jsonl_files(path: Union[str, Path]) -> List[Path]:
 def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
     """Each non-blank line of a JSONL file, parsed.
 
+    The file is read as UTF-8, a leading byte order mark skipped. A line that
+    is not valid UTF-8 yields a `RecordError` ("not UTF-8") and reading goes
+    on; a file that cannot be read on (a damaged or truncated .gz, a .gz that
+    is not gzip, UTF-16 text) yields one `RecordError` ("unreadable file") at
+    the line where it stopped, after the lines read before it.
+
     file (Path): A JSONL file, plain or .gz.
     YIELDS (Tuple[int, Any]): The line number and the parsed value, or the
-        `json.JSONDecodeError` of a line that is not valid JSON.
+        `json.JSONDecodeError` or `RecordError` of the line.
     """
     loads = json.loads
-    opened = gzip.open(file, "rt", encoding="utf8") if file.name.endswith(".gz") else open(file, encoding="utf8")
-    with opened as f:
-        for line_no, line in enumerate(f, 1):
-            if not line or line.isspace():
-                continue
-            try:
-                yield line_no, loads(line)
-            except json.JSONDecodeError as err:
-                yield line_no, err
+    line_no = 0
+    try:
+        with (gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb")) as f:
+            for line_no, line in enumerate(f, 1):
+                if line_no == 1:
+                    if line.startswith(_UTF8_BOM):
+                        line = line[3:]
+                    elif line.startswith(_UTF16_BOMS):
+                        yield 1, RecordError("unreadable file", "UTF-16 text (a UTF-16 byte order mark)")
+                        return
+                if not line or line.isspace():
+                    continue
+                try:
+                    decoded = line.decode("utf8")
+                except UnicodeDecodeError as err:
+                    yield line_no, RecordError("not UTF-8", f"byte {err.start} is {line[err.start:err.start + 1]!r}")
+                    continue
+                try:
+                    yield line_no, loads(decoded)
+                except json.JSONDecodeError as err:
+                    yield line_no, err
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        yield line_no + 1, RecordError("unreadable file", f"{type(err).__name__}: {err}")
 
 
 def iter_jsonl(path: Union[str, Path]) -> Iterator[dict]:
     """Read records from a JSONL file (plain or .gz), or every such file in a
-    directory, in sorted order. A line that is not valid JSON raises a
-    `ValueError` naming the file and line (the reader counts such lines instead).
+    directory, in sorted order. A line that cannot be read or is not valid
+    JSON raises a `ValueError` naming the file and line (the reader counts
+    such lines instead).
 
     path (Union[str, Path]): The file or directory.
     YIELDS (dict): The records.
@@ -316,4 +479,6 @@ def iter_jsonl(path: Union[str, Path]) -> Iterator[dict]:
         for line_no, value in iter_lines(file):
             if isinstance(value, json.JSONDecodeError):
                 raise ValueError(f"{file}:{line_no}: not valid JSON ({value})") from None
+            if isinstance(value, RecordError):
+                raise ValueError(f"{file}:{line_no}: {value}. Fix: {REASONS[value.reason]}.") from None
             yield value

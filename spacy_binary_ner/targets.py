@@ -121,17 +121,37 @@ def span_cells(n_tokens: int, max_span_length: int) -> numpy.ndarray:
     return starts + numpy.arange(max_span_length)[None, :] < n_tokens
 
 
-@lru_cache(maxsize=512)
+# Longest doc whose cell coordinates are cached (a long doc's take 8 bytes a cell).
+_CACHED_TOKENS = 4096
+
+
 def cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Start token and width (end - start - 1) of each span the model scores,
-    in the model's row order (`span_cells` in row-major order). Cached, read
-    only: docs of the same length share them.
+    in the model's row order (`span_cells` in row-major order), as int32.
+    Read only; cached for docs up to 4,096 tokens, which then share them.
 
     n_tokens (int): Length of the doc.
     max_span_length (int): Longest span, in tokens.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): Starts and widths.
     """
-    starts, widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
+    if n_tokens <= _CACHED_TOKENS:
+        return _cached_cell_coordinates(n_tokens, max_span_length)
+    return _cell_coordinates(n_tokens, max_span_length)
+
+
+@lru_cache(maxsize=512)
+def _cached_cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    return _cell_coordinates(n_tokens, max_span_length)
+
+
+def _cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    # Built directly, not as numpy.nonzero(span_cells(...)): no (n x L) int64
+    # temporaries, which for a long doc were most of its memory at inference.
+    counts = numpy.minimum(max_span_length, n_tokens - numpy.arange(n_tokens, dtype=numpy.int32))
+    starts = numpy.repeat(numpy.arange(n_tokens, dtype=numpy.int32), counts)
+    first = (numpy.cumsum(counts, dtype=numpy.int32) - counts).astype(numpy.int32)
+    widths = numpy.arange(len(starts), dtype=numpy.int32)
+    widths -= numpy.repeat(first, counts)
     starts.flags.writeable = False
     widths.flags.writeable = False
     return starts, widths

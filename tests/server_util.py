@@ -1,4 +1,5 @@
 """Helpers of the teach-server tests: a tiny pipeline config and sources."""
+
 import json
 import random
 from pathlib import Path

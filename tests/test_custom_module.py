@@ -253,3 +253,16 @@ def test_example_trains_with_spacy_train_and_loads(tmp_path):
     ner = nlp.get_pipe("binary_ner")
     doc = nlp.make_doc("Shares of Vela Systems rose after the news .")
     assert ner.labels and ner.predict([doc]).shape == (n_span_cells(len(doc), 10), len(ner.labels))
+
+
+def test_span_output_is_scored_in_windows_like_the_whole_doc():
+    # The endpoint module's context is the CNN's one token each side: windows
+    # with 8 tokens of context score every span as one call on the whole doc.
+    nlp = make_nlp(spans_model())
+    nlp.initialize(lambda: records_to_examples(nlp, TEACH_RECORDS))
+    model = nlp.get_pipe("binary_ner").model
+    model.attrs["window"], model.attrs["margin"] = 40, 8
+    docs = [nlp.make_doc(" ".join(f"w{i % 23}" for i in range(n))) for n in (5, 300, 61)]
+    whole, windowed = model.layers[0].predict(docs), model.predict(docs)
+    assert windowed.shape == whole.shape
+    assert numpy.allclose(windowed, whole, atol=1e-4)

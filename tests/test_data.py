@@ -26,7 +26,9 @@ def rec(text, start, end, label, answer, **extra):
 
 
 def write_lines(path, items):
-    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in items), encoding="utf8")
+    """Write one line per item: a dict as JSON, a str as it is (UTF-8), bytes as they are."""
+    as_bytes = [x if isinstance(x, bytes) else (x if isinstance(x, str) else json.dumps(x)).encode("utf8") for x in items]
+    path.write_bytes(b"".join(x + b"\n" for x in as_bytes))
     return path
 
 
@@ -138,7 +140,7 @@ REASON_CASES = {
     "not an object": (["[1, 2, 3]"], False, {}),
     "missing key": ([{"spans": [], "answer": "accept"}], False, {}),
     "bad field": ([rec("Paris is nice", "0", 5, "LOC", "accept")], False, {}),
-    "bad tokens": ([rec("ab", 0, 1, "X", "accept", tokens=[{"text": "a", "start": 0, "end": 2}, {"text": "b", "start": 1, "end": 2}])], False, {}),
+    "bad tokens": ([rec("ab", 0, 1, "X", "accept", tokens=[{"text": "a", "start": 0, "end": 1}, {"text": "a", "start": 0, "end": 1}])], False, {}),
     "empty text": ([rec(" ", 0, 1, "LOC", "accept")], False, {}),
     "unknown answer": ([BAD_ANSWER], False, {}),
     "ignore answer": ([rec("Paris is nice", 0, 5, "LOC", "ignore")], False, {}),
@@ -152,6 +154,11 @@ REASON_CASES = {
     "unknown label": ([rec("Paris is nice", 0, 5, "GPE", "accept")], False, {"labels": ["LOC"]}),
     "no tokens": ([rec("Paris is nice", 0, 5, "LOC", "accept")], False, {"nlp": "empty"}),
     "text too long": ([rec("Paris is nice", 0, 5, "LOC", "accept")], False, {"max_length": 2, "long_texts": "skip"}),
+    "unreadable file": ([b"\xff\xfe" + json.dumps(rec("Paris is nice", 0, 5, "LOC", "accept")).encode("utf-16-le")], False, {}),
+    "not UTF-8": ([json.dumps(rec("Café is nice", 0, 4, "LOC", "accept"), ensure_ascii=False).encode("latin-1")], False, {}),
+    "lone surrogate": ([rec("Anna \ud83d lives", 0, 4, "PER", "accept")], False, {}),
+    "tokens disagree with text": ([rec("Paris is big", 0, 6, "LOC", "accept", tokens=[{"text": "London", "start": 0, "end": 6}])], False, {}),
+    "span text mismatch": ([{"text": "😀高勇是男", "spans": [{"start": 2, "end": 4, "label": "PER", "text": "高勇"}], "answer": "accept"}], False, {}),
     "span cut by split": ([rec("New York City is big", 0, 13, "LOC", "accept")], False, {"max_length": 2}),
     # Raised even when not strict (see test_v2_label_in_a_record_names_the_record in test_spacy_compat.py).
     "spaCy v2 label": ([rec("Paris is nice", 0, 5, "!LOC", "accept")], False, {}),

@@ -1,4 +1,5 @@
 """The teach server's JSON API, in-process (Starlette's TestClient)."""
+
 import importlib
 import json
 import time
@@ -50,10 +51,22 @@ def shared_client(tmp_path_factory):
 
 
 def make_client(workdir: Path, *extra: str, token=None) -> TestClient:
-    args = parse_args([
-        "ds", str(workdir / "small.cfg"), str(workdir / "source.jsonl"), "--label", "LOC",
-        "--db", str(workdir / "answers.sqlite3"), "--output", str(workdir / "out"), "--queue-size", "8", *extra,
-    ])
+    args = parse_args(
+        [
+            "ds",
+            str(workdir / "small.cfg"),
+            str(workdir / "source.jsonl"),
+            "--label",
+            "LOC",
+            "--db",
+            str(workdir / "answers.sqlite3"),
+            "--output",
+            str(workdir / "out"),
+            "--queue-size",
+            "8",
+            *extra,
+        ]
+    )
     teacher = build_teacher(args)
     return TestClient(create_app(teacher, token=token, on_shutdown=teacher.close))
 
@@ -61,7 +74,7 @@ def make_client(workdir: Path, *extra: str, token=None) -> TestClient:
 def gold_answer(task: Dict) -> str:
     span = task["spans"][0]
     gold = {"Berlin", "Paris", "London", "Madrid", "Rome", "Vienna", "Oslo", "Prague", "Lisbon", "Dublin"}
-    return "accept" if task["text"][span["start"]:span["end"]] in gold else "reject"
+    return "accept" if task["text"][span["start"] : span["end"]] in gold else "reject"
 
 
 def answer_all(client: TestClient, session: str, n: int, key_prefix: str = "k") -> List[Dict]:
@@ -177,15 +190,35 @@ GOOD = {"text": "We met Anna in Paris .", "spans": [{"start": 15, "end": 20, "la
         ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, answer="maybe")]}).encode(), 422, "`answer`"),
         ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, text=5)]}).encode(), 422, "`text`"),
         ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, spans=[])]}).encode(), 422, "`spans`"),
-        ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, spans=[{"start": 15, "end": 99, "label": "LOC"}])]}).encode(),
-         422, "offsets"),
-        ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, spans=[{"start": 15, "end": 20, "label": "ORG"}])]}).encode(),
-         422, "unknown label"),
+        (
+            "POST",
+            "/api/answers",
+            json.dumps({"answers": [dict(GOOD, spans=[{"start": 15, "end": 99, "label": "LOC"}])]}).encode(),
+            422,
+            "offsets",
+        ),
+        (
+            "POST",
+            "/api/answers",
+            json.dumps({"answers": [dict(GOOD, spans=[{"start": 15, "end": 20, "label": "ORG"}])]}).encode(),
+            422,
+            "unknown label",
+        ),
         ("POST", "/api/answers", json.dumps({"answers": [GOOD, dict(GOOD, answer=None)]}).encode(), 422, "answer 1"),
-        ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, spans=[{"start": 16, "end": 20, "label": "LOC"}])]}).encode(),
-         422, "misaligned span"),
-        ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, tokens=[{"text": "We", "start": 5, "end": 1}])]}).encode(),
-         422, "bad tokens"),
+        (
+            "POST",
+            "/api/answers",
+            json.dumps({"answers": [dict(GOOD, spans=[{"start": 16, "end": 20, "label": "LOC"}])]}).encode(),
+            422,
+            "misaligned span",
+        ),
+        (
+            "POST",
+            "/api/answers",
+            json.dumps({"answers": [dict(GOOD, tokens=[{"text": "We", "start": 5, "end": 1}])]}).encode(),
+            422,
+            "bad tokens",
+        ),
         ("POST", "/api/answers", json.dumps({"answers": [dict(GOOD, key=7)]}).encode(), 422, "`key`"),
         ("POST", "/api/answers", json.dumps({"answers": [GOOD] * 101}).encode(), 413, "at most"),
         ("POST", "/api/answers", b"{" + b" " * (MAX_BODY + 1) + b"}", 413, "over"),
@@ -196,7 +229,9 @@ GOOD = {"text": "We met Anna in Paris .", "spans": [{"start": 15, "end": 20, "la
         ("GET", "/api/nothing", None, 404, ""),
     ],
 )
-def test_a_bad_request_gets_a_4xx_is_not_stored_and_the_server_goes_on(shared_client, method, path, body, status, message):
+def test_a_bad_request_gets_a_4xx_is_not_stored_and_the_server_goes_on(
+    shared_client, method, path, body, status, message
+):
     client = shared_client
     before = client.get("/api/progress").json()["dataset_answers"]
     r = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
@@ -264,8 +299,13 @@ def test_sources_plain_text_gz_and_chinese(tmp_path):
     tasks = list(read_source(tmp_path / "texts.txt"))
     assert [t["text"] for t in tasks] == ["Anna flew to Paris .", "We met Tom in Rome ."]
     with gzip.open(tmp_path / "zh.jsonl.gz", "wt", encoding="utf8") as f:
-        f.write(json.dumps({"text": "李明在北京工作。", "spans": [{"start": 0, "end": 2, "label": "NAME"}],
-                            "answer": "accept"}, ensure_ascii=False) + "\n")
+        f.write(
+            json.dumps(
+                {"text": "李明在北京工作。", "spans": [{"start": 0, "end": 2, "label": "NAME"}], "answer": "accept"},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     (task,) = read_source(tmp_path / "zh.jsonl.gz")
     assert task["text"] == "李明在北京工作。" and "spans" not in task and "answer" not in task
 
@@ -297,7 +337,10 @@ def test_an_answer_resent_after_a_restart_takes_its_question_off_the_queue(workd
                 break
             time.sleep(0.02)
         # ...then the answer the client could not send before arrives.
-        assert client.post("/api/answers?session=a", json={"answers": [dict(question, answer="accept")]}).status_code == 200
+        assert (
+            client.post("/api/answers?session=a", json={"answers": [dict(question, answer="accept")]}).status_code
+            == 200
+        )
         tasks = client.get("/api/questions?session=a&n=10").json()["tasks"]
         assert tasks and question["_task_hash"] not in {t["_task_hash"] for t in tasks}
 
@@ -316,3 +359,27 @@ def test_the_readme_teach_command_parses_and_its_labels_are_the_samples(monkeypa
     gold = [json.loads(line) for line in (root / args.eval).open(encoding="utf8")]
     assert sorted(args.label.split(",")) == sorted({s["label"] for r in gold for s in r["spans"]})
     assert args.host == "127.0.0.1" and args.auth is None
+
+
+def test_a_trained_pipeline_is_taught_a_new_label(workdir, capsys):
+    """PIPELINE a trained folder and --label naming a label it lacks: the label
+    is added, the old one keeps its predictions, and questions propose both."""
+    with make_client(workdir, "--save-every", "0") as client:
+        answer_all(client, "a", 10)
+    trained = workdir / "out" / "model"
+    text = "We met Anna in Madrid ."
+    nlp = spacy.load(trained)
+    before = nlp.get_pipe("binary_ner").predict([nlp.make_doc(text)])
+    args = parse_args(
+        ["ds2", str(trained), str(workdir / "source.jsonl"), "--label", "LOC,PER", "--db",
+         str(workdir / "answers2.sqlite3"), "--output", str(workdir / "out2"), "--queue-size", "8"]
+    )
+    teacher = build_teacher(args)
+    assert "Added the label PER" in capsys.readouterr().out
+    with TestClient(create_app(teacher, on_shutdown=teacher.close)) as client:
+        assert client.get("/api/info").json()["labels"] == ["LOC", "PER"]
+        pipe = teacher.loop.nlp.get_pipe("binary_ner")
+        assert pipe.labels == ("LOC", "PER")
+        after = pipe.predict([teacher.loop.nlp.make_doc(text)])
+        assert after.shape[-1] == before.shape[-1] + 1
+        assert abs(after[..., 0] - before[..., 0]).max() < 1e-4

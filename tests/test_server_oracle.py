@@ -1,4 +1,5 @@
 """An HTTP-only oracle client teaches the server on the embedded sample."""
+
 import time
 from pathlib import Path
 
@@ -23,11 +24,27 @@ def test_an_oracle_over_http_raises_f1_on_the_sample(tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", records)
     labels = sorted({s["label"] for r in records for s in r["spans"]})
     write_config(tmp_path / "small.cfg")
-    args = parse_args([
-        "sample", str(tmp_path / "small.cfg"), str(pool), "--label", ",".join(labels),
-        "--patterns", str(ASSETS / "en_patterns.jsonl"), "--eval", str(ASSETS / "en_gold_eval.jsonl"), "--eval-every", "100",
-        "--db", str(tmp_path / "db.sqlite3"), "--output", str(tmp_path / "out"), "--save-every", "0",
-    ])
+    args = parse_args(
+        [
+            "sample",
+            str(tmp_path / "small.cfg"),
+            str(pool),
+            "--label",
+            ",".join(labels),
+            "--patterns",
+            str(ASSETS / "en_patterns.jsonl"),
+            "--eval",
+            str(ASSETS / "en_gold_eval.jsonl"),
+            "--eval-every",
+            "100",
+            "--db",
+            str(tmp_path / "db.sqlite3"),
+            "--output",
+            str(tmp_path / "out"),
+            "--save-every",
+            "0",
+        ]
+    )
     teacher = build_teacher(args)
     with ThreadServer(create_app(teacher, on_shutdown=teacher.close), free_port()) as server:
         client = TeachClient(server.url, session="oracle")

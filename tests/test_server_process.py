@@ -1,5 +1,6 @@
 """The teach server as a real process on 127.0.0.1: kill -9 and restart, and
 20 concurrent sessions. Both are bounded and stop by themselves."""
+
 import json
 import os
 import random
@@ -33,9 +34,22 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.argv = [
-            sys.executable, "-m", "spacy_binary_ner", "teach", "ds", str(workdir / "small.cfg"),
-            str(workdir / "source.jsonl"), "--label", "LOC", "--db", str(workdir / "db.sqlite3"),
-            "--output", str(workdir / "out"), "--port", str(self.port), *extra,
+            sys.executable,
+            "-m",
+            "spacy_binary_ner",
+            "teach",
+            "ds",
+            str(workdir / "small.cfg"),
+            str(workdir / "source.jsonl"),
+            "--label",
+            "LOC",
+            "--db",
+            str(workdir / "db.sqlite3"),
+            "--output",
+            str(workdir / "out"),
+            "--port",
+            str(self.port),
+            *extra,
         ]
         self.proc: Optional[subprocess.Popen] = None
 
@@ -78,7 +92,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def _answer(task: Dict) -> str:
     span = task["spans"][0]
-    return "accept" if task["text"][span["start"]:span["end"]] in ("Berlin", "Paris", "Oslo") else "reject"
+    return "accept" if task["text"][span["start"] : span["end"]] in ("Berlin", "Paris", "Oslo") else "reject"
 
 
 def test_kill_9_loses_no_acknowledged_answer_and_stores_none_twice(workdir):
@@ -146,7 +160,9 @@ def test_twenty_sessions_of_a_hundred_answers_are_all_stored_once(workdir):
         keys = acked.setdefault(name, [])
         try:
             with httpx.Client(timeout=30) as client:
-                tasks = client.get(f"{server.url}/api/questions?session={name}&n=1").json()["tasks"]
+                tasks = []
+                while not tasks:
+                    tasks = client.get(f"{server.url}/api/questions?session={name}&n=1").json()["tasks"]
                 for i in range(100):
                     if not tasks:
                         errors.append(f"{name}: no question after {i} answers")
@@ -159,6 +175,10 @@ def test_twenty_sessions_of_a_hundred_answers_are_all_stored_once(workdir):
                         return
                     keys.append(key)
                     tasks = r.json()["tasks"]
+                    while not tasks and not r.json()["finished"]:
+                        # The queue is being refilled: ask again.
+                        r = client.get(f"{server.url}/api/questions?session={name}&n=1")
+                        tasks = r.json()["tasks"]
         except Exception as err:  # reported below
             errors.append(f"{name}: {type(err).__name__}: {err}")
 

@@ -1,4 +1,5 @@
 """The answer store on SQLite and, where SBN_TEST_POSTGRES_URL is set, on PostgreSQL."""
+
 import os
 import threading
 import uuid
@@ -21,7 +22,9 @@ def storage(request, tmp_path):
     else:
         url = os.environ.get(POSTGRES_ENV)
         if not url:
-            pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://sbn:sbn@127.0.0.1:5432/sbn_test)")
+            pytest.skip(
+                f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://sbn:sbn@127.0.0.1:5432/sbn_test)"
+            )
         pytest.importorskip("psycopg")
     store = Storage(url)
     store.test_dataset = f"t-{uuid.uuid4().hex[:12]}"
@@ -45,9 +48,13 @@ def test_sqlite_is_in_wal_mode(tmp_path):
 
 def test_add_is_idempotent_per_key_and_keeps_order(storage):
     ds = storage.test_dataset
-    first = storage.add(ds, "a", [("k1", task("I like Paris .", 7, 12, "accept")), ("k2", task("Go to Rome .", 6, 10, "reject"))])
+    first = storage.add(
+        ds, "a", [("k1", task("I like Paris .", 7, 12, "accept")), ("k2", task("Go to Rome .", 6, 10, "reject"))]
+    )
     assert [new for _, new in first] == [True, True] and first[0][0] < first[1][0]
-    again = storage.add(ds, "b", [("k2", task("Go to Rome .", 6, 10, "accept")), ("k3", task("Oslo .", 0, 4, "accept"))])
+    again = storage.add(
+        ds, "b", [("k2", task("Go to Rome .", 6, 10, "accept")), ("k3", task("Oslo .", 0, 4, "accept"))]
+    )
     assert again[0] == (first[1][0], False) and again[1][1] is True
     stored = list(storage.iter_answers(ds, batch=1))
     assert [s.key for s in stored] == ["k1", "k2", "k3"]
@@ -78,7 +85,9 @@ def test_latest_answer_per_task_wins_and_reads_back(storage, tmp_path):
 
 def test_stats_and_drop(storage):
     ds = storage.test_dataset
-    storage.add(ds, "a", [("1", task("I like Paris .", 7, 12, "accept")), ("2", task("I like Paris .", 0, 1, "reject", "PER"))])
+    storage.add(
+        ds, "a", [("1", task("I like Paris .", 7, 12, "accept")), ("2", task("I like Paris .", 0, 1, "reject", "PER"))]
+    )
     storage.add(ds, "b", [("3", task("Go .", 0, 2, "ignore"))])
     stats = storage.stats(ds)
     assert stats["answers stored"] == 3 and stats["tasks answered"] == 3
@@ -124,8 +133,17 @@ def test_the_server_on_postgresql_resumes_without_asking_again(tmp_path):
     write_config(tmp_path / "small.cfg")
     write_jsonl(tmp_path / "source.jsonl", [{"text": r["text"]} for r in toy_records(100)])
     dataset = f"t-{uuid.uuid4().hex[:12]}"
-    argv = [dataset, str(tmp_path / "small.cfg"), str(tmp_path / "source.jsonl"), "--label", "LOC", "--db", url,
-            "--output", str(tmp_path / "out")]
+    argv = [
+        dataset,
+        str(tmp_path / "small.cfg"),
+        str(tmp_path / "source.jsonl"),
+        "--label",
+        "LOC",
+        "--db",
+        url,
+        "--output",
+        str(tmp_path / "out"),
+    ]
     teacher = build_teacher(parse_args(argv))
     try:
         asked = []

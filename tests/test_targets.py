@@ -5,7 +5,7 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from spacy_binary_ner.targets import ConflictingAnswersError, build_targets, n_span_cells, span_cells
+from spacy_binary_ner.targets import ConflictingAnswersError, build_targets, cell_coordinates, n_span_cells, span_cells
 
 from .util import make_example
 
@@ -159,3 +159,12 @@ def test_cell_coordinates_are_the_cells_in_row_order():
         assert list(zip(starts.tolist(), widths.tolist())) == [tuple(x) for x in numpy.argwhere(span_cells(n, L))]
         assert len(starts) == n_span_cells(n, L)
         assert not starts.flags.writeable  # shared by every doc of that length
+
+
+@pytest.mark.parametrize("n_tokens", [0, 1, 3, 10, 4096, 4097, 5000])
+@pytest.mark.parametrize("max_span_length", [1, 4, 10])
+def test_cell_coordinates_are_the_span_cells_in_row_order(n_tokens, max_span_length):
+    starts, widths = cell_coordinates(n_tokens, max_span_length)
+    expected_starts, expected_widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
+    assert starts.tolist() == expected_starts.tolist() and widths.tolist() == expected_widths.tolist()
+    assert len(starts) == n_span_cells(n_tokens, max_span_length) and starts.dtype == numpy.int32

@@ -15,6 +15,7 @@ needs more tasks, so questions always come from a recent model and the pool is
 never scored as a whole.
 """
 import contextlib
+import copy
 import random
 import statistics
 import time
@@ -27,8 +28,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Optimizer
 
-from ..data import ReadStats, records_to_examples
+from ..data import TeachReader
 from ..pipeline import BinaryNER
+from ..records import RecordError, parse_record, parse_tokens
 from .patterns import PatternMatcher
 from .propose import BinaryNERProposer, Proposals, Proposer
 from .sorters import SORTERS, Sorter, prefer_random
@@ -167,7 +169,9 @@ class AnnotationLoop:
         self.answer_counts: Counter = Counter()
         self.stats: Counter = Counter()
         self.update_seconds: List[float] = []
-        self._memory: Dict[Any, List[Task]] = {}
+        # Per input hash, the answers kept: [task, the reason it was last not
+        # used, or None], so that a reason is counted once, not at each replay.
+        self._memory: Dict[Any, List[List[Any]]] = {}
         self._asked: set = set()
         self._preceding = [proc for name, proc in nlp.pipeline[: nlp.pipe_names.index(self.component)]]
         # The only trainable component, with its own tok2vec (no listener to
@@ -221,10 +225,9 @@ class AnnotationLoop:
         self, stream: Iterable[Union[Task, TaskText]], with_patterns: bool = True
     ) -> Iterator[Tuple[List[ScoredTask], List[ScoredTask]]]:
         """Per chunk of texts: (model proposals, pattern proposals)."""
-        stream = iter(stream)
+        stream = self._task_texts(stream)
         while True:
-            chunk = [t if isinstance(t, TaskText) else TaskText.from_task(self.nlp, t)
-                     for t in islice(stream, self.chunk_size)]
+            chunk = list(islice(stream, self.chunk_size))
             if not chunk:
                 return
             model_tasks: List[ScoredTask] = []
@@ -240,9 +243,24 @@ class AnnotationLoop:
             self.stats["texts scored"] += len(chunk)
             yield model_tasks, pattern_tasks
 
+    def _task_texts(self, stream: Iterable[Union[Task, TaskText]]) -> Iterator[TaskText]:
+        """The stream's tasks read as the training reader reads records; a
+        task that cannot be read is skipped and counted in `stats` as
+        "task skipped: REASON" (see `records.REASONS`)."""
+        for task in stream:
+            if isinstance(task, TaskText):
+                yield task
+                continue
+            try:
+                yield TaskText.from_task(self.nlp, task)
+            except RecordError as err:
+                self.stats[f"task skipped: {err.reason}"] += 1
+
     def predict(self, stream: Iterable[Task]) -> Iterator[ScoredTask]:
         """Score a stream of tasks (`text`, optional `tokens`), `chunk_size`
-        texts at a time, and propose spans.
+        texts at a time, and propose spans. A task that cannot be read (see
+        `records.parse_task`) is skipped and counted in `stats` as "task
+        skipped: REASON"; the tasks are not changed.
 
         stream (Iterable[Task]): Incoming tasks.
         YIELDS (ScoredTask): `(score, task)`, one span per task, its label and
@@ -298,11 +316,10 @@ class AnnotationLoop:
         """The stream's texts, in order, read `pattern_lookahead` texts ahead;
         each text's pattern matches go to `early` as it is read."""
         assert self.patterns is not None
-        source = iter(stream)
+        source = self._task_texts(stream)
         ahead: Deque[TaskText] = deque()
         while True:
-            for task in islice(source, max(0, self.pattern_lookahead - len(ahead))):
-                text = TaskText.from_task(self.nlp, task)
+            for text in islice(source, max(0, self.pattern_lookahead - len(ahead))):
                 for start, end, label, index in self.patterns(text.doc):
                     early.append((text, start, end, label, index))
                 ahead.append(text)
@@ -335,45 +352,75 @@ class AnnotationLoop:
         an ignore is skipped. Every earlier answer about the same texts joins
         the step, plus `replay` earlier answered texts.
 
+        Each answer is checked with the reader's parser first: one that cannot
+        be read is skipped and counted once in `stats` as "answer skipped:
+        REASON" (a span the step cannot use, e.g. of an unknown label, too),
+        and never raises. The answers are copied, never changed, and kept
+        only once the step is made.
+
         answers (Sequence[Task]): Tasks with `answer` set to "accept", "reject"
             or "ignore".
         RETURNS (float): The loss of the step (0.0 if nothing was learnable).
         """
         begin = time.perf_counter()
-        touched = []
+        fresh: Dict[Any, List[List[Any]]] = {}
+        answered: Counter = Counter()
+        by_pattern: List[Tuple[int, str]] = []
+        skipped: Counter = Counter()
         for task in answers:
-            answer = task.get("answer") if isinstance(task, dict) else None
-            if answer not in ("accept", "reject", "ignore"):
-                raise ValueError(f"Answer {str(task)[:80]} needs `answer` set to accept, reject or ignore.")
-            self.answer_counts[answer] += 1
-            meta = task.get("meta") or {}
+            try:
+                record = parse_record(task)
+                if record.tokens:
+                    parse_tokens(record.tokens, record.text)
+                answer = record.answer
+            except RecordError as err:
+                if err.reason != "ignore answer":
+                    skipped[f"answer skipped: {err.reason}"] += 1
+                    continue
+                answer = "ignore"
+            answered[answer] += 1
+            meta = task.get("meta")
+            meta = meta if isinstance(meta, dict) else {}
             source = meta.get("source")
-            if source:
-                self.stats[f"answered: {source} {answer}"] += 1
+            if isinstance(source, str) and source:
+                answered[f"answered: {source} {answer}"] += 1
             if source == "pattern" and isinstance(meta.get("pattern"), int):
-                self.pattern_answers.setdefault(meta["pattern"], Counter())[answer] += 1
+                by_pattern.append((meta["pattern"], answer))
             if answer == "ignore":
                 continue
-            key = set_hashes(task)["_input_hash"]
-            if key not in self._memory:
-                self._memory[key] = []
-            self._memory[key].append(task)
-            if key not in touched:
-                touched.append(key)
-        self.n_answers += len(answers)
-        keys = list(touched)
+            kept = set_hashes(copy.deepcopy(task))
+            fresh.setdefault(kept["_input_hash"], []).append([kept, None])
+        keys = list(fresh)
         if self.replay:
-            touched_set = set(touched)
-            others = [k for k in self._memory if k not in touched_set]
+            others = [k for k in self._memory if k not in fresh]
             keys += self.rng.sample(others, min(self.replay, len(others)))
-        records = [task for key in keys for task in self._memory[key]]
-        if not records:
+        entries = [entry for key in keys for entry in self._memory.get(key, []) + fresh.get(key, [])]
+        loss = self._step([entry[0] for entry in entries], skipped, entries) if entries else 0.0
+        # The step is made: the batch is kept and counted.
+        for key, new in fresh.items():
+            self._memory.setdefault(key, []).extend(new)
+        for index, answer in by_pattern:
+            self.pattern_answers.setdefault(index, Counter())[answer] += 1
+        for name, count in answered.items():
+            (self.answer_counts if name in ("accept", "reject", "ignore") else self.stats)[name] += count
+        self.stats.update(skipped)
+        self.n_answers += len(answers)
+        if entries:
+            self.update_seconds.append(time.perf_counter() - begin)
+        return loss
+
+    def _step(self, records: List[Task], skipped: Counter, entries: List[List[Any]]) -> float:
+        """One optimizer step on the records; a reason a record is newly not
+        used for goes into `skipped`, and into its entry."""
+        reader = TeachReader(self.nlp, labels=self.pipe.labels)
+        reader.read_records(records)
+        examples = reader.examples()
+        for entry, reason in zip(entries, reader.outcomes()):
+            if reason != entry[1] and reason not in (None, "duplicate answer"):
+                skipped[f"answer skipped: {reason}"] += 1
+            entry[1] = reason
+        if not examples:
             return 0.0
-        read = ReadStats()
-        examples = records_to_examples(self.nlp, records, labels=self.pipe.labels, stats=read)
-        for reason, count in read.skipped.items():
-            if reason not in ("duplicate answer", "ignore answer"):
-                self.stats[f"answer skipped: {reason}"] += count
         losses: Dict[str, float] = {}
         settings = {"self_training": self.self_training} if self.is_binary else {}
         if self._alone:
@@ -385,7 +432,6 @@ class AnnotationLoop:
             self.nlp.update(
                 examples, sgd=self.optimizer, drop=self.drop, losses=losses, component_cfg={self.component: settings}
             )
-        self.update_seconds.append(time.perf_counter() - begin)
         return float(losses.get(self.component, 0.0))
 
     def median_update_ms(self) -> float:

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..records import RecordError, parse_tokens, record_doc
+from ..records import parse_task, parse_tokens, record_doc
 
 Task = Dict[str, Any]
 ScoredTask = Tuple[float, Task]
@@ -50,20 +50,17 @@ class TaskText:
 
     @classmethod
     def from_task(cls, nlp: Language, task: Task) -> "TaskText":
-        """Read a task (`text`, optional `tokens`) as the training reader does.
+        """Read a task (`text`, optional `tokens`) with the training reader's
+        checks (`records.parse_task`).
 
         nlp (Language): Its vocab and tokenizer.
         task (Task): The task.
         RETURNS (TaskText): Its doc and token offsets.
+        RAISES (RecordError): Why the task cannot be read (a `ValueError`).
         """
-        if not isinstance(task, dict) or not isinstance(task.get("text"), str):
-            raise ValueError(f"A task must be a dict with a string `text`, not {str(task)[:80]}")
-        tokens = task.get("tokens")
-        try:
-            parsed = parse_tokens(tokens, task["text"]) if tokens else None
-        except RecordError as err:
-            raise ValueError(f"The task {str(task)[:80]} has bad `tokens`: {err.detail}.") from None
-        doc, starts, ends = record_doc(nlp, task["text"], parsed)
+        record = parse_task(task)
+        parsed = parse_tokens(record.tokens, record.text) if record.tokens else None
+        doc, starts, ends = record_doc(nlp, record.text, parsed)
         return cls(task, doc, starts, ends)
 
     def question(self, start: int, end: int, label: str, score: float, source: str, **meta: Any) -> Task:
@@ -89,5 +86,5 @@ class TaskText:
                 "label": label,
             }
         ]
-        task["meta"] = {**self.task.get("meta", {}), "score": score, "source": source, **meta}
+        task["meta"] = {**(self.task.get("meta") or {}), "score": score, "source": source, **meta}
         return set_hashes(task)

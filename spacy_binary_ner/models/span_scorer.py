@@ -16,13 +16,35 @@ from thinc.api import (
 from thinc.shims import PyTorchShim
 from thinc.types import Floats1d, Floats2d
 
-from .grouping import with_groups
+from .grouping import is_listener, with_groups, with_windows
 from .output import resize_hook
 from .pytorch.span_encoder import SpanEncoder
+
+# Thinc loads a pipeline's torch weights with a plain `torch.load`; from torch
+# 2.6 that refuses pickled objects other than tensors (weights_only=True).
+SAFE_TORCH = (2, 6)
+
+
+def torch_version(version: str) -> Tuple[int, int]:
+    """The (major, minor) of a torch version string, e.g. "2.13.0+cpu"."""
+    major, minor = version.split("+")[0].split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+if torch_version(torch.__version__) < SAFE_TORCH:
+    raise ImportError(
+        f"spacy-binary-ner needs torch >= {SAFE_TORCH[0]}.{SAFE_TORCH[1]}, not {torch.__version__}: an older torch "
+        "loads a pipeline's weights with pickle, so a pipeline folder from someone else could run code on "
+        "spacy.load. Upgrade torch (pip install 'torch>=2.6')."
+    )
 
 # Tokens scored per call of the span encoder at inference; its buffers grow
 # with it (one width's span vectors, and the scores of every span).
 PREDICT_TOKENS_PER_CALL = 16384
+# A long doc is scored in windows of this many tokens, each with at least
+# PREDICT_MARGIN tokens of context on either side (see `with_windows`).
+PREDICT_WINDOW = 2048
+PREDICT_MARGIN = 64
 
 
 @registry.architectures("spacy-binary-ner.SpanScorer.v1")
@@ -81,6 +103,10 @@ def build_span_scorer(
     output_layer = _output_layer(nO=nO, nI=hidden_width)
     head = span_head(encoder, output_layer, hidden_width, max_span_length)
     model = chain(tok2vec, with_groups(head, PREDICT_TOKENS_PER_CALL, len))
+    if not is_listener(tok2vec):
+        # A listener's vectors come from a component upstream, over the whole doc.
+        margin = max(PREDICT_MARGIN, max_span_length)
+        model = with_windows(model, PREDICT_WINDOW, margin, max_span_length, PREDICT_TOKENS_PER_CALL)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("span_encoder", head.layers[0])
     model.set_ref("output_layer", output_layer)

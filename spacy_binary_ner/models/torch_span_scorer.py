@@ -16,9 +16,9 @@ from thinc.types import Floats2d, Ints2d
 
 from ..targets import n_span_cells
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
-from .grouping import with_groups
+from .grouping import is_listener, with_groups, with_windows
 from .output import resize_hook
-from .span_scorer import build_span_scorer
+from .span_scorer import PREDICT_MARGIN, PREDICT_TOKENS_PER_CALL, PREDICT_WINDOW, build_span_scorer
 
 ARCHITECTURE = "spacy-binary-ner.TorchSpanScorer.v1"
 TokenInputs = Union[List[Floats2d], List[Ints2d]]
@@ -115,6 +115,9 @@ def build_torch_span_scorer(
         output_layer = Linear(nO=nO, nI=width)
         spans_of = partial(_n_spans, max_span_length=max_span_length)
         model = chain(inputs, with_groups(chain(module_layer, output_layer), PREDICT_SPANS_PER_CALL, spans_of))
+        if not is_listener(inputs):
+            margin = max(PREDICT_MARGIN, max_span_length)
+            model = with_windows(model, PREDICT_WINDOW, margin, max_span_length, PREDICT_TOKENS_PER_CALL)
         model.set_ref("output_layer", output_layer)
         model.attrs["max_span_length"] = max_span_length
         model.attrs["resize_output"] = resize_hook()

@@ -3,16 +3,19 @@
 | Method, path | Body / query | Returns |
 | --- | --- | --- |
 | `GET /` | `?session=NAME` | the page |
-| `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...]}`: the session's open questions |
-| `POST /api/answers` | `session`, `next`; `{"answers": [task + answer + key]}` | `{"stored", "duplicates", "ids", "tasks"}` |
+| `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...], "finished"}`: the session's open questions |
+| `POST /api/answers` | `session`, `next`; `{"answers": [..]}` | `{"stored", "duplicates", "ids", "tasks", ...}` |
 | `GET /api/history` | `session`, `n` | `{"answers": [...]}`: the session's latest answers, newest first |
 | `GET /api/progress` | `session` | counts, accept rate, loss, F1 |
 | `GET /api/info` | | dataset, labels, settings |
 
 A request with a token set needs `Authorization: Bearer TOKEN` (or
-`?token=TOKEN`); every error is a 4xx JSON `{"error": message}`, and nothing
+`?token=TOKEN`). `finished`: no question will come beyond these; fewer
+tasks than asked for and `finished` false means "ask again": the queue is
+being refilled. Every error is a 4xx JSON `{"error": message}`, and nothing
 of a bad request is stored.
 """
+
 import contextlib
 import hmac
 import json
@@ -74,19 +77,21 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def info(request: Request) -> Response:
-        return JSONResponse({
-            "dataset": teacher.dataset,
-            "labels": teacher.labels,
-            "feed_overlap": teacher.feed_overlap,
-            "batch_size": teacher.batch_size,
-            "eval": teacher.evaluate is not None,
-        })
+        return JSONResponse(
+            {
+                "dataset": teacher.dataset,
+                "labels": teacher.labels,
+                "feed_overlap": teacher.feed_overlap,
+                "batch_size": teacher.batch_size,
+                "eval": teacher.evaluate is not None,
+            }
+        )
 
     async def questions(request: Request) -> Response:
         session = _session(request)
         n = _int_param(request, "n", 5, 1, 50)
         tasks = await run_in_threadpool(teacher.questions, session, n)
-        return JSONResponse({"tasks": tasks})
+        return JSONResponse({"tasks": tasks, "finished": teacher.finished(session)})
 
     async def answers(request: Request) -> Response:
         session = _session(request)
@@ -102,7 +107,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as err:
-            return _error(400, f"the body is not valid JSON ({err}); send {{\"answers\": [...]}}")
+            return _error(400, f'the body is not valid JSON ({err}); send {{"answers": [...]}}')
         if not isinstance(data, dict) or not isinstance(data.get("answers"), list) or not data["answers"]:
             return _error(400, 'send {"answers": [task, ...]}, each task with `answer` set')
         if len(data["answers"]) > MAX_ANSWERS:
@@ -121,6 +126,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         }
         if n_next:
             out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next)
+            out["finished"] = teacher.finished(session)
         return JSONResponse(out)
 
     async def history(request: Request) -> Response:
@@ -145,6 +151,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         Route("/api/progress", progress),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

@@ -2,6 +2,7 @@
 iff the span and label are gold). It speaks nothing but HTTP, with the
 standard library, so it shows what a script or a custom front end needs.
 """
+
 import json
 import time
 import urllib.error
@@ -49,9 +50,15 @@ class TeachClient:
         except urllib.error.HTTPError as err:
             raise RuntimeError(f"{path}: HTTP {err.code}: {err.read()[:300]!r}") from None
 
-    def questions(self, n: int = 10) -> List[Dict[str, Any]]:
-        """The session's open questions, up to `n`."""
-        return self._call("questions", {"n": n})["tasks"]
+    def questions(self, n: int = 10, *, at_least: int = 1, timeout: float = 600) -> List[Dict[str, Any]]:
+        """The session's open questions, up to `n`; asks again until there are
+        `at_least` of them, the source is used up, or `timeout` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._call("questions", {"n": n})
+            if len(reply["tasks"]) >= at_least or reply.get("finished") or time.monotonic() > deadline:
+                return reply["tasks"]
+            time.sleep(0.05)
 
     def answer(self, tasks: List[Dict[str, Any]], next_n: int = 0) -> Dict[str, Any]:
         """Send answered tasks (each with `answer`, optional `key`)."""
@@ -79,14 +86,17 @@ def run_oracle(
     `on_batch(n_answered)` is called after each batch. RETURNS (int): Answers
     given (fewer if the server ran out of questions)."""
     given = 0
-    tasks = client.questions(batch_size)
-    while given < n_answers and tasks:
-        batch = tasks[: min(batch_size, n_answers - given)]
+    while given < n_answers:
+        # A whole batch at once, as the simulator answers: one update per batch.
+        want = min(batch_size, n_answers - given)
+        batch = client.questions(want, at_least=want)
+        if not batch:
+            break
         for task in batch:
             task["answer"] = oracle_answer(task, gold)
             task["key"] = f"{client.session}-{task['_task_hash']}-{given}"
             given += 1
-        tasks = client.answer(batch, next_n=batch_size).get("tasks", [])
+        client.answer(batch)
         if on_batch is not None:
             on_batch(given)
     return given

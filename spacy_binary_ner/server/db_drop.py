@@ -1,4 +1,5 @@
 """`python -m spacy_binary_ner db-drop DATASET`: delete a dataset's answers."""
+
 import argparse
 import sys
 from typing import Sequence

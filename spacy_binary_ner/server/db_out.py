@@ -4,6 +4,7 @@ One record per task with its latest answer (a correction supersedes what it
 corrects), or with `--all` every answer given, in order. The file is our teach
 format: `spacy train` reads it with `spacy-binary-ner.TeachCorpus.v1`.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -23,8 +24,11 @@ def main(argv: Sequence[str]) -> int:
     storage = Storage(database_url(args.db))
     try:
         if args.dataset not in storage.datasets():
-            print(f"db-out: no dataset {args.dataset!r} in {storage.url} (have: {', '.join(storage.datasets()) or 'none'})",
-                  file=sys.stderr)
+            print(
+                f"db-out: no dataset {args.dataset!r} in {storage.url} "
+                f"(have: {', '.join(storage.datasets()) or 'none'})",
+                file=sys.stderr,
+            )
             return 1
         if args.all:
             answers = storage.iter_answers(args.dataset, session=args.session)

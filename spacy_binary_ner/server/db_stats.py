@@ -1,4 +1,5 @@
 """`python -m spacy_binary_ner db-stats [DATASET]`: answers per label, per answer and per session."""
+
 import argparse
 import json
 import sys

@@ -7,6 +7,7 @@ reader's rule: the later answer wins); nothing is ever updated in place. Each
 answer carries a `key` unique within its dataset, so a client that resends an
 answer whose acknowledgement it never received does not store it twice.
 """
+
 import json
 import os
 import threading
@@ -138,8 +139,12 @@ class Storage:
                     "task": json.dumps(task, ensure_ascii=False),
                     "created": now,
                 }
-                stmt = self._insert(answers_table).values(**row).on_conflict_do_nothing(
-                    index_elements=["dataset", "key"],
+                stmt = (
+                    self._insert(answers_table)
+                    .values(**row)
+                    .on_conflict_do_nothing(
+                        index_elements=["dataset", "key"],
+                    )
                 )
                 result = conn.execute(stmt.returning(answers_table.c.id))
                 new_id = result.scalar()
@@ -148,22 +153,31 @@ class Storage:
                 else:
                     old = conn.execute(
                         select(answers_table.c.id).where(
-                            answers_table.c.dataset == dataset, answers_table.c.key == key,
+                            answers_table.c.dataset == dataset,
+                            answers_table.c.key == key,
                         )
                     ).scalar_one()
                     out.append((int(old), False))
         return out
 
     def iter_answers(
-        self, dataset: str, *, session: Optional[str] = None, after_id: int = 0, batch: int = 1000,
+        self,
+        dataset: str,
+        *,
+        session: Optional[str] = None,
+        after_id: int = 0,
+        batch: int = 1000,
     ) -> Iterator[StoredAnswer]:
         """Every answer of a dataset in the order given (row id), read in
         batches so that a large dataset is never held in memory at once."""
         last = after_id
         while True:
             query = select(
-                answers_table.c.id, answers_table.c.session, answers_table.c.key,
-                answers_table.c.task, answers_table.c.created,
+                answers_table.c.id,
+                answers_table.c.session,
+                answers_table.c.key,
+                answers_table.c.task,
+                answers_table.c.created,
             ).where(answers_table.c.dataset == dataset, answers_table.c.id > last)
             if session is not None:
                 query = query.where(answers_table.c.session == session)

@@ -5,15 +5,15 @@ model proposes, while the model learns from the answers; answers go to a
 database (SQLite file by default, PostgreSQL by URL) and the model is saved
 under `--output`, so a restart resumes both.
 """
+
 import argparse
 import gzip
-import json
 import os
 import secrets
 import sys
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -56,7 +56,11 @@ def read_source(path: Path) -> Iterator[Dict[str, Any]]:
 
 
 def load_pipeline(
-    spec: str, labels: Sequence[str], sample: Sequence[Dict[str, Any]], output: Optional[Path], seed: int = 0,
+    spec: str,
+    labels: Sequence[str],
+    sample: Sequence[Dict[str, Any]],
+    output: Optional[Path],
+    seed: int = 0,
 ) -> Tuple[Language, Optimizer, Dict[str, Any]]:
     """The pipeline to teach: the model saved under `output` if there is one
     (a restart), else `blank:LANG` (a new `binary_ner`), a `.cfg` config, or a
@@ -75,7 +79,7 @@ def load_pipeline(
     if saved is not None:
         nlp = spacy.load(saved)
         state = load_state(saved)
-        _check_labels(nlp, labels, str(saved))
+        _ensure_labels(nlp, labels, str(saved))
         return nlp, _optimizer(nlp), state
     if spec.startswith("blank:"):
         nlp = spacy.blank(spec.split(":", 1)[1])
@@ -87,7 +91,7 @@ def load_pipeline(
         nlp = load_model_from_config(config, auto_fill=True)
         return nlp, initialize_pipeline(nlp, labels, list(sample)), {}
     nlp = spacy.load(spec)
-    _check_labels(nlp, labels, spec)
+    _ensure_labels(nlp, labels, spec)
     return nlp, _optimizer(nlp), {}
 
 
@@ -98,16 +102,16 @@ def _optimizer(nlp: Language) -> Optimizer:
     return optimizer
 
 
-def _check_labels(nlp: Language, labels: Sequence[str], where: str) -> None:
+def _ensure_labels(nlp: Language, labels: Sequence[str], where: str) -> None:
+    """Labels the trained pipe lacks are added: its output layer grows and the
+    labels it has keep their weights, so a new entity type can be taught on top."""
     pipes = [proc for _, proc in nlp.pipeline if isinstance(proc, BinaryNER)]
     if not pipes:
         raise ValueError(f"The pipeline {where} has no binary_ner component (it has {nlp.pipe_names}).")
-    missing = [label for label in labels if label not in pipes[0].labels]
-    if missing:
-        raise ValueError(
-            f"The pipeline {where} has no label {', '.join(missing)} (it has {', '.join(pipes[0].labels)}): "
-            "teach the labels it has, or start from blank:LANG or a config."
-        )
+    for label in labels:
+        if label not in pipes[0].labels:
+            pipes[0].add_label(label)
+            print(f"Added the label {label} to the pipeline {where} (it had {', '.join(pipes[0].labels[:-1])})")
 
 
 def build_teacher(args: argparse.Namespace) -> Teacher:
@@ -167,12 +171,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--label", required=True, help="comma list of entity labels")
     p.add_argument("--patterns", type=Path, default=None, help="EntityRuler patterns (JSONL) for a cold start")
     p.add_argument("--db", default=None, help=DB_HELP)
-    p.add_argument("--output", type=Path, default=None, help="folder for the model and the default database "
-                   "(default: ./teach-DATASET)")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="folder for the model and the default database (default: ./teach-DATASET)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--auth", default=None, help=f"token every request must carry (or env {TOKEN_ENV}); "
-                   "needed off loopback, made up and printed if not given")
+    p.add_argument(
+        "--auth",
+        default=None,
+        help=f"token every request must carry (or env {TOKEN_ENV}); "
+        "needed off loopback, made up and printed if not given",
+    )
     p.add_argument("--eval", type=Path, default=None, help="gold JSONL: the page shows F1 on it")
     p.add_argument("--eval-every", type=int, default=100, help="answers between evaluations")
     p.add_argument("--save-every", type=int, default=100, help="answers between model saves")
@@ -182,7 +194,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--sorter", default="uncertainty", choices=["uncertainty", "confident", "random"])
     p.add_argument("--pattern-ratio", type=float, default=0.5)
     p.add_argument("--pattern-lookahead", type=int, default=0, help="texts read ahead of the model for pattern matches")
-    p.add_argument("--pattern-max-answers", type=int, default=None, help="stop asking a pattern after this many answers")
+    p.add_argument(
+        "--pattern-max-answers", type=int, default=None, help="stop asking a pattern after this many answers"
+    )
     p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
     p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
     p.add_argument("--seed", type=int, default=0)
@@ -200,8 +214,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.auth = args.auth or os.environ.get(TOKEN_ENV) or None
     if args.host not in LOOPBACK and not args.auth:
         args.auth = secrets.token_urlsafe(16)
-        print(f"--host {args.host} is not loopback: requests need a token; made one up (pass --auth or "
-              f"set {TOKEN_ENV} to choose it)", file=sys.stderr)
+        print(
+            f"--host {args.host} is not loopback: requests need a token; made one up (pass --auth or "
+            f"set {TOKEN_ENV} to choose it)",
+            file=sys.stderr,
+        )
     return args
 
 
@@ -218,8 +235,11 @@ def main(argv: Sequence[str]) -> int:
         return 1
     app = create_app(teacher, token=args.auth, on_shutdown=teacher.close)
     url = f"http://{args.host}:{args.port}/?session=default" + (f"&token={args.auth}" if args.auth else "")
-    print(f"teach: dataset {args.dataset!r}, {teacher.storage.count(args.dataset)} answers stored, "
-          f"{teacher.n_resumed} learned on start; model saved to {args.output / 'model'}", flush=True)
+    print(
+        f"teach: dataset {args.dataset!r}, {teacher.storage.count(args.dataset)} answers stored, "
+        f"{teacher.n_resumed} learned on start; model saved to {args.output / 'model'}",
+        flush=True,
+    )
     print(f"teach: open {url}  (Ctrl-C saves the model and stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     print("teach: stopped; model saved", flush=True)

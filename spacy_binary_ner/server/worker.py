@@ -13,6 +13,7 @@ The model is saved to `output/model` every `save_every` answers and on
 `close()`, with the ids of the answers it has learned from; a restart loads
 it and replays the answers stored after it.
 """
+
 import json
 import shutil
 import threading
@@ -31,6 +32,7 @@ from .storage import ANSWERS, Storage
 Task = Dict[str, Any]
 STATE_FILE = "sbn_teach_state.json"
 _RECENT_IDS = 1000
+_YIELD_SECONDS = 2.0
 
 
 class BadAnswer(ValueError):
@@ -94,6 +96,7 @@ class Teacher:
         self._open: Dict[str, Dict[int, Task]] = {}
         self._inbox: Deque[Tuple[int, Task]] = deque()
         self._updating = False
+        self._low_water = max(1, queue_size // 2)
         self.exhausted = False
         self.error: Optional[str] = None
         answered_inputs, self.answered_tasks = storage.hashes(dataset)
@@ -105,7 +108,9 @@ class Teacher:
         self.f1: Optional[float] = None
         self.f1_at: Optional[int] = None
         self.skipped: Dict[str, int] = {
-            "text answered before": 0, "text repeated in the source": 0, "question answered before": 0,
+            "text answered before": 0,
+            "text repeated in the source": 0,
+            "question answered before": 0,
         }
         state = state or {}
         self._learned_max = int(state.get("max_id", 0))
@@ -188,6 +193,18 @@ class Teacher:
                 self.cond.wait(left)
             return list(opened.values())[:n]
 
+    def finished(self, session: str) -> bool:
+        """Whether the source is used up: no question is left for the session,
+        now or later (a session that gets no question and no `finished` should
+        ask again: the queue is being refilled)."""
+        with self.cond:
+            if not self.exhausted or self._ready:
+                return False
+            if self.feed_overlap:
+                answered = self._answered_by.get(session, set())
+                return all(int(t["_task_hash"]) in answered for t in self._issued[self._cursor.get(session, 0) :])
+            return True
+
     def _take(self, session: str) -> Optional[Task]:
         if not self.feed_overlap:
             while self._ready:
@@ -236,7 +253,9 @@ class Teacher:
                 raise BadAnswer("each span must be an object {start, end, label}")
             start, end, label = span.get("start"), span.get("end"), span.get("label")
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-                raise BadAnswer(f"span offsets {start!r}..{end!r} must be integers with 0 <= start < end <= {len(text)}")
+                raise BadAnswer(
+                    f"span offsets {start!r}..{end!r} must be integers with 0 <= start < end <= {len(text)}"
+                )
             if label not in self.labels:
                 raise BadAnswer(f"unknown label {str(label)[:40]!r}: the labels are {', '.join(self.labels)}")
             clean = {"start": start, "end": end, "label": label}
@@ -328,13 +347,27 @@ class Teacher:
                     self.cond.wait()
                 if self._stop and not self._inbox:
                     return
+                # Questions first: while the queue is low the producer gets the
+                # model, so that a session never waits for an update (for at
+                # most `_YIELD_SECONDS` per update, so that learning goes on).
+                deadline = time.monotonic() + _YIELD_SECONDS
+                while (
+                    not self._stop
+                    and not self.exhausted
+                    and len(self._ready) < self._low_water
+                    and time.monotonic() < deadline
+                ):
+                    self.cond.wait(max(0.0, deadline - time.monotonic()))
                 batch = [self._inbox.popleft() for _ in range(min(self.batch_size, len(self._inbox)))]
                 self._updating = True
             try:
                 self._update(batch)
                 if self.save_every and self._since_save >= self.save_every:
                     self.save()
-                if self.evaluate is not None and self.n_learned // self.eval_every > (self.f1_at or 0) // self.eval_every:
+                if (
+                    self.evaluate is not None
+                    and self.n_learned // self.eval_every > (self.f1_at or 0) // self.eval_every
+                ):
                     self._run_eval()
             except Exception as err:
                 self.error = f"{type(err).__name__}: {err}"

@@ -10,6 +10,7 @@
   let history = [];      // latest answers, newest first
   let current = null;
   let sending = 0;
+  let finished = false;
   let keySeq = 0;
   const keyBase = session + "-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
   const $ = (id) => document.getElementById(id);
@@ -42,7 +43,7 @@
     current = queue.length ? queue[0] : null;
     const text = $("text");
     if (!current) {
-      text.textContent = sending ? "…" : "No more questions for now.";
+      text.textContent = finished ? "No more questions: every text of the source was asked." : "Waiting for questions…";
       $("label").textContent = ""; $("score").textContent = ""; $("source").textContent = "";
       text.dataset.taskHash = "";
       return;
@@ -106,6 +107,8 @@
       queue = shown;
       merge(open);
       if (!current || answered.has(current._task_hash) || !isCorrection) show();
+      finished = data.finished;
+      if (!queue.length && !finished) setTimeout(poll, 1000);
       refreshProgress();
     }).catch((err) => { sending--; setStatus("not saved: " + err.message + " (answer again)"); });
   }
@@ -127,6 +130,17 @@
     queue = queue.filter((t) => t._task_hash !== task._task_hash);
     queue.unshift(task);
     show();
+  }
+
+  // No question right now but more to come: ask again.
+  function poll() {
+    if (queue.length) return;
+    api("questions?n=" + OPEN).then((q) => {
+      finished = q.finished;
+      merge(q.tasks);
+      show();
+      if (!queue.length && !finished) setTimeout(poll, 1000);
+    }).catch(() => setTimeout(poll, 2000));
   }
 
   function refreshProgress() {
@@ -158,7 +172,9 @@
     history = h.answers;
     renderHistory();
     merge(q.tasks);
+    finished = q.finished;
     show();
+    if (!queue.length && !finished) setTimeout(poll, 1000);
     document.body.dataset.ready = "1";
     refreshProgress();
   }).catch((e) => setStatus(e.message));
