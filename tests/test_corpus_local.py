@@ -100,7 +100,16 @@ def test_n_process_2_gives_the_same_records(pipeline, corpus, tmp_path):
     source, _ = corpus
     assert annotate(pipeline, source, tmp_path / "a", "--shard-size", "30") == 0
     assert annotate(pipeline, source, tmp_path / "b", "--shard-size", "30", "--workers", "2") == 0
-    assert read_jsonl_folder(tmp_path / "a") == read_jsonl_folder(tmp_path / "b")
+    one, two = read_jsonl_folder(tmp_path / "a"), read_jsonl_folder(tmp_path / "b")
+    # A worker process runs torch on one thread, this process on all cores: the
+    # sums are added in another order, so scores agree to float32 noise, not bit for bit.
+    strip = [{k: v for k, v in r.items() if k != "scores"} for r in one]
+    assert strip == [{k: v for k, v in r.items() if k != "scores"} for r in two]
+    for a, b in zip(one, two):
+        by_span = {(s["start"], s["end"], s["label"]): s["score"] for s in b["scores"]}
+        assert {(s["start"], s["end"], s["label"]) for s in a["scores"]} == set(by_span)
+        for s in a["scores"]:
+            assert s["score"] == pytest.approx(by_span[s["start"], s["end"], s["label"]], abs=1e-5)
 
 
 def test_docbin_output(pipeline, corpus, tmp_path):

@@ -111,7 +111,8 @@ def run_local(
     shard streams through `nlp.pipe` here; with more, a pool of `n_process`
     spawned processes, each loading the pipeline once, takes a shard at a time.
     Either way each shard goes through `nlp.pipe` alone, in the same batches
-    (as on Ray), so the engines give the same scores to the last bit.
+    (as on Ray), so the engines give the same records; scores agree to float
+    noise (~1e-6) where torch runs on another number of threads.
     (`nlp.pipe(n_process=...)` forks, and a torch model in a forked child
     hangs once the parent has used torch's thread pool.)
 
