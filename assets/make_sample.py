@@ -19,9 +19,10 @@ rerunning gives the same files.
 
     python assets/make_sample.py [OUTPUT_DIR]   # default: this folder
 """
+
 import json
-import sys
 import random
+import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -30,25 +31,99 @@ HERE = Path(__file__).resolve().parent
 # Entity lists: (seen in training, only in evaluation).
 EN_ENTITIES: Dict[str, Tuple[List[str], List[str]]] = {
     "PERSON": (
-        ["Anna Berg", "Tomas Lindqvist", "Maria Santos", "John Okafor", "Li Wei", "Sara Nilsson", "Peter Haas",
-         "Fatima Khan", "David Cohen", "Elena Petrova", "Omar Said", "Julia Novak", "Michael Jordan", "Grace Mensah",
-         "Kenji Watanabe", "Lucia Romero", "Ahmed Farouk", "Hannah Schmidt", "Ivan Horvat", "Chloe Martin",
-         "Berg", "Okafor", "Petrova", "Jordan", "Mr. Haas", "Dr. Santos", "Ms. Khan"],
-        ["Nina Kowalski", "Rafael Duarte", "Aisha Bello", "Victor Lund", "Mei Chen", "Samuel Adeyemi",
-         "Kowalski", "Dr. Lund", "Paul Washington", "Jordan Price"],
+        [
+            "Anna Berg",
+            "Tomas Lindqvist",
+            "Maria Santos",
+            "John Okafor",
+            "Li Wei",
+            "Sara Nilsson",
+            "Peter Haas",
+            "Fatima Khan",
+            "David Cohen",
+            "Elena Petrova",
+            "Omar Said",
+            "Julia Novak",
+            "Michael Jordan",
+            "Grace Mensah",
+            "Kenji Watanabe",
+            "Lucia Romero",
+            "Ahmed Farouk",
+            "Hannah Schmidt",
+            "Ivan Horvat",
+            "Chloe Martin",
+            "Berg",
+            "Okafor",
+            "Petrova",
+            "Jordan",
+            "Mr. Haas",
+            "Dr. Santos",
+            "Ms. Khan",
+        ],
+        [
+            "Nina Kowalski",
+            "Rafael Duarte",
+            "Aisha Bello",
+            "Victor Lund",
+            "Mei Chen",
+            "Samuel Adeyemi",
+            "Kowalski",
+            "Dr. Lund",
+            "Paul Washington",
+            "Jordan Price",
+        ],
     ),
     "LOC": (
-        ["Berlin", "Lisbon", "Nairobi", "Oslo", "Toronto", "Osaka", "Lyon", "Krakow", "Quito", "Perth", "Malmo",
-         "Porto", "Jordan", "Kenya", "Brazil", "Canada", "New York", "South Africa", "the Alps", "Lake Victoria",
-         "Washington", "Hong Kong", "Europe", "Asia"],
+        [
+            "Berlin",
+            "Lisbon",
+            "Nairobi",
+            "Oslo",
+            "Toronto",
+            "Osaka",
+            "Lyon",
+            "Krakow",
+            "Quito",
+            "Perth",
+            "Malmo",
+            "Porto",
+            "Jordan",
+            "Kenya",
+            "Brazil",
+            "Canada",
+            "New York",
+            "South Africa",
+            "the Alps",
+            "Lake Victoria",
+            "Washington",
+            "Hong Kong",
+            "Europe",
+            "Asia",
+        ],
         ["Accra", "Tallinn", "Valencia", "Chile", "Vietnam", "San Diego", "the Andes", "Lagos"],
     ),
     "ORG": (
-        ["Northwind Bank", "Acme Corp", "Bluefin Labs", "Orbit Airlines", "Greenfield University", "Harbor Health",
-         "Vela Systems", "Summit Energy", "the United Nations", "Reuters", "UNICEF", "Bank of Lisbon",
-         "Toronto Police", "Oslo City Council", "FC Porto", "Red Cross", "Kestrel Motors", "Apex Media Group"],
-        ["Lumen Pharma", "Bank of Accra", "Tallinn Tech", "Crescent Foods", "World Health Organization",
-         "Valencia FC"],
+        [
+            "Northwind Bank",
+            "Acme Corp",
+            "Bluefin Labs",
+            "Orbit Airlines",
+            "Greenfield University",
+            "Harbor Health",
+            "Vela Systems",
+            "Summit Energy",
+            "the United Nations",
+            "Reuters",
+            "UNICEF",
+            "Bank of Lisbon",
+            "Toronto Police",
+            "Oslo City Council",
+            "FC Porto",
+            "Red Cross",
+            "Kestrel Motors",
+            "Apex Media Group",
+        ],
+        ["Lumen Pharma", "Bank of Accra", "Tallinn Tech", "Crescent Foods", "World Health Organization", "Valencia FC"],
     ),
 }
 # "Jordan" is a person or a country, "Washington" a place or a surname, "Porto"
@@ -67,7 +142,7 @@ EN_TEMPLATES = [
     "{PERSON} joined {ORG} as an engineer .",
     "According to {ORG} , prices in {LOC} fell again .",
     "{PERSON} , a spokesman for {ORG} , declined to comment .",
-    "\" We are very happy , \" said {PERSON} .",
+    '" We are very happy , " said {PERSON} .',
     "{ORG} signed a deal with {ORG} worth 2 million dollars .",
     "The summit in {LOC} ended without an agreement .",
     "{PERSON} scored twice as {ORG} beat {ORG} 3 - 1 .",
@@ -95,20 +170,86 @@ EN_EVAL_ONLY_TEMPLATES = [
 
 ZH_ENTITIES: Dict[str, Tuple[List[str], List[str]]] = {
     "PER": (
-        ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴霞", "徐明", "孙丽", "马超",
-         "朱红", "胡军", "郭涛", "林峰", "何琳", "高勇", "罗兰", "欧阳明", "司徒静", "王建国", "李秀英"],
+        [
+            "张伟",
+            "王芳",
+            "李娜",
+            "刘洋",
+            "陈静",
+            "杨帆",
+            "赵磊",
+            "黄敏",
+            "周杰",
+            "吴霞",
+            "徐明",
+            "孙丽",
+            "马超",
+            "朱红",
+            "胡军",
+            "郭涛",
+            "林峰",
+            "何琳",
+            "高勇",
+            "罗兰",
+            "欧阳明",
+            "司徒静",
+            "王建国",
+            "李秀英",
+        ],
         ["郑凯", "冯雪", "韩冰", "唐宁", "宋佳", "许晴", "邓超群", "曹阳"],
     ),
     "LOC": (
-        ["北京", "上海", "广州", "深圳", "成都", "杭州", "南京", "武汉", "西安", "重庆", "天津", "苏州", "青岛",
-         "大连", "厦门", "长沙", "昆明", "哈尔滨", "内蒙古", "美国", "日本", "德国", "法国", "英国", "长江",
-         "黄山"],
+        [
+            "北京",
+            "上海",
+            "广州",
+            "深圳",
+            "成都",
+            "杭州",
+            "南京",
+            "武汉",
+            "西安",
+            "重庆",
+            "天津",
+            "苏州",
+            "青岛",
+            "大连",
+            "厦门",
+            "长沙",
+            "昆明",
+            "哈尔滨",
+            "内蒙古",
+            "美国",
+            "日本",
+            "德国",
+            "法国",
+            "英国",
+            "长江",
+            "黄山",
+        ],
         ["合肥", "福州", "兰州", "贵阳", "澳大利亚", "加拿大", "泰山"],
     ),
     "ORG": (
-        ["华新科技有限公司", "东方银行", "南山大学", "北辰集团", "星河电子股份有限公司", "长江证券", "明德中学",
-         "中华医学会", "清源律师事务所", "蓝海航空", "天元投资公司", "新民日报社", "成都第一中学",
-         "杭州市人民医院", "上海华新科技有限公司", "北京南山大学", "深圳星河电子", "国家统计局"],
+        [
+            "华新科技有限公司",
+            "东方银行",
+            "南山大学",
+            "北辰集团",
+            "星河电子股份有限公司",
+            "长江证券",
+            "明德中学",
+            "中华医学会",
+            "清源律师事务所",
+            "蓝海航空",
+            "天元投资公司",
+            "新民日报社",
+            "成都第一中学",
+            "杭州市人民医院",
+            "上海华新科技有限公司",
+            "北京南山大学",
+            "深圳星河电子",
+            "国家统计局",
+        ],
         ["金桥物流有限公司", "远航软件", "青松医院", "北岸大学", "合肥光明电器厂", "福州海峡银行"],
     ),
 }
@@ -169,8 +310,10 @@ def fill(rng: random.Random, template: str, lang: str, entities: Dict[str, List[
         pos += len(w) + len(sep)
     tokens[-1]["ws"] = False
     text = sep.join(words)
-    gold = [{"start": tokens[s]["start"], "end": tokens[e - 1]["end"], "token_start": s, "token_end": e - 1,
-             "label": l} for s, e, l in spans]
+    gold = [
+        {"start": tokens[s]["start"], "end": tokens[e - 1]["end"], "token_start": s, "token_end": e - 1, "label": lab}
+        for s, e, lab in spans
+    ]
     return {"text": text, "tokens": tokens, "spans": gold}
 
 
@@ -201,7 +344,7 @@ def teach(rng: random.Random, record: dict, labels: Sequence[str], noise: float)
             s = rng.choice(record["spans"])
             start, end, label = s["token_start"], s["token_end"], s["label"]
             if r < 0.15:  # right span, wrong label
-                label = rng.choice([l for l in labels if l != label])
+                label = rng.choice([other for other in labels if other != label])
             elif r < 0.25:  # wrong boundary
                 start, end = _shift(rng, start, end, n_tokens)
         else:  # a span the model proposed in the wrong place
@@ -215,8 +358,13 @@ def teach(rng: random.Random, record: dict, labels: Sequence[str], noise: float)
             if rng.random() < noise:
                 answer = "reject" if answer == "accept" else "accept"
         tokens = record["tokens"]
-        span = {"start": tokens[start]["start"], "end": tokens[end]["end"], "token_start": start,
-                "token_end": end, "label": label}
+        span = {
+            "start": tokens[start]["start"],
+            "end": tokens[end]["end"],
+            "token_start": start,
+            "token_end": end,
+            "label": label,
+        }
         out.append({"text": record["text"], "tokens": tokens, "spans": [span], "answer": answer})
     return out
 
@@ -248,8 +396,9 @@ def patterns(lang: str, entities: Dict[str, Tuple[List[str], List[str]]], per_la
     return out
 
 
-def draw_unseen(rng: random.Random, templates: Sequence[str], lang: str, entities: Dict[str, List[str]], n: int,
-                taken: set) -> List[dict]:
+def draw_unseen(
+    rng: random.Random, templates: Sequence[str], lang: str, entities: Dict[str, List[str]], n: int, taken: set
+) -> List[dict]:
     """`n` records whose texts are not in `taken` nor repeated; adds their texts to `taken`."""
     out = []
     for _ in range(n * 100):
@@ -271,14 +420,25 @@ def write_jsonl(path: Path, records: List[dict]) -> None:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def make(lang: str, entities, templates, eval_templates, n_train: int, n_dev: int, n_eval: int, n_answers: int,
-         seed: int, out: Path = HERE) -> None:
+def make(
+    lang: str,
+    entities,
+    templates,
+    eval_templates,
+    n_train: int,
+    n_dev: int,
+    n_eval: int,
+    n_answers: int,
+    seed: int,
+    out: Path = HERE,
+) -> None:
     rng = random.Random(seed)
     labels = list(entities)
     seen = {label: pools[0] for label, pools in entities.items()}
     # Evaluation sentences draw each entity from the unseen list half of the time.
-    mixed = {label: pools[0] + pools[1] * max(1, len(pools[0]) // max(1, len(pools[1]))) for label, pools in
-             entities.items()}
+    mixed = {
+        label: pools[0] + pools[1] * max(1, len(pools[0]) // max(1, len(pools[1]))) for label, pools in entities.items()
+    }
     train = [fill(rng, rng.choice(templates), lang, seen) for _ in range(n_train)]
     answers = [task for record in train for task in teach(rng, record, labels, noise=0.02)]
     all_templates = templates + eval_templates
@@ -294,8 +454,10 @@ def make(lang: str, entities, templates, eval_templates, n_train: int, n_dev: in
     write_jsonl(out / f"{lang}_answers_eval.jsonl", held_out_answers)
     write_jsonl(out / f"{lang}_patterns.jsonl", patterns(lang, entities, per_label=8))
     counts = {a: sum(t["answer"] == a for t in answers) for a in ("accept", "reject", "ignore")}
-    print(f"{lang}: {len(train)} teach sentences, {len(answers)} answers {counts}; gold dev {len(dev)}, "
-          f"gold eval {len(gold_eval)}, held-out answers {len(held_out_answers)}")
+    print(
+        f"{lang}: {len(train)} teach sentences, {len(answers)} answers {counts}; gold dev {len(dev)}, "
+        f"gold eval {len(gold_eval)}, held-out answers {len(held_out_answers)}"
+    )
 
 
 def main(argv: List[str]) -> None:

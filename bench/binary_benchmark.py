@@ -13,11 +13,12 @@ Systems (all with the same CNN tok2vec, optimizer, batcher and step budget):
 
 Writes <out>/<name>.json and <out>/<name>.md and prints the Markdown table.
 """
+
 import argparse
 import json
 import os
-import resource
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_BENCH = REPO.parent / "shared" / "bench"
 SYSTEMS = ["binary_ner", "ner", "beam_ner", "binary_ner_gold", "ner_gold"]
 DECISIONS = {"teach-1x": 1, "teach-3x": 3}
+
 
 class Timeline:
     """Records (step, dev score, seconds) at each evaluation, via a spaCy logger."""
@@ -93,8 +95,16 @@ def use_static_vectors(config, vectors: Path) -> None:
         embed["include_static_vectors"] = True
 
 
-def make_config(system: str, lang: str, max_steps: int, eval_frequency: int, seed: int, overrides=(),
-                config_path: Optional[Path] = None, vectors: Optional[Path] = None):
+def make_config(
+    system: str,
+    lang: str,
+    max_steps: int,
+    eval_frequency: int,
+    seed: int,
+    overrides=(),
+    config_path: Optional[Path] = None,
+    vectors: Optional[Path] = None,
+):
     # config_path replaces configs/<lang>_cnn.cfg (with vectors: <lang>_cnn_vectors.cfg where it
     # exists) for the binary_ner systems only.
     use_custom = config_path is not None and system.startswith("binary_ner")
@@ -166,8 +176,12 @@ def threshold_comparison(nlp, dev_records: List[dict], test_records: List[dict])
     saved = nlp.get_pipe("binary_ner").cfg["threshold"]
     best, on_dev = choose_threshold(nlp, records_to_examples(nlp, dev_records, complete=True))
     on_test = scores_at_thresholds(nlp, records_to_examples(nlp, test_records, complete=True), sorted({best, 0.5}))
-    out = {"saved_threshold": saved, "dev_threshold": best, "dev_f_at_threshold": on_dev[best]["ents_f"],
-           "dev_f_at_05": on_dev[0.5]["ents_f"]}
+    out = {
+        "saved_threshold": saved,
+        "dev_threshold": best,
+        "dev_f_at_threshold": on_dev[best]["ents_f"],
+        "dev_f_at_05": on_dev[0.5]["ents_f"],
+    }
     for name, t in (("threshold", best), ("05", 0.5)):
         for key in ("p", "r", "f"):
             out[f"test_{key}_at_{name}"] = on_test[t][f"ents_{key}"]
@@ -214,8 +228,14 @@ def score_kept(args: argparse.Namespace) -> List[Dict]:
         print(f"== {system} (seed {seed}): {path}", flush=True)
         nlp = spacy.load(path)
         scores = nlp.evaluate(records_to_examples(nlp, test_records, complete=True))
-        result = {"system": system, "seed": int(seed), "model": str(path), "p": scores["ents_p"],
-                  "r": scores["ents_r"], "f": scores["ents_f"]}
+        result = {
+            "system": system,
+            "seed": int(seed),
+            "model": str(path),
+            "p": scores["ents_p"],
+            "r": scores["ents_r"],
+            "f": scores["ents_f"],
+        }
         if system.startswith("binary_ner"):
             result.update(threshold_comparison(nlp, dev_records, test_records))
         print(f"   test P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}", flush=True)
@@ -230,16 +250,21 @@ def score_kept(args: argparse.Namespace) -> List[Dict]:
         table += "\n\n" + threshold_markdown(results)
     name = args.name or f"{args.data.name}-kept"
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"data": str(args.data), "kept": str(args.score_kept), "date": time.strftime("%Y-%m-%d"),
-            "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
+    meta = {
+        "data": str(args.data),
+        "kept": str(args.score_kept),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+    }
     (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
     (args.out / f"{name}.md").write_text(table + "\n")
     print(table)
     return results
 
 
-def measure_speed_interleaved(results: List[Dict], workdir: Path, seed: int, test_records: List[dict],
-                              rounds: int = 5) -> None:
+def measure_speed_interleaved(
+    results: List[Dict], workdir: Path, seed: int, test_records: List[dict], rounds: int = 5
+) -> None:
     """Measure inference speed of the trained systems again, taking turns, and
     keep the median per system as `wps`.
 
@@ -264,8 +289,11 @@ def measure_speed_interleaved(results: List[Dict], workdir: Path, seed: int, tes
         n_words = sum(len(d) for d in docs[r["system"]])
         r["wps_alone"] = r["wps"]
         r["wps"] = n_words / statistics.median(timings[r["system"]])
-    print("   words/s, interleaved, median of %d: " % rounds
-          + ", ".join(f"{r['system']} {r['wps']:.0f}" for r in results), flush=True)
+    print(
+        "   words/s, interleaved, median of %d: " % rounds
+        + ", ".join(f"{r['system']} {r['wps']:.0f}" for r in results),
+        flush=True,
+    )
 
 
 def run_system(system, lang, train_path, gold_train_path, dev_path, test_records, args, seed, workdir):
@@ -289,8 +317,11 @@ def run_system(system, lang, train_path, gold_train_path, dev_path, test_records
     result = evaluate(best_nlp, test_records)
     if system.startswith("binary_ner"):
         result.update(threshold_comparison(best_nlp, read_gold(dev_path), test_records))
-        print(f"   threshold {result['saved_threshold']:g} saved, {result['dev_threshold']:g} chosen on dev: "
-              f"test F1 {result['test_f_at_threshold']:.3f} at it, {result['test_f_at_05']:.3f} at 0.5", flush=True)
+        print(
+            f"   threshold {result['saved_threshold']:g} saved, {result['dev_threshold']:g} chosen on dev: "
+            f"test F1 {result['test_f_at_threshold']:.3f} at it, {result['test_f_at_05']:.3f} at 0.5",
+            flush=True,
+        )
     result.update(
         system=system,
         seed=seed,
@@ -301,9 +332,12 @@ def run_system(system, lang, train_path, gold_train_path, dev_path, test_records
         # The process's peak so far: for the first system of a run, that system's peak.
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
-    print(f"   test P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}  "
-          f"best step {best['step']}  {best['seconds']:.0f}s  {result['wps']:.0f} words/s  "
-          f"train {total:.0f}s  peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    print(
+        f"   test P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}  "
+        f"best step {best['step']}  {best['seconds']:.0f}s  {result['wps']:.0f} words/s  "
+        f"train {total:.0f}s  peak RSS {result['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
     return result
 
 
@@ -402,15 +436,32 @@ def speed_isolated(args: argparse.Namespace) -> List[Dict]:
     speeds: Dict[str, List[float]] = {s: [] for s in systems}
     for turn in range(args.isolated):
         for system in systems if turn % 2 == 0 else systems[::-1]:
-            cmd = [sys.executable, str(script), "--data", str(args.data), "--speed-of", str(args.speed_of),
-                   "--systems", system, "--rounds", str(args.rounds), "--seeds", args.seeds, "--blas", args.blas]
+            cmd = [
+                sys.executable,
+                str(script),
+                "--data",
+                str(args.data),
+                "--speed-of",
+                str(args.speed_of),
+                "--systems",
+                system,
+                "--rounds",
+                str(args.rounds),
+                "--seeds",
+                args.seeds,
+                "--blas",
+                args.blas,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             row = next(line for line in out.splitlines() if line.startswith(f"| {system} |"))
             speeds[system].append(float(row.split("|")[2]))
             print(f"   turn {turn + 1} {system}: {speeds[system][-1]:.0f} words/s", flush=True)
     results = [{"system": s, "wps": statistics.median(v), "wps_all": v} for s, v in speeds.items()]
-    _print_speed_table(results, f"{args.data.name} test split, {machine()}, {args.blas} matrix products, each system "
-                                f"alone in its process, {args.isolated} turns of {args.rounds} runs, median")
+    _print_speed_table(
+        results,
+        f"{args.data.name} test split, {machine()}, {args.blas} matrix products, each system "
+        f"alone in its process, {args.isolated} turns of {args.rounds} runs, median",
+    )
     return results
 
 
@@ -424,8 +475,11 @@ def speed_only(args: argparse.Namespace) -> List[Dict]:
     results = [{"system": s, "wps": float("nan")} for s in _kept_systems(args)]
     use_cpu_ops(use_blis=args.blas == "blis")
     measure_speed_interleaved(results, args.speed_of, seed, read_gold(test_file, 0), rounds=args.rounds)
-    _print_speed_table(results, f"{args.data.name} test split, {machine()}, {args.blas} matrix products, "
-                                f"median of {args.rounds} interleaved rounds")
+    _print_speed_table(
+        results,
+        f"{args.data.name} test split, {machine()}, {args.blas} matrix products, "
+        f"median of {args.rounds} interleaved rounds",
+    )
     return results
 
 
@@ -441,28 +495,61 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="150 training sentences, 100 dev/test, 40 steps")
     p.add_argument("--teachsim", type=Path, default=SHARED_BENCH / "teachsim.py")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="config override for binary_ner systems, e.g. components.binary_ner.unknown_weight=0.02")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override for binary_ner systems, e.g. components.binary_ner.unknown_weight=0.02",
+    )
     p.add_argument("--keep", type=Path, default=None, help="keep the trained pipelines in this folder")
     p.add_argument("--name", default=None, help="output file stem (default: data-decisions)")
-    p.add_argument("--config", type=Path, default=None,
-                   help="config for the binary_ner systems instead of configs/<lang>_cnn.cfg")
-    p.add_argument("--vectors", type=Path, default=None,
-                   help="static vectors for every system's tok2vec: a spaCy pipeline folder or a `spacy init "
-                        "vectors` folder (binary_ner takes configs/<lang>_cnn_vectors.cfg where it exists)")
-    p.add_argument("--code", type=Path, default=None,
-                   help="Python file to import first, e.g. one registering a custom model (as spacy train --code)")
-    p.add_argument("--speed-of", type=Path, default=None, metavar="KEEP_DIR",
-                   help="only re-measure words/s, interleaved, of the pipelines a --keep run left in KEEP_DIR")
+    p.add_argument(
+        "--config", type=Path, default=None, help="config for the binary_ner systems instead of configs/<lang>_cnn.cfg"
+    )
+    p.add_argument(
+        "--vectors",
+        type=Path,
+        default=None,
+        help="static vectors for every system's tok2vec: a spaCy pipeline folder or a `spacy init "
+        "vectors` folder (binary_ner takes configs/<lang>_cnn_vectors.cfg where it exists)",
+    )
+    p.add_argument(
+        "--code",
+        type=Path,
+        default=None,
+        help="Python file to import first, e.g. one registering a custom model (as spacy train --code)",
+    )
+    p.add_argument(
+        "--speed-of",
+        type=Path,
+        default=None,
+        metavar="KEEP_DIR",
+        help="only re-measure words/s, interleaved, of the pipelines a --keep run left in KEEP_DIR",
+    )
     p.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds (median taken)")
-    p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
-                   help="with --speed-of: CPU matrix products of every system, Thinc's default BLIS or "
-                        "numpy's BLAS (spacy_binary_ner.ops.use_cpu_ops)")
-    p.add_argument("--score-kept", type=Path, default=None, metavar="KEEP_DIR",
-                   help="only score on the test split the pipelines a --keep run left in KEEP_DIR, and for binary_ner "
-                        "compare test F1 at the dev-chosen decision threshold and at 0.5 (decoding only)")
-    p.add_argument("--isolated", type=int, default=0, metavar="TURNS",
-                   help="with --speed-of: each system in its own process, processes taking turns TURNS times")
+    p.add_argument(
+        "--blas",
+        choices=["blis", "numpy"],
+        default="blis",
+        help="with --speed-of: CPU matrix products of every system, Thinc's default BLIS or "
+        "numpy's BLAS (spacy_binary_ner.ops.use_cpu_ops)",
+    )
+    p.add_argument(
+        "--score-kept",
+        type=Path,
+        default=None,
+        metavar="KEEP_DIR",
+        help="only score on the test split the pipelines a --keep run left in KEEP_DIR, and for binary_ner "
+        "compare test F1 at the dev-chosen decision threshold and at 0.5 (decoding only)",
+    )
+    p.add_argument(
+        "--isolated",
+        type=int,
+        default=0,
+        metavar="TURNS",
+        help="with --speed-of: each system in its own process, processes taking turns TURNS times",
+    )
     args = p.parse_args(argv)
     if args.score_kept is not None:
         return score_kept(args)
@@ -480,7 +567,10 @@ def main(argv=None):
     lang = args.lang or ("zh" if args.data.name.endswith("_zh") else "en")
     if args.quick:
         args.max_steps, args.eval_frequency = 40, 20
-    split = lambda name: next(args.data.glob(f"{name}.jsonl*"), None)
+
+    def split(name: str) -> Optional[Path]:
+        return next(args.data.glob(f"{name}.jsonl*"), None)
+
     train_file, dev_file, test_file = split("train"), split("dev"), split("test")
     if train_file is None or test_file is None:
         p.error(f"{args.data} needs train.jsonl(.gz) and test.jsonl(.gz)")
@@ -488,8 +578,11 @@ def main(argv=None):
     if dev_file is None:
         # Never select on the test split: hold out the end of the training split instead.
         held_out_dev = 100 if args.quick else 1000
-        print(f"{args.data} has no dev split: the last {held_out_dev} training sentences (at most a tenth) are the dev split",
-              file=sys.stderr)
+        print(
+            f"{args.data} has no dev split: the last {held_out_dev} training sentences (at most a tenth) "
+            "are the dev split",
+            file=sys.stderr,
+        )
     limit = 150 if args.quick else 0
     eval_limit = 100 if args.quick else 0
     args.out.mkdir(parents=True, exist_ok=True)
@@ -515,9 +608,18 @@ def main(argv=None):
             if args.decisions in DECISIONS:
                 decisions = workdir / f"decisions-{seed}.jsonl"
                 subprocess.run(
-                    [sys.executable, str(args.teachsim), str(gold_train), str(decisions),
-                     "--per-sentence", str(DECISIONS[args.decisions]), "--seed", str(seed)],
-                    check=True, stdout=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        str(args.teachsim),
+                        str(gold_train),
+                        str(decisions),
+                        "--per-sentence",
+                        str(DECISIONS[args.decisions]),
+                        "--seed",
+                        str(seed),
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
                 )
             else:
                 decisions = Path(args.decisions)

@@ -14,6 +14,7 @@ start-up included); its peak memory is the largest sum of the resident memory
 of its process tree, sampled every 0.2 s from /proc. Prints tables, asserts
 nothing.
 """
+
 import argparse
 import gzip
 import hashlib
@@ -71,7 +72,9 @@ def read_records(path: Path) -> List[dict]:
 def train_pipeline(train: List[dict], out: Path, model: str, steps: int, candidates_threshold: float = 0.05) -> Path:
     """A zh binary_ner (char tokens) trained `steps` updates of 32 complete records."""
     fix_random_seed(0)
-    nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.zh.ChineseTokenizer", "segmenter": "char"}}})
+    nlp = spacy.blank(
+        "zh", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.zh.ChineseTokenizer", "segmenter": "char"}}}
+    )
     if model == "zh_cnn":
         cfg = dict(load_config(ROOT / "configs" / "zh_cnn.cfg", interpolate=True)["components"]["binary_ner"])
         cfg.pop("factory")
@@ -83,7 +86,7 @@ def train_pipeline(train: List[dict], out: Path, model: str, steps: int, candida
     examples = records_to_examples(nlp, records, complete=True)
     optimizer = nlp.initialize(lambda: examples)
     for step in range(steps):
-        nlp.update(examples[(step * 32) % len(examples):][:32], sgd=optimizer)
+        nlp.update(examples[(step * 32) % len(examples) :][:32], sgd=optimizer)
     nlp.to_disk(out)
     return out
 
@@ -164,21 +167,41 @@ def bench_annotate(args: argparse.Namespace) -> None:
     for name, engine, workers in runs:
         out = work / f"annotate-{engine}-{workers}"
         subprocess.run(["rm", "-rf", str(out)], check=True)
-        cmd = cli("annotate", pipeline, corpus, out, "--engine", engine, "--workers", workers,
-                  "--shard-size", args.shard_size, "--batch-size", args.batch_size)
+        cmd = cli(
+            "annotate",
+            pipeline,
+            corpus,
+            out,
+            "--engine",
+            engine,
+            "--workers",
+            workers,
+            "--shard-size",
+            args.shard_size,
+            "--batch-size",
+            args.batch_size,
+        )
         wall, peak, rc = timed_run(cmd, work / f"annotate-{engine}-{workers}.log")
         walls[name] = wall
-        rows.append({
-            "engine": name, "rc": str(rc), "texts": f"{args.texts:,}", "wall s": f"{wall:.1f}",
-            "docs/s": f"{args.texts / wall:,.0f}", "peak RSS MB": f"{peak / 2**20:,.0f}",
-            "output": digest_folder(out) if rc == 0 else "-",
-        })
+        rows.append(
+            {
+                "engine": name,
+                "rc": str(rc),
+                "texts": f"{args.texts:,}",
+                "wall s": f"{wall:.1f}",
+                "docs/s": f"{args.texts / wall:,.0f}",
+                "peak RSS MB": f"{peak / 2**20:,.0f}",
+                "output": digest_folder(out) if rc == 0 else "-",
+            }
+        )
         print(f"done: {name} in {wall:.1f}s", file=sys.stderr, flush=True)
     base = walls["local n_process=1"]
     for row, (name, _, _) in zip(rows, runs):
         row["x n_process=1"] = f"{base / walls[name]:.2f}"
-    print(f"\nannotate: {args.texts:,} resume_zh train texts (repeated), model {MODELS[args.model]}, "
-          f"shard size {args.shard_size}, batch {args.batch_size}; {os.cpu_count()} cores shared with other work")
+    print(
+        f"\nannotate: {args.texts:,} resume_zh train texts (repeated), model {MODELS[args.model]}, "
+        f"shard size {args.shard_size}, batch {args.batch_size}; {os.cpu_count()} cores shared with other work"
+    )
     print_table(rows)
 
 
@@ -215,7 +238,7 @@ def bench_select(args: argparse.Namespace) -> None:
         per_file = -(-len(texts) // args.files)
         for k in range(args.files):
             with open(pool / f"pool-{k:03d}.jsonl", "w", encoding="utf8") as f:
-                for j, text in enumerate(texts[k * per_file:(k + 1) * per_file]):
+                for j, text in enumerate(texts[k * per_file : (k + 1) * per_file]):
                     f.write(json.dumps({"text": text, "id": k * per_file + j}, ensure_ascii=False) + "\n")
         (pool / "done").write_text("")
         del texts
@@ -223,23 +246,46 @@ def bench_select(args: argparse.Namespace) -> None:
     for name, engine in (("local 2 processes", "local"), ("ray 2 workers", "ray")):
         out = work / f"select-{engine}.jsonl"
         subprocess.run(["rm", "-rf", str(out), f"{out}.parts", f"{out}.account.json"], check=True)
-        cmd = cli("select", pipeline, pool, out, "--n", args.n, "--engine", engine, "--workers", "2",
-                  "--shard-size", args.shard_size, "--batch-size", args.batch_size)
+        cmd = cli(
+            "select",
+            pipeline,
+            pool,
+            out,
+            "--n",
+            args.n,
+            "--engine",
+            engine,
+            "--workers",
+            "2",
+            "--shard-size",
+            args.shard_size,
+            "--batch-size",
+            args.batch_size,
+        )
         wall, peak, rc = timed_run(cmd, work / f"select-{engine}.log")
         tops[name] = set()
         if rc == 0:
             with open(out, encoding="utf8") as f:
                 tops[name] = {json.loads(line)["_task_hash"] for line in f}
-        rows.append({
-            "engine": name, "rc": str(rc), "pool": f"{args.pool:,}", "N": str(args.n), "wall s": f"{wall:.1f}",
-            "docs/s": f"{args.pool / wall:,.0f}", "peak RSS MB": f"{peak / 2**20:,.0f}",
-            "selected": str(len(tops[name])),
-        })
+        rows.append(
+            {
+                "engine": name,
+                "rc": str(rc),
+                "pool": f"{args.pool:,}",
+                "N": str(args.n),
+                "wall s": f"{wall:.1f}",
+                "docs/s": f"{args.pool / wall:,.0f}",
+                "peak RSS MB": f"{peak / 2**20:,.0f}",
+                "selected": str(len(tops[name])),
+            }
+        )
         print(f"done: {name} in {wall:.1f}s", file=sys.stderr, flush=True)
     a, b = tops.values()
-    print(f"\nselect: pool of {args.pool:,} generated zh texts in {args.files} files, small binary_ner "
-          f"(width 32, spans <= 8 chars), uncertainty, shard size {args.shard_size}; "
-          f"{os.cpu_count()} cores shared with other work")
+    print(
+        f"\nselect: pool of {args.pool:,} generated zh texts in {args.files} files, small binary_ner "
+        f"(width 32, spans <= 8 chars), uncertainty, shard size {args.shard_size}; "
+        f"{os.cpu_count()} cores shared with other work"
+    )
     print_table(rows)
     print(f"same top-{args.n} set on both engines: {a == b and len(a) == args.n} (overlap {len(a & b)})")
 

@@ -8,6 +8,7 @@ trained) scores one text of that many characters, made of short sentences
 repeated. `--whole` sizes run the same with the model's inference windows off
 (one call on the whole doc), for comparison. Prints a table; asserts nothing.
 """
+
 import argparse
 import json
 import platform
@@ -18,7 +19,12 @@ import time
 from typing import List
 
 SENTENCES = {
-    "zh": ["高勇在北京大学读书。", "他说中国银行今天开门！", "李明和王芳去了上海？", "这家公司成立于一九九八年，总部在深圳。"],
+    "zh": [
+        "高勇在北京大学读书。",
+        "他说中国银行今天开门！",
+        "李明和王芳去了上海？",
+        "这家公司成立于一九九八年，总部在深圳。",
+    ],
     "en": ["Anna flew to Paris today. ", "The Bank of England said rates stay! ", "Did Omar meet Lena in Rome? "],
 }
 
@@ -56,7 +62,11 @@ def child(lang: str, n_chars: int, whole: bool) -> None:
     start = time.perf_counter()
     doc = nlp(text)
     seconds = time.perf_counter() - start
-    print(json.dumps({"chars": len(text), "tokens": len(doc), "seconds": seconds, "peak_mb": rss_mb(), "before_mb": before}))
+    print(
+        json.dumps(
+            {"chars": len(text), "tokens": len(doc), "seconds": seconds, "peak_mb": rss_mb(), "before_mb": before}
+        )
+    )
 
 
 def main(argv: List[str]) -> int:
@@ -76,7 +86,9 @@ def main(argv: List[str]) -> int:
     print("\n| characters | tokens | windows | seconds | s per 100k chars | peak RSS MB | RSS before nlp() MB |")
     print("|---|---|---|---|---|---|---|")
     for n_chars, whole in runs:
-        cmd = [sys.executable, __file__, "--lang", args.lang, "--child", str(n_chars)] + (["--whole-child"] if whole else [])
+        cmd = [sys.executable, __file__, "--lang", args.lang, "--child", str(n_chars)] + (
+            ["--whole-child"] if whole else []
+        )
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"| {n_chars:,} | | {'off' if whole else 'on'} | failed (exit {done.returncode}) | | | |")

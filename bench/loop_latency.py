@@ -12,6 +12,7 @@ between the systems round by round, so both see the same machine load.
 `--split` instead times the phases of binary_ner's update (the same steps as
 `BinaryNER.update`, one by one) and prints their medians.
 """
+
 import argparse
 import json
 import os
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-import spacy
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,8 +74,17 @@ def split_update(loop: AnnotationLoop, batches: List[List[dict]]) -> Dict[str, f
 
     pipe, nlp = loop.pipe, loop.nlp
     tok2vec, spans, output = (pipe.model.get_ref(name) for name in ("tok2vec", "span_encoder", "output_layer"))
-    phases = ["read answers", "tok2vec forward", "span layers forward", "output layer forward", "loss",
-              "output layer backward", "span layers backward", "tok2vec backward", "optimizer step"]
+    phases = [
+        "read answers",
+        "tok2vec forward",
+        "span layers forward",
+        "output layer forward",
+        "loss",
+        "output layer backward",
+        "span layers backward",
+        "tok2vec backward",
+        "optimizer step",
+    ]
     times: Dict[str, List[float]] = {name: [] for name in phases + ["total"]}
     for batch in batches:
         marks = [time.perf_counter()]
@@ -135,14 +144,23 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of measurements")
     p.add_argument("--predict-sentences", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--replay", type=int, default=0,
-                   help="earlier answered texts rehearsed per update, as AnnotationLoop(replay=...); the simulator uses 10")
-    p.add_argument("--split", action="store_true",
-                   help="only time the phases of binary_ner's update (median ms per phase)")
+    p.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        help="earlier answered texts rehearsed per update, as AnnotationLoop(replay=...); the simulator uses 10",
+    )
+    p.add_argument(
+        "--split", action="store_true", help="only time the phases of binary_ner's update (median ms per phase)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
-                   help="CPU matrix products of both systems: Thinc's default BLIS, or numpy's BLAS "
-                        "(spacy_binary_ner.ops.use_cpu_ops)")
+    p.add_argument(
+        "--blas",
+        choices=["blis", "numpy"],
+        default="blis",
+        help="CPU matrix products of both systems: Thinc's default BLIS, or numpy's BLAS "
+        "(spacy_binary_ner.ops.use_cpu_ops)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     use_cpu_ops(use_blis=args.blas == "blis")
@@ -168,19 +186,27 @@ def main(argv=None) -> int:
         batches = answer_batches(pool, args.batches * args.rounds, 10, args.seed + 100)
         split = split_update(loops["binary_ner"], batches)
         split.update(split_predict(loops["binary_ner"], stream, args.rounds))
-        print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
-              f"{args.blas} matrix products, binary_ner, {len(batches)} updates of 10 answers, median ms per phase\n")
+        print(
+            f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+            "torch threads 1, "
+            f"{args.blas} matrix products, binary_ner, {len(batches)} updates of 10 answers, median ms per phase\n"
+        )
         print("| phase | median ms |\n|---|---|")
         for name, ms in split.items():
             if not name.startswith("predict"):
                 print(f"| {name} | {ms:.1f} |")
         chunk = loops["binary_ner"].chunk_size
-        print(f"\npredict on {len(stream)} sentences, median of {args.rounds}: {split['predict sentences/s']:.0f} sentences/s "
-              f"in chunks of {chunk}; the tok2vec forward pass alone (a bound no span layer can pass): "
-              f"{split[f'predict tok2vec-only sentences/s, chunks of {chunk}']:.0f} sentences/s in chunks of {chunk}, "
-              f"{split['predict tok2vec-only sentences/s, chunks of 256']:.0f} in chunks of 256")
+        print(
+            f"\npredict on {len(stream)} sentences, median of {args.rounds}: "
+            f"{split['predict sentences/s']:.0f} sentences/s "
+            f"in chunks of {chunk}; the tok2vec forward pass alone (a bound no span layer can pass): "
+            f"{split[f'predict tok2vec-only sentences/s, chunks of {chunk}']:.0f} sentences/s in chunks of {chunk}, "
+            f"{split['predict tok2vec-only sentences/s, chunks of 256']:.0f} in chunks of 256"
+        )
         if args.json:
-            args.json.write_text(json.dumps({"split_ms": split, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+            args.json.write_text(
+                json.dumps({"split_ms": split, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2)
+            )
         return 0
     update_ms: Dict[str, List[float]] = {s: [] for s in systems}
     predict_sps: Dict[str, List[float]] = {s: [] for s in systems}
@@ -195,26 +221,40 @@ def main(argv=None) -> int:
             begin = time.perf_counter()
             n_tasks = sum(1 for _ in loop.predict(stream))
             predict_sps[system].append(len(stream) / (time.perf_counter() - begin))
-            print(f"round {round_ + 1} {system}: update median {statistics.median(update_ms[system][-len(batches):]):.1f} ms, "
-                  f"predict {predict_sps[system][-1]:.0f} sentences/s ({n_tasks} proposals)", file=sys.stderr)
+            print(
+                f"round {round_ + 1} {system}: update median "
+                f"{statistics.median(update_ms[system][-len(batches) :]):.1f} ms, "
+                f"predict {predict_sps[system][-1]:.0f} sentences/s ({n_tasks} proposals)",
+                file=sys.stderr,
+            )
     rows = []
     for system in systems:
-        rows.append({
-            "system": system,
-            "update_ms_median": statistics.median(update_ms[system]),
-            "update_ms_mean": statistics.mean(update_ms[system]),
-            "predict_sentences_per_s": statistics.median(predict_sps[system]),
-        })
+        rows.append(
+            {
+                "system": system,
+                "update_ms_median": statistics.median(update_ms[system]),
+                "update_ms_mean": statistics.mean(update_ms[system]),
+                "predict_sentences_per_s": statistics.median(predict_sps[system]),
+            }
+        )
     beam = rows[1]
-    print(f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch threads 1, {args.blas} matrix products, {args.rounds} rounds x {args.batches} batches of 10 answers (replay {args.replay}), "
-          f"predict on {len(stream)} train sentences (chunks of {loops['binary_ner'].chunk_size})\n")
-    print("| system | update() of 10 answers, median ms | mean ms | × beam_ner (median) | predict sentences/s | × beam_ner |")
+    print(
+        f"\n{args.data.name}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch threads 1, {args.blas} matrix products, {args.rounds} rounds x {args.batches} batches of 10 answers "
+        f"(replay {args.replay}), "
+        f"predict on {len(stream)} train sentences (chunks of {loops['binary_ner'].chunk_size})\n"
+    )
+    print(
+        "| system | update() of 10 answers, median ms | mean ms | × beam_ner (median) "
+        "| predict sentences/s | × beam_ner |"
+    )
     print("|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['system']} | {row['update_ms_median']:.1f} | {row['update_ms_mean']:.1f} | "
-              f"{row['update_ms_median'] / beam['update_ms_median']:.2f} | {row['predict_sentences_per_s']:.0f} | "
-              f"{row['predict_sentences_per_s'] / beam['predict_sentences_per_s']:.2f} |")
+        print(
+            f"| {row['system']} | {row['update_ms_median']:.1f} | {row['update_ms_mean']:.1f} | "
+            f"{row['update_ms_median'] / beam['update_ms_median']:.2f} | {row['predict_sentences_per_s']:.0f} | "
+            f"{row['predict_sentences_per_s'] / beam['predict_sentences_per_s']:.2f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
     return 0

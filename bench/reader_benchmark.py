@@ -21,6 +21,7 @@ DocBin; with many packages installed that scan dominates both "convert" and
 lookups answered from a cache, for this benchmark only, to show the cost
 without it.
 """
+
 import argparse
 import gc
 import gzip

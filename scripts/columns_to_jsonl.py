@@ -7,6 +7,7 @@ answers). Reads BIO, IOB1, BIOES and BMES tags; `-DOCSTART-` lines are skipped.
     python scripts/columns_to_jsonl.py assets/public/resume_zh/test.char.bmes gold.jsonl --join ""
     python scripts/columns_to_jsonl.py assets/public/wnut17_en/emerging.test.annotated gold.jsonl
 """
+
 import argparse
 import json
 import sys
@@ -85,8 +86,16 @@ def to_record(tokens: List[str], spans: List[Span], join: str) -> dict:
     return {
         "text": text,
         "tokens": records_tokens,
-        "spans": [{"start": records_tokens[s]["start"], "end": records_tokens[e]["end"], "token_start": s,
-                   "token_end": e, "label": label} for s, e, label in spans],
+        "spans": [
+            {
+                "start": records_tokens[s]["start"],
+                "end": records_tokens[e]["end"],
+                "token_start": s,
+                "token_end": e,
+                "label": label,
+            }
+            for s, e, label in spans
+        ],
     }
 
 

@@ -8,6 +8,7 @@ which accounts for every record) and trains on the DocBins with spaCy's own
 
     python scripts/corpus_config.py configs/en_cnn.cfg corpus/config.cfg
 """
+
 import argparse
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """spacy-binary-ner: spaCy NER trained from accept/reject answers."""
+
 from .about import __version__
 from .data import ReadStats, create_teach_corpus, records_to_examples
 from .models.span_scorer import build_span_scorer

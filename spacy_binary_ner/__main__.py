@@ -4,6 +4,7 @@ Each command lives in its own module and exposes `main(argv) -> int`; the
 module is imported only when its command runs, so a broken optional
 dependency of one command cannot break the others.
 """
+
 import importlib
 import sys
 from typing import Dict, List, Optional

@@ -9,6 +9,7 @@ The `.spacy` file trains the `binary_ner` pipe through spaCy's own
 missing, rejected spans are in `doc.spans["incorrect_spans"]`, and complete
 annotations have every other token "O".
 """
+
 import argparse
 import json
 import sys
@@ -19,8 +20,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 
-from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, OFFSET_UNITS, REASONS, ReadStats, TeachDataError, TeachReader
 from .constants import DEFAULT_INCORRECT_SPANS_KEY
+from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, OFFSET_UNITS, REASONS, ReadStats, TeachDataError, TeachReader
 
 
 def make_nlp(lang: str, segmenter: Optional[str] = None) -> Language:
@@ -92,7 +93,12 @@ def format_account(report: Dict[str, Any]) -> str:
     reasons = sorted({r for _, c in columns for r in c["skipped_by_reason"]})
     changed = sorted({r for _, c in columns for r in c["changed"]})
     span_rows = sorted({r for _, c in columns for r in c["spans"]} - {"read", "used"})
-    rows = [("records read", "records"), ("  used", "used"), ("    of which merged", "merged"), ("  skipped", "skipped")]
+    rows = [
+        ("records read", "records"),
+        ("  used", "used"),
+        ("    of which merged", "merged"),
+        ("  skipped", "skipped"),
+    ]
     table: List[List[str]] = [[""] + [name for name, _ in columns]]
     for label, key in rows:
         table.append([label] + [str(c[key]) for _, c in columns])
@@ -125,25 +131,49 @@ def main(argv: List[str]) -> int:
         "that the binary_ner pipe trains on with spaCy's spacy.Corpus.v1, and account for every record.",
     )
     p.add_argument("paths", nargs="+", help="teach answer files or folders, then the output .spacy file")
-    p.add_argument("--complete", action="append", default=[], metavar="IN.jsonl",
-                   help="complete annotations (every entity marked); repeat for several files")
+    p.add_argument(
+        "--complete",
+        action="append",
+        default=[],
+        metavar="IN.jsonl",
+        help="complete annotations (every entity marked); repeat for several files",
+    )
     p.add_argument("--lang", default="en", help="language of the blank tokenizer (default en)")
-    p.add_argument("--segmenter", choices=("char", "jieba"), default=None,
-                   help="Chinese word segmenter for records without tokens (default: spaCy's, char)")
+    p.add_argument(
+        "--segmenter",
+        choices=("char", "jieba"),
+        default=None,
+        help="Chinese word segmenter for records without tokens (default: spaCy's, char)",
+    )
     p.add_argument("--report", type=Path, default=None, help="write the account as JSON here")
     p.add_argument("--strict", action="store_true", help="stop with an error at the first skipped record")
-    p.add_argument("--alignment", choices=ALIGNMENT_MODES, default="strict",
-                   help="spans off token boundaries: skip them (strict, default), expand or contract them")
+    p.add_argument(
+        "--alignment",
+        choices=ALIGNMENT_MODES,
+        default="strict",
+        help="spans off token boundaries: skip them (strict, default), expand or contract them",
+    )
     p.add_argument("--max-length", type=int, default=0, help="longest text in tokens (default 0: no limit)")
-    p.add_argument("--long-texts", choices=LONG_TEXT_MODES, default="split",
-                   help="texts over --max-length: split at sentence/token boundaries (default) or skip")
+    p.add_argument(
+        "--long-texts",
+        choices=LONG_TEXT_MODES,
+        default="split",
+        help="texts over --max-length: split at sentence/token boundaries (default) or skip",
+    )
     p.add_argument("--labels", default=None, help="comma-separated label set; spans with other labels are skipped")
     p.add_argument("--ignore-tokens", action="store_true", help="tokenize every text, ignoring records' tokens")
-    p.add_argument("--offsets", choices=OFFSET_UNITS, default="chars",
-                   help="what span and token offsets count: chars (Unicode code points, as Python; default) "
-                   "or utf16 (UTF-16 code units, as JavaScript tools write them)")
-    p.add_argument("--incorrect-spans-key", default=DEFAULT_INCORRECT_SPANS_KEY,
-                   help="span group of rejected spans (the pipe's incorrect_spans_key)")
+    p.add_argument(
+        "--offsets",
+        choices=OFFSET_UNITS,
+        default="chars",
+        help="what span and token offsets count: chars (Unicode code points, as Python; default) "
+        "or utf16 (UTF-16 code units, as JavaScript tools write them)",
+    )
+    p.add_argument(
+        "--incorrect-spans-key",
+        default=DEFAULT_INCORRECT_SPANS_KEY,
+        help="span group of rejected spans (the pipe's incorrect_spans_key)",
+    )
     args = p.parse_args(argv)
     *inputs, output = args.paths
     if not inputs and not args.complete:

@@ -18,6 +18,7 @@ in the input wins. Every record read ends up either used or skipped under one
 named reason, counted per file in a `ReadStats` (see `REASONS`); with
 `strict=True` any skip but an "ignore" answer raises a `TeachDataError`.
 """
+
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -393,7 +394,9 @@ class TeachReader:
         else the reason it was not (for a record skipped at reading, as for one
         of its spans, the first reason). Call after `examples()`."""
         return [
-            None if used else (state.first_reason if state.reason == "skipped" else state.reason or "conflicting answers")
+            None
+            if used
+            else (state.first_reason if state.reason == "skipped" else state.reason or "conflicting answers")
             for used, state in zip(self._used, self._records)
         ]
 
@@ -462,7 +465,9 @@ class TeachReader:
         for i, j, label, rec in kept:
             reject = rejects.get((i, j, label))
             if reject is not None and reject < rec:
-                self._drop_span(rejects.pop((i, j, label)), "conflicting answers", "aligned onto the same tokens as a later accept")
+                self._drop_span(
+                    rejects.pop((i, j, label)), "conflicting answers", "aligned onto the same tokens as a later accept"
+                )
         spans = [(i, j, label, rec, "accept") for i, j, label, rec in kept]
         spans += [(i, j, label, rec, "reject") for (i, j, label), rec in rejects.items()]
         complete = owner is not None
@@ -500,14 +505,18 @@ class TeachReader:
     def _example(self, doc: Doc, spans: list, unknown: List[Tuple[int, int]], complete: bool, offset: int) -> Example:
         reference = doc.copy()
         n = len(doc)
-        ents = [Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "accept"]
+        ents = [
+            Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "accept"
+        ]
         missing = None
         if complete and unknown:
             taken = {t for e in ents for t in range(e.start, e.end)}
             toks = sorted({t - offset for i, j in unknown for t in range(i, j) if 0 <= t - offset < n} - taken)
             missing = [Span(reference, t, t + 1) for t in toks]
         reference.set_ents(ents, missing=missing, default="outside" if complete else "missing")
-        rejects = [Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "reject"]
+        rejects = [
+            Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "reject"
+        ]
         if rejects:
             reference.spans[self.incorrect_spans_key] = rejects
         return Example(doc, reference)
@@ -675,7 +684,9 @@ def create_teach_corpus(
                 if dropped:
                     logger.warning(
                         "%s: %d of %d records skipped (%s); first places: %s",
-                        source, dropped, stats.records,
+                        source,
+                        dropped,
+                        stats.records,
                         ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items()) if r not in HARMLESS_REASONS),
                         "; ".join(f"{r}: {p[0]}" for r, p in sorted(stats.where.items()) if r not in HARMLESS_REASONS),
                     )

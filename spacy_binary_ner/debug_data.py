@@ -13,6 +13,7 @@ are never scored, so never learned nor predicted); and the texts that occur in
 both the training and the dev data. Exits 1 when a check fails (train/dev
 overlap, a dev label never trained, spans no model can score), else 0.
 """
+
 import argparse
 import json
 from collections import Counter, defaultdict
@@ -200,13 +201,23 @@ def _print_corpus(split: str, section: dict[str, Any], L: int) -> None:
     rows = []
     for label, counts in section["labels"].items():
         lengths = section["span_lengths"].get(label, {"max": 0, "longer_than_max_span_length": 0})
-        rows.append((
-            label, counts.get("accept", 0), counts.get("reject", 0), counts.get("ignore", 0),
-            counts.get("complete", 0) + counts.get("entity", 0), lengths["max"], lengths["longer_than_max_span_length"],
-        ))
+        rows.append(
+            (
+                label,
+                counts.get("accept", 0),
+                counts.get("reject", 0),
+                counts.get("ignore", 0),
+                counts.get("complete", 0) + counts.get("entity", 0),
+                lengths["max"],
+                lengths["longer_than_max_span_length"],
+            )
+        )
     if rows:
-        msg.table(rows, header=("label", "accepts", "rejects", "ignores", "complete", "longest", f"> {L} tokens"),
-                  divider=True)
+        msg.table(
+            rows,
+            header=("label", "accepts", "rejects", "ignores", "complete", "longest", f"> {L} tokens"),
+            divider=True,
+        )
     for label, counts in section["labels"].items():
         positives = counts.get("accept", 0) + counts.get("complete", 0) + counts.get("entity", 0)
         if split == "train" and positives < FEW_EXAMPLES:

@@ -16,6 +16,7 @@ folder and prints the Markdown:
   Brier score, against the gold set (every candidate span and label) and against
   the held-out answers.
 """
+
 import argparse
 import json
 import sys
@@ -92,9 +93,7 @@ class Question:
         self.record = record
 
 
-def read_answers(
-    nlp: Language, path: Union[str, Path]
-) -> Tuple[List[Doc], List[Question], Dict[str, Any]]:
+def read_answers(nlp: Language, path: Union[str, Path]) -> Tuple[List[Doc], List[Question], Dict[str, Any]]:
     """Read held-out teach answers, one question per span of each accept or
     reject record. Records that cannot be evaluated are counted by reason
     (the reasons of `spacy_binary_ner.records.REASONS`).
@@ -221,9 +220,7 @@ def score_gold(
                 probs.append(p)
                 outcomes.append(1.0 if (start, end, label) in gold else 0.0)
         too_long += sum(1 for s, e, _ in gold if e - s > max_span_length)
-    per_label = {
-        label: prf(c["tp"], c["predicted"], c["gold"]) for label, c in sorted(counts.items())
-    }
+    per_label = {label: prf(c["tp"], c["predicted"], c["gold"]) for label, c in sorted(counts.items())}
     total = Counter()
     for c in counts.values():
         total.update(c)
@@ -262,14 +259,18 @@ def score_answers(
         for group in ("all", kind, f"{q.label}"):
             counts[group]["n"] += 1
             counts[group]["correct"] += int(says_entity == q.accept)
+
     def rate(c: Counter) -> Dict[str, Any]:
         return {"n": c["n"], "correct": c["correct"], "accuracy": c["correct"] / c["n"] if c["n"] else 0.0}
+
     result = {
         "questions": len(questions),
         "accuracy": rate(counts["all"])["accuracy"],
         "accept": rate(counts["accept"]),
         "reject": rate(counts["reject"]),
-        "per_label": {label: rate(c) for label, c in sorted(counts.items()) if label not in ("all", "accept", "reject")},
+        "per_label": {
+            label: rate(c) for label, c in sorted(counts.items()) if label not in ("all", "accept", "reject")
+        },
     }
     return result, probs, outcomes
 
@@ -296,8 +297,15 @@ def reliability(probs: numpy.ndarray, outcomes: numpy.ndarray, n_bins: int = 10)
         freq = float(outcomes[mask].mean()) if count else None
         if count:
             ece += count / n * abs(freq - mean_p)
-        bins.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "n": count,
-                     "mean_probability": mean_p, "observed": freq})
+        bins.append(
+            {
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "n": count,
+                "mean_probability": mean_p,
+                "observed": freq,
+            }
+        )
     brier = float(((probs - outcomes) ** 2).mean()) if n else None
     return {"n": n, "positives": int(outcomes.sum()), "ece": ece if n else None, "brier": brier, "bins": bins}
 
@@ -317,9 +325,7 @@ def plot_reliability(curves: Dict[str, Dict[str, Any]], path: Path, title: str) 
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: pip install 'spacy-binary-ner[plot]'"
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
-    )
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
     markers = ["o", "s", "^", "D"]
     for k, (name, rel) in enumerate(curves.items()):
@@ -332,8 +338,12 @@ def plot_reliability(curves: Dict[str, Dict[str, Any]], path: Path, title: str) 
         top.plot(xs, ys, marker=markers[k % len(markers)], label=f"{name} (n={rel['n']}, ECE={ece:.3f})")
         centres = [(b["lower"] + b["upper"]) / 2 for b in rel["bins"]]
         width = (rel["bins"][0]["upper"] - rel["bins"][0]["lower"]) / (len(curves) + 1)
-        bottom.bar([c + (k - (len(curves) - 1) / 2) * width for c in centres], [max(b["n"], 0) for b in rel["bins"]],
-                   width=width, label=name)
+        bottom.bar(
+            [c + (k - (len(curves) - 1) / 2) * width for c in centres],
+            [max(b["n"], 0) for b in rel["bins"]],
+            width=width,
+            label=name,
+        )
     top.set_ylabel("observed frequency (gold entity / accepted)")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
@@ -423,8 +433,9 @@ def evaluate(
         report["figure"] = None if why_not else figure.name
         if why_not:
             report["figure_missing"] = why_not
-        (output / "evaluation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-                                                encoding="utf8")
+        (output / "evaluation.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf8"
+        )
         (output / "evaluation.md").write_text(format_markdown(report), encoding="utf8")
     return report
 
@@ -485,15 +496,20 @@ def format_markdown(report: Dict[str, Any]) -> str:
         for label, s in gold["per_label"].items():
             lines.append(f"| {label} | {s['p']:.3f} | {s['r']:.3f} | {s['f']:.3f} | {s['gold']} | {s['predicted']} |")
         m = gold["micro"]
-        lines.append(f"| **all** | **{m['p']:.3f}** | **{m['r']:.3f}** | **{m['f']:.3f}** | {m['gold']} | "
-                     f"{m['predicted']} |")
+        lines.append(
+            f"| **all** | **{m['p']:.3f}** | **{m['r']:.3f}** | **{m['f']:.3f}** | {m['gold']} | {m['predicted']} |"
+        )
         notes = []
         if gold["predicted_on_missing_annotation"]:
-            notes.append(f"{gold['predicted_on_missing_annotation']} predicted entities on tokens without gold "
-                         "annotation were not counted (is the gold set complete?)")
+            notes.append(
+                f"{gold['predicted_on_missing_annotation']} predicted entities on tokens without gold "
+                "annotation were not counted (is the gold set complete?)"
+            )
         if gold["gold_longer_than_max_span_length"]:
-            notes.append(f"{gold['gold_longer_than_max_span_length']} gold entities are longer than the model's "
-                         "max_span_length and cannot be found")
+            notes.append(
+                f"{gold['gold_longer_than_max_span_length']} gold entities are longer than the model's "
+                "max_span_length and cannot be found"
+            )
         if notes:
             lines += ["", *[f"- {n}" for n in notes]]
         lines.append("")
@@ -527,16 +543,20 @@ def format_markdown(report: Dict[str, Any]) -> str:
         ]
         for name, rel in curves.items():
             lines.append(f"| {name} | {rel['n']} | {rel['positives']} | {_pct(rel['ece'])} | {_pct(rel['brier'])} |")
-        lines += ["", "| bin | " + " | ".join(f"{name}: n, predicted → observed" for name in curves) + " |",
-                  "|---|" + "---|" * len(curves)]
+        lines += [
+            "",
+            "| bin | " + " | ".join(f"{name}: n, predicted → observed" for name in curves) + " |",
+            "|---|" + "---|" * len(curves),
+        ]
         n_bins = len(next(iter(curves.values()))["bins"])
         for b in range(n_bins):
             first = next(iter(curves.values()))["bins"][b]
             cells = []
             for rel in curves.values():
                 bin_ = rel["bins"][b]
-                cells.append(f"{bin_['n']}, {_pct(bin_['mean_probability'])} → {_pct(bin_['observed'])}"
-                             if bin_["n"] else "0")
+                cells.append(
+                    f"{bin_['n']}, {_pct(bin_['mean_probability'])} → {_pct(bin_['observed'])}" if bin_["n"] else "0"
+                )
             lines.append(f"| {first['lower']:.1f}–{first['upper']:.1f} | " + " | ".join(cells) + " |")
         lines.append("")
         if report.get("figure"):
@@ -562,12 +582,20 @@ def main(argv: List[str]) -> int:
     p.add_argument("--gold", default=None, help="complete annotations: .jsonl (every entity marked) or .spacy")
     p.add_argument("--answers", default=None, help="held-out teach answers (.jsonl), accept/reject")
     p.add_argument("--output", type=Path, default=None, help="folder for evaluation.json, .md and reliability.png")
-    p.add_argument("--min-prob", type=float, default=0.0,
-                   help="smallest span probability kept for calibration (default 0: every span)")
+    p.add_argument(
+        "--min-prob",
+        type=float,
+        default=0.0,
+        help="smallest span probability kept for calibration (default 0: every span)",
+    )
     p.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram (default 10)")
     p.add_argument("--gpu-id", type=int, default=-1, help="GPU to predict on (default -1: CPU)")
-    p.add_argument("--displacy-path", type=Path, default=None,
-                   help="folder for entities.html: displaCy's rendering of the predictions (as spacy evaluate)")
+    p.add_argument(
+        "--displacy-path",
+        type=Path,
+        default=None,
+        help="folder for entities.html: displaCy's rendering of the predictions (as spacy evaluate)",
+    )
     p.add_argument("--displacy-limit", type=int, default=25, help="docs rendered (default 25)")
     args = p.parse_args(argv)
     if args.gold is None and args.answers is None:
@@ -579,19 +607,40 @@ def main(argv: List[str]) -> int:
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
     try:
-        report = evaluate(args.model, args.gold, args.answers, args.output, min_prob=args.min_prob, n_bins=args.bins,
-                          displacy_path=args.displacy_path, displacy_limit=args.displacy_limit)
+        report = evaluate(
+            args.model,
+            args.gold,
+            args.answers,
+            args.output,
+            min_prob=args.min_prob,
+            n_bins=args.bins,
+            displacy_path=args.displacy_path,
+            displacy_limit=args.displacy_limit,
+        )
     except (TeachDataError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(format_markdown(report))
     if args.output is not None:
-        print("Wrote evaluation.json, evaluation.md" + (" and reliability.png" if report.get("figure") else "")
-              + f" to {args.output}")
+        print(
+            "Wrote evaluation.json, evaluation.md"
+            + (" and reliability.png" if report.get("figure") else "")
+            + f" to {args.output}"
+        )
     if args.displacy_path is not None:
         print(f"Wrote {report['displacy']}")
     return 0
 
 
-__all__ = ["evaluate", "find_binary_ner", "format_markdown", "main", "read_answers", "read_gold", "reliability",
-           "render_entities", "score_answers", "score_gold"]
+__all__ = [
+    "evaluate",
+    "find_binary_ner",
+    "format_markdown",
+    "main",
+    "read_answers",
+    "read_gold",
+    "reliability",
+    "render_entities",
+    "score_answers",
+    "score_gold",
+]

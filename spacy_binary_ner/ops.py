@@ -7,6 +7,7 @@ AMD EPYC machine 77 against 23 GFLOP/s for the CNN tok2vec's shapes
 (`bench/loop_latency.py --split --blas numpy` compares on your machine). `NumpyOps(use_blis=False)` is
 Thinc's own switch; these helpers set it.
 """
+
 import contextlib
 from typing import Callable, Iterator, Type
 

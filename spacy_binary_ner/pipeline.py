@@ -3,6 +3,7 @@
 This module knows Thinc models only; the architecture is in
 `spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
 """
+
 import warnings
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -345,7 +346,10 @@ class BinaryNER(TrainablePipe):
             best = numpy.zeros(len(logits), dtype="int64")
             best_p = numpy.full(len(logits), -1.0, dtype="float32")
         masks = {}
-        for key, min_p in ((self.cfg["scores_key"], self.cfg["candidates_threshold"]), (self.cfg["nested_spans_key"], threshold)):
+        for key, min_p in (
+            (self.cfg["scores_key"], self.cfg["candidates_threshold"]),
+            (self.cfg["nested_spans_key"], threshold),
+        ):
             if key:
                 masks[key] = logits >= _logit(min_p)
         offset = 0

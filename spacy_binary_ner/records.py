@@ -9,6 +9,7 @@ tokens into a `Doc` with the character offsets of its tokens; `align_span`
 maps character offsets onto tokens. The training reader (`data.TeachReader`),
 `evaluate` and the annotation loop all go through these.
 """
+
 import bisect
 import gzip
 import hashlib
@@ -213,7 +214,7 @@ def v2_label_error(label: str) -> Optional[str]:
     if label.startswith("!") and len(label) > 1:
         return (
             f"label {label!r} is spaCy v2's notation for 'not {label[1:]}': write the span with label "
-            f"{label[1:]!r} and \"answer\": \"reject\" (a teach reject) instead"
+            f'{label[1:]!r} and "answer": "reject" (a teach reject) instead'
         )
     if label == "-":
         return "label '-' is spaCy v2's notation for a missing label: drop the span (unannotated is unknown)"
@@ -349,8 +350,7 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
             )
         previous_end = end
     spaces = [
-        bool(t["ws"]) if "ws" in t else (k + 1 < len(tokens) and starts[k + 1] > ends[k])
-        for k, t in enumerate(tokens)
+        bool(t["ws"]) if "ws" in t else (k + 1 < len(tokens) and starts[k + 1] > ends[k]) for k, t in enumerate(tokens)
     ]
     return Tokens(words, spaces, starts, ends)
 
@@ -443,7 +443,7 @@ def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
     loads = json.loads
     line_no = 0
     try:
-        with (gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb")) as f:
+        with gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb") as f:
             for line_no, line in enumerate(f, 1):
                 if line_no == 1:
                     if line.startswith(_UTF8_BOM):
@@ -456,7 +456,7 @@ def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
                 try:
                     decoded = line.decode("utf8")
                 except UnicodeDecodeError as err:
-                    yield line_no, RecordError("not UTF-8", f"byte {err.start} is {line[err.start:err.start + 1]!r}")
+                    yield line_no, RecordError("not UTF-8", f"byte {err.start} is {line[err.start : err.start + 1]!r}")
                     continue
                 try:
                     yield line_no, loads(decoded)

@@ -13,6 +13,7 @@ evaluated on a gold test set every K decisions. Strategies:
 Writes `curve.jsonl` (one line per strategy and evaluation point) and
 `curve.png` (test F1 against decisions, one line per strategy).
 """
+
 import argparse
 import json
 import random
@@ -99,8 +100,10 @@ class BeamNERProposer:
         strings = self.nlp.vocab.strings
         out: Proposals = []
         for scores in self.pipe.scored_ents(self.pipe.predict(docs)):
-            table = {(s, e, label if isinstance(label, str) else strings[label]): float(p)
-                     for (s, e, label), p in scores.items()}
+            table = {
+                (s, e, label if isinstance(label, str) else strings[label]): float(p)
+                for (s, e, label), p in scores.items()
+            }
             ranked = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
             chosen = [kv for kv in ranked if kv[1] >= self.min_score][: self.max_per_text] or ranked[:1]
             candidates = [(s, e, label, p) for (s, e, label), p in chosen]
@@ -218,13 +221,17 @@ def scores_by_threshold(
             pipe.cfg["threshold"] = threshold
             decoded = [doc.copy() for doc in docs]
             pipe.set_annotations(decoded, scores)
-            result[threshold] = Scorer.score_spans([Example(d, eg.reference) for d, eg in zip(decoded, examples)], "ents")
+            result[threshold] = Scorer.score_spans(
+                [Example(d, eg.reference) for d, eg in zip(decoded, examples)], "ents"
+            )
     finally:
         pipe.cfg["threshold"] = original
     return result
 
 
-def f1_by_threshold(loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]) -> Dict[float, float]:
+def f1_by_threshold(
+    loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]
+) -> Dict[float, float]:
     """Entity F1 at each decision threshold (see `scores_by_threshold`)."""
     return {t: float(s["ents_f"] or 0.0) for t, s in scores_by_threshold(loop, examples, thresholds).items()}
 
@@ -319,9 +326,15 @@ def run_strategy(
             }
             if dev_examples is not None:
                 test_f = {t: float(s["ents_f"] or 0.0) for t, s in on_test.items()}
-                point.update({"dev_threshold": threshold, "dev_f": on_dev[threshold],
-                              "f_dev_threshold": test_f[threshold], "f_configured_threshold": test_f[args.threshold],
-                              "test_f_by_threshold": {str(t): round(f, 4) for t, f in test_f.items()}})
+                point.update(
+                    {
+                        "dev_threshold": threshold,
+                        "dev_f": on_dev[threshold],
+                        "f_dev_threshold": test_f[threshold],
+                        "f_configured_threshold": test_f[args.threshold],
+                        "test_f_by_threshold": {str(t): round(f, 4) for t, f in test_f.items()},
+                    }
+                )
             points.append(point)
             losses = []
             bar.set_postfix(f1=f"{point['f']:.3f}", accepts=point["accepts"])
@@ -420,30 +433,60 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=None, help="binary_ner config (default configs/LANG_cnn.cfg)")
     p.add_argument("--output", type=Path, required=True, help="folder for curve.jsonl and curve.png")
     p.add_argument("--pattern-ratio", type=float, default=0.5)
-    p.add_argument("--pattern-lookahead", type=int, default=0,
-                   help="texts read ahead of the model for pattern matches (default 0: as the model reads them)")
-    p.add_argument("--pattern-max-answers", type=int, default=None,
-                   help="stop asking a pattern after this many answers to its matches (default: no limit)")
+    p.add_argument(
+        "--pattern-lookahead",
+        type=int,
+        default=0,
+        help="texts read ahead of the model for pattern matches (default 0: as the model reads them)",
+    )
+    p.add_argument(
+        "--pattern-max-answers",
+        type=int,
+        default=None,
+        help="stop asking a pattern after this many answers to its matches (default: no limit)",
+    )
     p.add_argument("--patterns-until", type=int, default=None, help="answers after which patterns stop")
     p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
-    p.add_argument("--learn-rate", type=float, default=None,
-                   help="default: the loop's (spacy_binary_ner.loop.LOOP_LEARN_RATE, 0.005, chosen on resume_zh dev)")
+    p.add_argument(
+        "--learn-rate",
+        type=float,
+        default=None,
+        help="default: the loop's (spacy_binary_ner.loop.LOOP_LEARN_RATE, 0.005, chosen on resume_zh dev)",
+    )
     p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
     p.add_argument("--max-per-text", type=int, default=8)
-    p.add_argument("--dev", type=Path, default=None,
-                   help="gold dev set: at each evaluation the loop's decision threshold is chosen on it (as training's "
-                        "dev_threshold callback; ties: nearest --threshold), and test F1 is reported at it")
-    p.add_argument("--live-weights", action="store_true",
-                   help="propose and evaluate with the live weights, not their moving average")
-    p.add_argument("--self-training", action="store_true",
-                   help="let updates use the config's self-training targets (pseudo_above); off by default")
-    p.add_argument("--threshold", type=float, default=LOOP_THRESHOLD,
-                   help="binary_ner decision threshold (with --dev: the tie-break; default: the loop's, "
-                        f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)")
-    p.add_argument("--blas", choices=["blis", "numpy"], default="blis",
-                   help="CPU matrix products: Thinc's default BLIS, or numpy's BLAS, faster on CPUs where BLIS "
-                        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; "
-                        "bench/loop_latency.py --split --blas numpy)")
+    p.add_argument(
+        "--dev",
+        type=Path,
+        default=None,
+        help="gold dev set: at each evaluation the loop's decision threshold is chosen on it (as training's "
+        "dev_threshold callback; ties: nearest --threshold), and test F1 is reported at it",
+    )
+    p.add_argument(
+        "--live-weights",
+        action="store_true",
+        help="propose and evaluate with the live weights, not their moving average",
+    )
+    p.add_argument(
+        "--self-training",
+        action="store_true",
+        help="let updates use the config's self-training targets (pseudo_above); off by default",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=LOOP_THRESHOLD,
+        help="binary_ner decision threshold (with --dev: the tie-break; default: the loop's, "
+        f"spacy_binary_ner.loop.LOOP_THRESHOLD, {LOOP_THRESHOLD}, chosen on resume_zh dev)",
+    )
+    p.add_argument(
+        "--blas",
+        choices=["blis", "numpy"],
+        default="blis",
+        help="CPU matrix products: Thinc's default BLIS, or numpy's BLAS, faster on CPUs where BLIS "
+        "falls back to a slow kernel (spacy_binary_ner.ops.use_cpu_ops; "
+        "bench/loop_latency.py --split --blas numpy)",
+    )
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]

@@ -32,6 +32,7 @@ A teach accept is a reference with one entity and every other token unknown;
 a complete annotation has every token either in an entity or "O"; a reject
 leaves the tokens unknown and adds one span to the incorrect-spans group.
 """
+
 from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -86,9 +87,7 @@ def build_targets(
     weights: List[numpy.ndarray] = []
     unknowns: List[numpy.ndarray] = []
     for eg in examples:
-        truth, weight, unknown = _doc_targets(
-            eg, label_index, max_span_length, unknown_weight, incorrect_spans_key
-        )
+        truth, weight, unknown = _doc_targets(eg, label_index, max_span_length, unknown_weight, incorrect_spans_key)
         cells = span_cells(len(eg.predicted), max_span_length)
         truths.append(truth[cells])
         weights.append(weight[cells])
@@ -205,9 +204,7 @@ def _doc_targets(
             problem = v2_label_error(ent.label_)
             raise ValueError(f"The entity '{ent.text}' of '{_preview(eg.reference.text)}' has the {problem}.")
     if incorrect_spans_key in eg.reference.spans:
-        rejected = eg.get_aligned_spans_y2x(
-            eg.reference.spans[incorrect_spans_key], allow_overlap=True
-        )
+        rejected = eg.get_aligned_spans_y2x(eg.reference.spans[incorrect_spans_key], allow_overlap=True)
         for span in rejected:
             width = span.end - span.start - 1
             k = label_index.get(span.label_)
@@ -248,7 +245,6 @@ def _outside_tokens(eg: Example) -> numpy.ndarray:
         for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True):
             outside[span.start : span.end] = 1
     return outside
-
 
 
 def _preview(text: str, limit: int = 60) -> str:

@@ -11,6 +11,7 @@ callback: each time spaCy saves the pipeline (after every evaluation, with the
 weights it saves), the threshold is chosen on the dev corpus, stored, and
 logged.
 """
+
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 

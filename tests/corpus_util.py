@@ -1,4 +1,5 @@
 """A tiny trained pipeline and generated corpora for the corpus tests."""
+
 import gzip
 import json
 import random
@@ -49,7 +50,10 @@ def write_corpus(folder: Path, n_files: int = 3, per_file: int = 40, bad: bool =
     folder.mkdir(parents=True, exist_ok=True)
     all_texts = texts(n_files * per_file)
     for k in range(n_files):
-        lines = [json.dumps({"text": t, "id": k * per_file + i}) for i, t in enumerate(all_texts[k * per_file:(k + 1) * per_file])]
+        lines = [
+            json.dumps({"text": t, "id": k * per_file + i})
+            for i, t in enumerate(all_texts[k * per_file : (k + 1) * per_file])
+        ]
         if bad and k == 0:
             lines[3:3] = [line for line, _ in BAD_LINES] + [""]
         name = f"part{k}.jsonl" + (".gz" if gz and k == n_files - 1 else "")
@@ -72,7 +76,7 @@ def read_jsonl_folder(folder: Path, suffix: str = ".jsonl") -> List[dict]:
 
 # A component that stops the process the first time it meets the text "CRASH"
 # while `marker` does not exist (it creates it first): a worker killed mid-run.
-CRASH_CODE = '''
+CRASH_CODE = """
 import os
 from spacy.language import Language
 
@@ -86,7 +90,7 @@ def make_crash_once(nlp, name, marker, hard):
             raise KeyboardInterrupt("crash_once")
         return doc
     return crash_once
-'''
+"""
 
 
 def add_crash_pipe(pipeline: Path, out: Path, code: Path, marker: Path, hard: bool) -> Path:

@@ -2,6 +2,7 @@
 files and lines, text that is not UTF-8 or holds lone surrogates, offsets and
 tokens that disagree with the text, bad tasks in the annotation loop, long
 texts at inference and pickled payloads in a pipeline folder."""
+
 import copy
 import gzip
 import json
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 from spacy.util import registry
 from thinc.api import fix_random_seed
 
-from spacy_binary_ner.convert import convert, main as convert_main
+from spacy_binary_ner.convert import convert
+from spacy_binary_ner.convert import main as convert_main
 from spacy_binary_ner.data import REASONS, ReadStats, TeachDataError, TeachReader, read_teach_data, records_to_examples
 from spacy_binary_ner.evaluate import read_answers
 from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline
@@ -136,7 +138,11 @@ def test_a_lone_surrogate_is_a_named_reason_in_the_reader_and_corpus(tmp_path):
     assert parse_record(json.loads(json.dumps(rec("Anna \U0001f600 lives", 0, 4, "PER")))).text == "Anna 😀 lives"
 
 
-UTF16_RECORD = {"text": "😀高勇是男", "spans": [{"start": 2, "end": 4, "label": "PER", "text": "高勇"}], "answer": "accept"}
+UTF16_RECORD = {
+    "text": "😀高勇是男",
+    "spans": [{"start": 2, "end": 4, "label": "PER", "text": "高勇"}],
+    "answer": "accept",
+}
 
 
 def test_span_text_that_disagrees_is_skipped_with_a_hint_for_utf16():
@@ -151,8 +157,10 @@ def test_utf16_offsets_are_read_when_asked():
     (eg,) = records_to_examples(spacy.blank("zh"), [UTF16_RECORD], offsets="utf16")
     assert [(e.text, e.label_) for e in eg.reference.ents] == [("高勇", "PER")]
     # Tokens' offsets are converted too.
-    tokens = [{"text": c, "start": s, "end": s + len(c.encode("utf-16-le")) // 2} for c, s in
-              zip("😀高勇是男", [0, 2, 3, 4, 5])]
+    tokens = [
+        {"text": c, "start": s, "end": s + len(c.encode("utf-16-le")) // 2}
+        for c, s in zip("😀高勇是男", [0, 2, 3, 4, 5])
+    ]
     (eg,) = records_to_examples(spacy.blank("zh"), [{**UTF16_RECORD, "tokens": tokens}], offsets="utf16")
     assert [e.text for e in eg.reference.ents] == ["高勇"]
     with pytest.raises(ValueError, match="offsets must be one of"):
@@ -202,12 +210,18 @@ def loop_nlp():
 BAD_ANSWERS = {
     "spans null": ({"text": "Rome is big", "spans": None, "answer": "accept"}, "no spans"),
     "spans a dict": ({"text": "Rome is big", "spans": {"start": 0}, "answer": "accept"}, "bad field"),
-    "span without start": ({"text": "Rome is big", "spans": [{"end": 4, "label": "LOC"}], "answer": "accept"}, "bad field"),
+    "span without start": (
+        {"text": "Rome is big", "spans": [{"end": 4, "label": "LOC"}], "answer": "accept"},
+        "bad field",
+    ),
     "no text or hash": ({"spans": [{"start": 0, "end": 4, "label": "LOC"}], "answer": "accept"}, "missing key"),
     "lone surrogate": ({**SURROGATE, "spans": [{"start": 0, "end": 4, "label": "LOC"}]}, "lone surrogate"),
     "not a dict": ("accept", "not an object"),
     "bad answer": (rec("Rome is big", 0, 4, answer="maybe"), "unknown answer"),
-    "tokens disagree": (rec("Rome is", 0, 4, tokens=[{"text": "Oslo", "start": 0, "end": 4}]), "tokens disagree with text"),
+    "tokens disagree": (
+        rec("Rome is", 0, 4, tokens=[{"text": "Oslo", "start": 0, "end": 4}]),
+        "tokens disagree with text",
+    ),
 }
 
 
@@ -255,7 +269,10 @@ def test_a_step_that_raises_stores_nothing(loop_nlp, monkeypatch):
 BAD_TASKS = {
     "meta a string": ({"text": "Rome is big", "meta": "x"}, "bad field"),
     "lone surrogate": ({"text": "Anna \ud83d lives"}, "lone surrogate"),
-    "tokens disagree": ({"text": "Rome is", "tokens": [{"text": "Oslo", "start": 0, "end": 4}]}, "tokens disagree with text"),
+    "tokens disagree": (
+        {"text": "Rome is", "tokens": [{"text": "Oslo", "start": 0, "end": 4}]},
+        "tokens disagree with text",
+    ),
     "no text": ({"meta": {}}, "missing key"),
     "not a dict": (["Rome"], "not an object"),
 }
@@ -363,8 +380,11 @@ def bad_record_line(draw) -> bytes:
     span = {"start": start + shift, "end": min(n, end + shift), "label": draw(st.sampled_from(["PER", "LOC"]))}
     if draw(st.booleans()):
         span["text"] = text[start:end]
-    record = {"text": text, "spans": [span] if span["start"] < span["end"] else [], "answer": draw(
-        st.sampled_from(["accept", "reject", "ignore", "maybe"]))}
+    record = {
+        "text": text,
+        "spans": [span] if span["start"] < span["end"] else [],
+        "answer": draw(st.sampled_from(["accept", "reject", "ignore", "maybe"])),
+    }
     if draw(st.booleans()):
         words = text.split(" ")
         tokens, k = [], 0

@@ -1,5 +1,6 @@
 """The benchmark script runs end to end in --quick mode, so it cannot rot.
 No timing is asserted: timings belong in the printed table."""
+
 import importlib.util
 import json
 import math
@@ -29,8 +30,19 @@ def test_quick_benchmark(tmp_path):
     for name, part in (("train", records[:60]), ("dev", records[60:80]), ("test", records[80:])):
         (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf8")
     bench = load_bench()
-    rows = bench.main(["--data", str(data), "--quick", "--systems", "binary_ner,ner,binary_ner_gold",
-                       "--out", str(tmp_path / "out"), "--keep", str(tmp_path / "keep")])
+    rows = bench.main(
+        [
+            "--data",
+            str(data),
+            "--quick",
+            "--systems",
+            "binary_ner,ner,binary_ner_gold",
+            "--out",
+            str(tmp_path / "out"),
+            "--keep",
+            str(tmp_path / "keep"),
+        ]
+    )
     assert [row["system"] for row in rows] == ["binary_ner", "ner", "binary_ner_gold"]
     for row in rows:
         assert 0.0 <= row["f"] <= 1.0 and row["wps"] > 0
@@ -60,15 +72,39 @@ def test_quick_benchmark(tmp_path):
     # Speed alone, again, from the kept pipelines; systems not kept are left out.
     ops = get_current_ops()
     try:
-        speeds = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1",
-                             "--systems", "binary_ner,ner,beam_ner", "--blas", "numpy"])
+        speeds = bench.main(
+            [
+                "--data",
+                str(data),
+                "--speed-of",
+                str(tmp_path / "keep"),
+                "--rounds",
+                "1",
+                "--systems",
+                "binary_ner,ner,beam_ner",
+                "--blas",
+                "numpy",
+            ]
+        )
         assert not get_current_ops().use_blis
     finally:
         set_current_ops(ops)
     assert [r["system"] for r in speeds] == ["binary_ner", "ner"]
     # Each system alone in its own process, taking turns.
-    isolated = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1",
-                           "--systems", "ner,binary_ner", "--isolated", "2"])
+    isolated = bench.main(
+        [
+            "--data",
+            str(data),
+            "--speed-of",
+            str(tmp_path / "keep"),
+            "--rounds",
+            "1",
+            "--systems",
+            "ner,binary_ner",
+            "--isolated",
+            "2",
+        ]
+    )
     assert [r["system"] for r in isolated] == ["ner", "binary_ner"]
     assert all(len(r["wps_all"]) == 2 and r["wps"] > 0 for r in isolated)
     assert all(r["wps"] > 0 for r in speeds)
@@ -88,8 +124,16 @@ def test_crashing_system_is_reported_not_fatal(tmp_path, monkeypatch):
     def fake_run(system, *args):
         if system == "beam_ner":
             raise AssertionError()
-        return {"system": system, "seed": 0, "p": 0.5, "r": 0.5, "f": 0.5, "wps": 100.0,
-                "seconds_to_best": 1.0, "best_step": 0}
+        return {
+            "system": system,
+            "seed": 0,
+            "p": 0.5,
+            "r": 0.5,
+            "f": 0.5,
+            "wps": 100.0,
+            "seconds_to_best": 1.0,
+            "best_step": 0,
+        }
 
     monkeypatch.setattr(bench, "run_system", fake_run)
     monkeypatch.setattr(bench, "measure_speed_interleaved", lambda *args: None)
@@ -113,8 +157,31 @@ def test_loop_latency_runs(tmp_path):
     out = tmp_path / "latency.json"
     ops = get_current_ops()
     try:
-        assert module.main(["--data", str(data), "--lang", "en", "--batches", "2", "--warmup", "1", "--rounds", "1",
-                            "--predict-sentences", "20", "--replay", "2", "--json", str(out), "--blas", "numpy"]) == 0
+        assert (
+            module.main(
+                [
+                    "--data",
+                    str(data),
+                    "--lang",
+                    "en",
+                    "--batches",
+                    "2",
+                    "--warmup",
+                    "1",
+                    "--rounds",
+                    "1",
+                    "--predict-sentences",
+                    "20",
+                    "--replay",
+                    "2",
+                    "--json",
+                    str(out),
+                    "--blas",
+                    "numpy",
+                ]
+            )
+            == 0
+        )
         assert not get_current_ops().use_blis
     finally:
         set_current_ops(ops)
@@ -122,12 +189,32 @@ def test_loop_latency_runs(tmp_path):
     assert [r["system"] for r in rows] == ["binary_ner", "beam_ner"]
     assert all(r["update_ms_median"] > 0 and r["predict_sentences_per_s"] > 0 for r in rows)
     split = tmp_path / "split.json"
-    assert module.main(["--data", str(data), "--lang", "en", "--batches", "2", "--warmup", "1", "--rounds", "1",
-                        "--split", "--json", str(split)]) == 0
+    assert (
+        module.main(
+            [
+                "--data",
+                str(data),
+                "--lang",
+                "en",
+                "--batches",
+                "2",
+                "--warmup",
+                "1",
+                "--rounds",
+                "1",
+                "--split",
+                "--json",
+                str(split),
+            ]
+        )
+        == 0
+    )
     phases = json.loads(split.read_text())["split_ms"]
     assert {"read answers", "tok2vec forward", "span layers backward", "optimizer step", "total"} <= set(phases)
     assert all(ms > 0 for ms in phases.values())
-    assert phases["total"] >= max(ms for name, ms in phases.items() if name != "total" and not name.startswith("predict"))
+    assert phases["total"] >= max(
+        ms for name, ms in phases.items() if name != "total" and not name.startswith("predict")
+    )
     assert phases["predict sentences/s"] > 0
     assert phases["predict tok2vec-only sentences/s, chunks of 8"] > 0
     assert phases["predict tok2vec-only sentences/s, chunks of 256"] > 0
@@ -138,8 +225,18 @@ def test_reader_benchmark_runs(tmp_path):
     spec = importlib.util.spec_from_file_location("reader_benchmark", REPO / "bench" / "reader_benchmark.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    times = module.main(["--decisions", str(REPO / "assets" / "en_teach.jsonl"), "--lang", "en", "--repeats", "1",
-                         "--workdir", str(tmp_path)])
+    times = module.main(
+        [
+            "--decisions",
+            str(REPO / "assets" / "en_teach.jsonl"),
+            "--lang",
+            "en",
+            "--repeats",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
     assert len(times) == 5 and all(len(v) == 1 and v[0] > 0 for v in times.values())
     assert (tmp_path / "decisions.spacy").exists()
 
@@ -150,11 +247,24 @@ def test_summary_of_a_zero_ceiling_is_nan():
     the whole run."""
     bench = load_bench()
     run = {"seed": 0, "p": 0.0, "r": 0.0, "f": 0.0, "wps": 100.0, "seconds_to_best": 0.0, "best_step": 0}
-    results = [dict(run, system="binary_ner", f=0.4, seconds_to_best=5.0), dict(run, system="binary_ner_gold"),
-               dict(run, system="ner")]
+    results = [
+        dict(run, system="binary_ner", f=0.4, seconds_to_best=5.0),
+        dict(run, system="binary_ner_gold"),
+        dict(run, system="ner"),
+    ]
     rows = bench.summarize(results, ["binary_ner", "binary_ner_gold", "ner"])
     by = {row["system"]: row for row in rows}
     assert math.isnan(by["binary_ner"]["f_of_ceiling"]) and math.isnan(by["binary_ner"]["time_ratio"])
     assert by["binary_ner"]["wps_ratio"] == 1.0
-    assert "| binary_ner | 0.000 | 0.000 | 0.400 | nan |" in bench.markdown(rows, {
-        "data": "d", "decisions": "teach-1x", "n_decisions": 1, "seeds": [0], "max_steps": 1, "date": "", "machine": ""})
+    assert "| binary_ner | 0.000 | 0.000 | 0.400 | nan |" in bench.markdown(
+        rows,
+        {
+            "data": "d",
+            "decisions": "teach-1x",
+            "n_decisions": 1,
+            "seeds": [0],
+            "max_steps": 1,
+            "date": "",
+            "machine": "",
+        },
+    )

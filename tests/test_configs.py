@@ -1,4 +1,5 @@
 """Every config in configs/ trains in-process on a tiny corpus, as `spacy train` would."""
+
 import json
 from pathlib import Path
 
@@ -27,9 +28,14 @@ def test_config_trains_saves_and_loads(config_path, tmp_path):
     config = load_config(config_path)
     if config["nlp"]["lang"] == "zh":
         teach = write(tmp_path / "teach.jsonl", zh_records())
-        gold = write(tmp_path / "gold.jsonl", [
-            {"text": r["text"], "tokens": r["tokens"], "spans": r["spans"]} for r in zh_records() if r["answer"] == "accept"
-        ])
+        gold = write(
+            tmp_path / "gold.jsonl",
+            [
+                {"text": r["text"], "tokens": r["tokens"], "spans": r["spans"]}
+                for r in zh_records()
+                if r["answer"] == "accept"
+            ],
+        )
         text = "高勇：男，中国国籍。"
     else:
         teach = write(tmp_path / "teach.jsonl", TEACH_RECORDS)

@@ -1,5 +1,6 @@
 """`python -m spacy_binary_ner convert`: DocBin files that spaCy's own Corpus
 reader turns into the same training signal as the JSONL reader."""
+
 import json
 
 import numpy
@@ -78,7 +79,10 @@ def test_cli_prints_the_account_and_writes_the_report(tmp_path, capsys):
 
 
 def test_cli_strict_fails_with_the_place(tmp_path, capsys):
-    teach = write_jsonl(tmp_path / "teach.jsonl", [{"text": "Paris", "spans": [{"start": 0, "end": 3, "label": "LOC"}], "answer": "accept"}])
+    teach = write_jsonl(
+        tmp_path / "teach.jsonl",
+        [{"text": "Paris", "spans": [{"start": 0, "end": 3, "label": "LOC"}], "answer": "accept"}],
+    )
     assert cli(["convert", str(teach), str(tmp_path / "t.spacy"), "--strict"]) == 1
     assert f"{teach}:1: misaligned span" in capsys.readouterr().err
     assert cli(["convert", str(teach), str(tmp_path / "t.spacy"), "--alignment", "expand", "--strict"]) == 0

@@ -1,5 +1,6 @@
 """Corpus annotate and select on the local engine: input discovery, sharding,
 the account of skipped lines, restart, and bounded top-N selection."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -153,7 +154,10 @@ def test_rerun_with_other_settings_is_refused(pipeline, corpus, tmp_path, capsys
 def test_parquet_input(pipeline, tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    pq.write_table(pa.table({"text": ["Anna lives in Paris .", "", None, "It rains ."], "id": [0, 1, 2, 3]}), tmp_path / "t.parquet")
+    pq.write_table(
+        pa.table({"text": ["Anna lives in Paris .", "", None, "It rains ."], "id": [0, 1, 2, 3]}),
+        tmp_path / "t.parquet",
+    )
     out = tmp_path / "out"
     assert annotate(pipeline, tmp_path / "t.parquet", out, "--shard-size", "3") == 0
     assert sorted(r["id"] for r in read_jsonl_folder(out)) == [0, 3]
@@ -177,7 +181,9 @@ def test_priorities():
     assert priority("uncertainty", 0.5, 1) == 1.0
     assert priority("uncertainty", 0.9, 1) == pytest.approx(0.2)
     assert priority("high", 0.9, 1) == 0.9
-    assert priority("random", 0.9, 1, seed=0) == priority("random", 0.1, 1, seed=0) != priority("random", 0.9, 1, seed=1)
+    assert (
+        priority("random", 0.9, 1, seed=0) == priority("random", 0.1, 1, seed=0) != priority("random", 0.9, 1, seed=1)
+    )
     with pytest.raises(ValueError, match="strategy"):
         priority("best", 0.5, 1)
 
@@ -186,8 +192,24 @@ def test_priorities():
 def test_select_writes_the_n_best_tasks_of_the_whole_pool(pipeline, corpus, tmp_path, strategy):
     source, texts = corpus
     out = tmp_path / "tasks.jsonl"
-    assert cli_main(["select", str(pipeline), str(source), str(out), "--n", "7", "--strategy", strategy,
-                     "--shard-size", "16", "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "select",
+                str(pipeline),
+                str(source),
+                str(out),
+                "--n",
+                "7",
+                "--strategy",
+                strategy,
+                "--shard-size",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     tasks = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(tasks) == 7 == len({t["_task_hash"] for t in tasks})
     # The reference: every candidate of every text, ranked in one list.
@@ -197,13 +219,15 @@ def test_select_writes_the_n_best_tasks_of_the_whole_pool(pipeline, corpus, tmp_
         doc = nlp(text)
         group = doc.spans["binary_ner_scores"]
         for span, p in zip(group, group.attrs["scores"]):
-            task = set_hashes({"text": text, "spans": [{"start": span.start_char, "end": span.end_char, "label": span.label_}]})
+            task = set_hashes(
+                {"text": text, "spans": [{"start": span.start_char, "end": span.end_char, "label": span.label_}]}
+            )
             every[task["_task_hash"]] = priority(strategy, round(float(p), 6), task["_task_hash"])
     expected = sorted(every, key=lambda h: (-every[h], -h))[:7]
     assert [t["_task_hash"] for t in tasks] == expected
     for t in tasks:
         assert len(t["spans"]) == 1 and t["meta"]["source"] == "select" and "_input_hash" in t
-        assert t["text"][t["spans"][0]["start"]:t["spans"][0]["end"]]
+        assert t["text"][t["spans"][0]["start"] : t["spans"][0]["end"]]
     account = json.loads((tmp_path / "tasks.jsonl.account.json").read_text())
     assert account["selected"] == 7 and account["used"] == len(texts)
 

@@ -1,6 +1,7 @@
 """The Ray engine against a local Ray (2 CPUs), one session for the module:
 it writes what the local engine writes, survives a killed worker, and counts
 bad lines."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -36,10 +37,38 @@ def cli(*args) -> int:
 def test_ray_and_local_annotate_and_select_agree(setup):
     root, pipeline, texts = setup
     for engine in ("local", "ray"):
-        assert cli("annotate", pipeline, root / "corpus", root / f"ann-{engine}", "--engine", engine,
-                   "--workers", "2", "--shard-size", "16") == 0
-        assert cli("select", pipeline, root / "corpus", root / f"sel-{engine}.jsonl", "--n", "9",
-                   "--engine", engine, "--workers", "2", "--shard-size", "16") == 0
+        assert (
+            cli(
+                "annotate",
+                pipeline,
+                root / "corpus",
+                root / f"ann-{engine}",
+                "--engine",
+                engine,
+                "--workers",
+                "2",
+                "--shard-size",
+                "16",
+            )
+            == 0
+        )
+        assert (
+            cli(
+                "select",
+                pipeline,
+                root / "corpus",
+                root / f"sel-{engine}.jsonl",
+                "--n",
+                "9",
+                "--engine",
+                engine,
+                "--workers",
+                "2",
+                "--shard-size",
+                "16",
+            )
+            == 0
+        )
     local, remote = read_jsonl_folder(root / "ann-local"), read_jsonl_folder(root / "ann-ray")
     assert sorted(r["id"] for r in remote) == list(range(len(texts)))
     assert remote == local
@@ -60,8 +89,23 @@ def test_a_killed_worker_still_gives_complete_output_without_duplicates(setup):
     marker = root / "crashed"
     crash = add_crash_pipe(pipeline, root / "crash-nlp", root / "crash.py", marker, hard=True)
     out = root / "crash-out"
-    assert cli("annotate", crash, src, out, "--engine", "ray", "--workers", "2", "--shard-size", "16",
-               "--code", root / "crash.py") == 0
+    assert (
+        cli(
+            "annotate",
+            crash,
+            src,
+            out,
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--shard-size",
+            "16",
+            "--code",
+            root / "crash.py",
+        )
+        == 0
+    )
     assert marker.exists(), "the worker never met the crash text"
     ids = [r["id"] for r in read_jsonl_folder(out)]
     assert sorted(ids) == [-1] + list(range(len(texts)))

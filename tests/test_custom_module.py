@@ -1,5 +1,6 @@
 """A user's own torch module behind binary_ner: spacy-binary-ner.TorchSpanScorer.v1
 and the contract in spacy_binary_ner.models.contract."""
+
 import ast
 import subprocess
 import sys
@@ -80,8 +81,12 @@ def make_not_a_module() -> str:
 def tokens_model(**overrides) -> dict:
     model = {
         "@architectures": "spacy-binary-ner.TorchSpanScorer.v1",
-        "output": "tokens", "width": 16, "max_span_length": 3, "hidden_width": 16,
-        "id_attrs": ["NORM", "SHAPE"], "n_ids": 500,
+        "output": "tokens",
+        "width": 16,
+        "max_span_length": 3,
+        "hidden_width": 16,
+        "id_attrs": ["NORM", "SHAPE"],
+        "n_ids": 500,
         "module": {"@misc": "test_custom_module.TokenBiLSTM.v1", "n_ids": 500, "width": 16},
     }
     model.update(overrides)
@@ -91,10 +96,18 @@ def tokens_model(**overrides) -> dict:
 def spans_model() -> dict:
     return {
         "@architectures": "spacy-binary-ner.TorchSpanScorer.v1",
-        "output": "spans", "width": 16, "max_span_length": 3,
+        "output": "spans",
+        "width": 16,
+        "max_span_length": 3,
         "tok2vec": {
-            "@architectures": "spacy.HashEmbedCNN.v2", "width": 12, "depth": 1, "embed_size": 300,
-            "window_size": 1, "maxout_pieces": 2, "subword_features": True, "pretrained_vectors": None,
+            "@architectures": "spacy.HashEmbedCNN.v2",
+            "width": 12,
+            "depth": 1,
+            "embed_size": 300,
+            "window_size": 1,
+            "maxout_pieces": 2,
+            "subword_features": True,
+            "pretrained_vectors": None,
         },
         "module": {"@misc": "test_custom_module.SpanEndpoints.v1", "n_in": 12, "width": 16, "max_span_length": 3},
     }
@@ -117,7 +130,8 @@ def test_span_index_is_the_pipes_order(lengths, max_span_length):
         expected += [(d, int(s), int(s + w)) for s, w in zip(starts, widths)]
     assert list(zip(doc.tolist(), start.tolist(), end.tolist())) == expected
     assert expected_shape("spans", torch.tensor(lengths), max(lengths), 8, max_span_length) == (
-        sum(n_span_cells(n, max_span_length) for n in lengths), 8,
+        sum(n_span_cells(n, max_span_length) for n in lengths),
+        8,
     )
 
 
@@ -147,9 +161,16 @@ def test_embedding_gradients_accumulate_in_one_dense_buffer(sparse):
     lands in a dense buffer kept from step to step (no table-sized gradient
     allocated per step)."""
     fix_random_seed(0)
-    nlp = make_nlp(tokens_model(module={
-        "@misc": "test_custom_module.TokenBiLSTM.v1", "n_ids": 500, "width": 16, "sparse": sparse,
-    }))
+    nlp = make_nlp(
+        tokens_model(
+            module={
+                "@misc": "test_custom_module.TokenBiLSTM.v1",
+                "n_ids": 500,
+                "width": 16,
+                "sparse": sparse,
+            }
+        )
+    )
     examples = records_to_examples(nlp, TEACH_RECORDS)
     optimizer = nlp.initialize(lambda: examples)
     weight = nlp.get_pipe("binary_ner").model.get_ref("module").layers[0].shims[0]._model.embed.weight
@@ -200,11 +221,14 @@ def test_module_function_must_return_a_module():
         make_nlp(tokens_model(module={"@misc": "test_custom_module.NotAModule.v1"}))
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"output": "logits"}, "output must be one of"),
-    ({"id_attrs": ["NOT_AN_ATTR"]}, "id_attrs must name spaCy token attributes"),
-    ({"n_ids": 0}, "n_ids must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"output": "logits"}, "output must be one of"),
+        ({"id_attrs": ["NOT_AN_ATTR"]}, "id_attrs must name spaCy token attributes"),
+        ({"n_ids": 0}, "n_ids must be at least 1"),
+    ],
+)
 def test_bad_settings_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         make_nlp(tokens_model(**bad))
@@ -226,8 +250,10 @@ def test_example_configs_resolve(config):
     spacy.util.import_file("custom_torch_example", EXAMPLE / "my_module.py")
     cfg = spacy.util.load_config(EXAMPLE / config)
     nlp = spacy.util.load_model_from_config(cfg, auto_fill=True, validate=True)
-    assert nlp.get_pipe("binary_ner").model.get_ref("module").get_dim("nO") == cfg[
-        "components"]["binary_ner"]["model"]["width"]
+    assert (
+        nlp.get_pipe("binary_ner").model.get_ref("module").get_dim("nO")
+        == cfg["components"]["binary_ner"]["model"]["width"]
+    )
     assert spacy.util.load_model_from_config(nlp.config, auto_fill=False).config == nlp.config
 
 
@@ -239,12 +265,23 @@ def test_example_trains_with_spacy_train_and_loads(tmp_path):
         (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf8")
     out = tmp_path / "training"
     cmd = [
-        sys.executable, "-m", "spacy", "train", str(EXAMPLE / "config.cfg"),
-        "--code", str(EXAMPLE / "my_module.py"),
-        "--paths.train", str(tmp_path / "en_teach.jsonl"),
-        "--paths.dev", str(tmp_path / "en_gold_eval.jsonl"),
-        "--training.max_steps", "4", "--training.eval_frequency", "2",
-        "--output", str(out),
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(EXAMPLE / "config.cfg"),
+        "--code",
+        str(EXAMPLE / "my_module.py"),
+        "--paths.train",
+        str(tmp_path / "en_teach.jsonl"),
+        "--paths.dev",
+        str(tmp_path / "en_gold_eval.jsonl"),
+        "--training.max_steps",
+        "4",
+        "--training.eval_frequency",
+        "2",
+        "--output",
+        str(out),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,4 +1,5 @@
 """Reading teach answers and complete annotations into examples, and the account."""
+
 import gzip
 import json
 import logging
@@ -27,7 +28,9 @@ def rec(text, start, end, label, answer, **extra):
 
 def write_lines(path, items):
     """Write one line per item: a dict as JSON, a str as it is (UTF-8), bytes as they are."""
-    as_bytes = [x if isinstance(x, bytes) else (x if isinstance(x, str) else json.dumps(x)).encode("utf8") for x in items]
+    as_bytes = [
+        x if isinstance(x, bytes) else (x if isinstance(x, str) else json.dumps(x)).encode("utf8") for x in items
+    ]
     path.write_bytes(b"".join(x + b"\n" for x in as_bytes))
     return path
 
@@ -64,7 +67,10 @@ def test_complete_marks_the_rest_outside():
 
 def test_record_field_complete_overrides_the_file():
     nlp = spacy.blank("en")
-    records = [rec("Anna is here", 0, 4, "PERSON", "accept", complete=True), rec("Bob is here", 0, 3, "PERSON", "accept")]
+    records = [
+        rec("Anna is here", 0, 4, "PERSON", "accept", complete=True),
+        rec("Bob is here", 0, 3, "PERSON", "accept"),
+    ]
     first, second = records_to_examples(nlp, records)
     assert [t.ent_iob_ for t in first.reference] == ["B", "O", "O"]
     assert [t.ent_iob_ for t in second.reference] == ["B", "", ""]
@@ -127,7 +133,10 @@ def test_teach_and_complete_files_merge_by_text(tmp_path):
 
 def test_rejected_entity_of_complete_annotation_becomes_unknown():
     nlp = spacy.blank("en")
-    records = [rec("Anna met Bob", 0, 4, "PERSON", "accept", complete=True), rec("Anna met Bob", 0, 4, "PERSON", "reject")]
+    records = [
+        rec("Anna met Bob", 0, 4, "PERSON", "accept", complete=True),
+        rec("Anna met Bob", 0, 4, "PERSON", "reject"),
+    ]
     (eg,) = records_to_examples(nlp, records)
     assert not eg.reference.ents
     assert [t.ent_iob_ for t in eg.reference] == ["", "O", "O"]
@@ -140,25 +149,69 @@ REASON_CASES = {
     "not an object": (["[1, 2, 3]"], False, {}),
     "missing key": ([{"spans": [], "answer": "accept"}], False, {}),
     "bad field": ([rec("Paris is nice", "0", 5, "LOC", "accept")], False, {}),
-    "bad tokens": ([rec("ab", 0, 1, "X", "accept", tokens=[{"text": "a", "start": 0, "end": 1}, {"text": "a", "start": 0, "end": 1}])], False, {}),
+    "bad tokens": (
+        [
+            rec(
+                "ab",
+                0,
+                1,
+                "X",
+                "accept",
+                tokens=[{"text": "a", "start": 0, "end": 1}, {"text": "a", "start": 0, "end": 1}],
+            )
+        ],
+        False,
+        {},
+    ),
     "empty text": ([rec(" ", 0, 1, "LOC", "accept")], False, {}),
     "unknown answer": ([BAD_ANSWER], False, {}),
     "ignore answer": ([rec("Paris is nice", 0, 5, "LOC", "ignore")], False, {}),
     "no spans": ([{"text": "Paris is nice", "answer": "accept"}], False, {}),
     "rejected complete annotation": ([rec("Paris is nice", 0, 5, "LOC", "reject")], True, {}),
-    "input hash clash": ([rec("Paris is nice", 0, 5, "LOC", "accept", _input_hash=1), rec("Rome is nice", 0, 4, "LOC", "accept", _input_hash=1)], False, {}),
+    "input hash clash": (
+        [
+            rec("Paris is nice", 0, 5, "LOC", "accept", _input_hash=1),
+            rec("Rome is nice", 0, 4, "LOC", "accept", _input_hash=1),
+        ],
+        False,
+        {},
+    ),
     "duplicate answer": ([rec("Paris is nice", 0, 5, "LOC", "accept")] * 2, False, {}),
-    "conflicting answers": ([rec("Paris is nice", 0, 5, "LOC", "accept"), rec("Paris is nice", 0, 5, "LOC", "reject")], False, {}),
-    "overlapping accept": ([rec("Big Paris", 0, 9, "LOC", "accept"), rec("Big Paris", 4, 9, "LOC", "accept")], False, {}),
+    "conflicting answers": (
+        [rec("Paris is nice", 0, 5, "LOC", "accept"), rec("Paris is nice", 0, 5, "LOC", "reject")],
+        False,
+        {},
+    ),
+    "overlapping accept": (
+        [rec("Big Paris", 0, 9, "LOC", "accept"), rec("Big Paris", 4, 9, "LOC", "accept")],
+        False,
+        {},
+    ),
     "misaligned span": ([rec("Paris is nice", 0, 3, "LOC", "accept")], False, {}),
     "unknown label": ([rec("Paris is nice", 0, 5, "GPE", "accept")], False, {"labels": ["LOC"]}),
     "no tokens": ([rec("Paris is nice", 0, 5, "LOC", "accept")], False, {"nlp": "empty"}),
     "text too long": ([rec("Paris is nice", 0, 5, "LOC", "accept")], False, {"max_length": 2, "long_texts": "skip"}),
-    "unreadable file": ([b"\xff\xfe" + json.dumps(rec("Paris is nice", 0, 5, "LOC", "accept")).encode("utf-16-le")], False, {}),
-    "not UTF-8": ([json.dumps(rec("Café is nice", 0, 4, "LOC", "accept"), ensure_ascii=False).encode("latin-1")], False, {}),
+    "unreadable file": (
+        [b"\xff\xfe" + json.dumps(rec("Paris is nice", 0, 5, "LOC", "accept")).encode("utf-16-le")],
+        False,
+        {},
+    ),
+    "not UTF-8": (
+        [json.dumps(rec("Café is nice", 0, 4, "LOC", "accept"), ensure_ascii=False).encode("latin-1")],
+        False,
+        {},
+    ),
     "lone surrogate": ([rec("Anna \ud83d lives", 0, 4, "PER", "accept")], False, {}),
-    "tokens disagree with text": ([rec("Paris is big", 0, 6, "LOC", "accept", tokens=[{"text": "London", "start": 0, "end": 6}])], False, {}),
-    "span text mismatch": ([{"text": "😀高勇是男", "spans": [{"start": 2, "end": 4, "label": "PER", "text": "高勇"}], "answer": "accept"}], False, {}),
+    "tokens disagree with text": (
+        [rec("Paris is big", 0, 6, "LOC", "accept", tokens=[{"text": "London", "start": 0, "end": 6}])],
+        False,
+        {},
+    ),
+    "span text mismatch": (
+        [{"text": "😀高勇是男", "spans": [{"start": 2, "end": 4, "label": "PER", "text": "高勇"}], "answer": "accept"}],
+        False,
+        {},
+    ),
     "span cut by split": ([rec("New York City is big", 0, 13, "LOC", "accept")], False, {"max_length": 2}),
     # Raised even when not strict (see test_v2_label_in_a_record_names_the_record in test_spacy_compat.py).
     "spaCy v2 label": ([rec("Paris is nice", 0, 5, "!LOC", "accept")], False, {}),
@@ -237,8 +290,10 @@ def test_alignment_modes(mode, start, end, expected, changed):
 def test_misaligned_entity_of_complete_annotation_stays_unknown():
     stats = ReadStats()
     (eg,) = records_to_examples(
-        spacy.blank("en"), [{"text": "Anna met Bobby", "spans": [{"start": 9, "end": 11, "label": "PERSON"}]}],
-        complete=True, stats=stats,
+        spacy.blank("en"),
+        [{"text": "Anna met Bobby", "spans": [{"start": 9, "end": 11, "label": "PERSON"}]}],
+        complete=True,
+        stats=stats,
     )
     # "Bo" is not a token: its token is unknown, not "O"; the record is still used.
     assert [t.ent_iob_ for t in eg.reference] == ["O", "O", ""]
@@ -247,7 +302,11 @@ def test_misaligned_entity_of_complete_annotation_stays_unknown():
 
 def test_long_text_is_split_at_sentence_ends():
     text = "Anna lives here . Bob lives in Rome . Carl is in Paris now ."
-    records = [rec(text, 18, 21, "PERSON", "accept"), rec(text, 31, 35, "LOC", "accept"), rec(text, 49, 54, "LOC", "reject")]
+    records = [
+        rec(text, 18, 21, "PERSON", "accept"),
+        rec(text, 31, 35, "LOC", "accept"),
+        rec(text, 49, 54, "LOC", "reject"),
+    ]
     stats = ReadStats()
     examples = records_to_examples(spacy.blank("en"), records, max_length=8, stats=stats)
     # Pieces end after "." and only pieces with answers become examples.
@@ -261,7 +320,9 @@ def test_long_text_is_split_at_sentence_ends():
 def test_long_complete_text_split_keeps_every_piece():
     text = "Anna lives here . Bob lives in Rome ."
     stats = ReadStats()
-    examples = records_to_examples(spacy.blank("en"), [rec(text, 0, 4, "PERSON", "accept")], complete=True, max_length=5, stats=stats)
+    examples = records_to_examples(
+        spacy.blank("en"), [rec(text, 0, 4, "PERSON", "accept")], complete=True, max_length=5, stats=stats
+    )
     assert [eg.reference.text for eg in examples] == ["Anna lives here .", "Bob lives in Rome ."]
     assert [t.ent_iob_ for t in examples[1].reference] == ["O"] * 5
     assert stats.used == 1 and stats.examples == 2
@@ -277,7 +338,11 @@ def test_given_tokens_are_used_chinese():
 
 def test_given_tokens_with_gaps_keep_their_offsets():
     text = "Anna  met Bob"  # two spaces: the tokens do not cover them
-    tokens = [{"text": "Anna", "start": 0, "end": 4}, {"text": "met", "start": 6, "end": 9}, {"text": "Bob", "start": 10, "end": 13}]
+    tokens = [
+        {"text": "Anna", "start": 0, "end": 4},
+        {"text": "met", "start": 6, "end": 9},
+        {"text": "Bob", "start": 10, "end": 13},
+    ]
     (eg,) = records_to_examples(spacy.blank("en"), [rec(text, 10, 13, "PERSON", "accept", tokens=tokens)])
     assert [t.text for t in eg.predicted] == ["Anna", "met", "Bob"]
     assert [e.text for e in eg.reference.ents] == ["Bob"]
@@ -331,7 +396,7 @@ def test_readme_reader_config_resolves():
     from thinc.api import Config
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf8")
-    section = readme[readme.index("## Reading teach data"):]
+    section = readme[readme.index("## Reading teach data") :]
     block = re.findall(r"```ini\n(.*?)```", section, flags=re.S)[0]
     corpus = registry.resolve(Config().from_str(block))["corpora"]["train"]
     assert callable(corpus)

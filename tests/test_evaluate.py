@@ -1,4 +1,5 @@
 """`python -m spacy_binary_ner evaluate`: gold P/R/F, held-out answers, calibration."""
+
 import json
 import sys
 
@@ -14,12 +15,18 @@ from spacy_binary_ner.targets import n_span_cells
 
 from .util import GOLD_RECORDS, SMALL_MODEL, TEACH_RECORDS
 
-
 # Held-out answers about sentences the model was trained on, and new ones.
 ANSWERS = [
-    {"text": "Anna met Shaka Khan in London .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}], "answer": "accept"},
-    {"text": "Anna met Shaka Khan in London .", "spans": [{"start": 23, "end": 29, "label": "PERSON"}],
-     "answer": "reject"},
+    {
+        "text": "Anna met Shaka Khan in London .",
+        "spans": [{"start": 0, "end": 4, "label": "PERSON"}],
+        "answer": "accept",
+    },
+    {
+        "text": "Anna met Shaka Khan in London .",
+        "spans": [{"start": 23, "end": 29, "label": "PERSON"}],
+        "answer": "reject",
+    },
     {"text": "Berlin is big .", "spans": [{"start": 0, "end": 6, "label": "LOC"}], "answer": "accept"},
     {"text": "Shaka Khan met Anna .", "spans": [{"start": 0, "end": 5, "label": "PERSON"}], "answer": "reject"},
     {"text": "Shaka Khan met Anna .", "spans": [{"start": 6, "end": 10, "label": "LOC"}], "answer": "ignore"},
@@ -53,8 +60,14 @@ def files(tmp_path):
     "probs,outcomes,n_bins,counts,ece,brier",
     [
         # Two bins: [0, .5) holds 0.1 and 0.3 (one event), [.5, 1] holds 0.9 and 1.0 (both events).
-        ([0.1, 0.3, 0.9, 1.0], [0, 1, 1, 1], 2, [2, 2], (2 * abs(0.5 - 0.2) + 2 * abs(1.0 - 0.95)) / 4,
-         (0.01 + 0.49 + 0.01 + 0.0) / 4),
+        (
+            [0.1, 0.3, 0.9, 1.0],
+            [0, 1, 1, 1],
+            2,
+            [2, 2],
+            (2 * abs(0.5 - 0.2) + 2 * abs(1.0 - 0.95)) / 4,
+            (0.01 + 0.49 + 0.01 + 0.0) / 4,
+        ),
         # Perfectly calibrated at 0.5 in one bin.
         ([0.5, 0.5], [1, 0], 1, [2], 0.0, 0.25),
         # A probability on an inner edge goes to the upper bin.
@@ -70,8 +83,14 @@ def test_reliability_bins(probs, outcomes, n_bins, counts, ece, brier):
 
 
 def test_prf_counts():
-    assert prf(2, 4, 3) == {"p": 0.5, "r": pytest.approx(2 / 3), "f": pytest.approx(4 / 7), "tp": 2,
-                            "predicted": 4, "gold": 3}
+    assert prf(2, 4, 3) == {
+        "p": 0.5,
+        "r": pytest.approx(2 / 3),
+        "f": pytest.approx(4 / 7),
+        "tp": 2,
+        "predicted": 4,
+        "gold": 3,
+    }
     assert prf(0, 0, 0)["f"] == 0.0
 
 
@@ -96,7 +115,9 @@ def test_scores_match_the_pipeline(model_dir, files, tmp_path):
     for record in ANSWERS[:4]:
         doc = nlp(record["text"])
         span = doc.char_span(record["spans"][0]["start"], record["spans"][0]["end"])
-        predicted = (span.start, span.end, record["spans"][0]["label"]) in {(e.start, e.end, e.label_) for e in doc.ents}
+        predicted = (span.start, span.end, record["spans"][0]["label"]) in {
+            (e.start, e.end, e.label_) for e in doc.ents
+        }
         agree += predicted == (record["answer"] == "accept")
     assert report["answers"]["questions"] == 4
     assert report["answers"]["account"]["skipped"] == {"ignore answer": 1}
@@ -149,8 +170,11 @@ def test_gold_with_missing_annotation_is_not_counted_against_the_model(model_dir
     predicted = nlp(Doc(nlp.vocab, words=words))
     reference = Doc(nlp.vocab, words=words)
     # Only "in London ." is annotated: London a LOC, the rest of it "O".
-    reference.set_ents([Span(reference, 5, 6, label="LOC")], outside=[Span(reference, 4, 5), Span(reference, 6, 7)],
-                       default="unmodified")
+    reference.set_ents(
+        [Span(reference, 5, 6, label="LOC")],
+        outside=[Span(reference, 4, 5), Span(reference, 6, 7)],
+        default="unmodified",
+    )
     assert [t.ent_iob_ for t in reference] == ["", "", "", "", "O", "B", "O"]
     doc_bin = DocBin()
     doc_bin.add(reference)
@@ -168,28 +192,39 @@ def test_answers_account_names_every_skipped_record(tmp_path):
     nlp = spacy.blank("en")
     path = tmp_path / "answers.jsonl"
     lines = [
-        json.dumps({"text": "Anna lives here .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}],
-                    "answer": "accept"}),
+        json.dumps(
+            {"text": "Anna lives here .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}], "answer": "accept"}
+        ),
         "{not json",
         json.dumps(["a list"]),
         json.dumps({"text": "", "spans": [], "answer": "accept"}),
-        json.dumps({"text": "Anna lives here .", "spans": [{"start": 0, "end": 3, "label": "PERSON"}],
-                    "answer": "reject"}),
-        json.dumps({"text": "Anna lives here .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}],
-                    "answer": "maybe"}),
+        json.dumps(
+            {"text": "Anna lives here .", "spans": [{"start": 0, "end": 3, "label": "PERSON"}], "answer": "reject"}
+        ),
+        json.dumps(
+            {"text": "Anna lives here .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}], "answer": "maybe"}
+        ),
         json.dumps({"text": "Anna lives here .", "spans": [], "answer": "reject"}),
-        json.dumps({"text": "Anna lives here .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}],
-                    "answer": "ignore"}),
-        json.dumps({"text": "Anna lives here .", "spans": [{"start": 0, "end": 99, "label": "PERSON"}],
-                    "answer": "reject"}),
+        json.dumps(
+            {"text": "Anna lives here .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}], "answer": "ignore"}
+        ),
+        json.dumps(
+            {"text": "Anna lives here .", "spans": [{"start": 0, "end": 99, "label": "PERSON"}], "answer": "reject"}
+        ),
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf8")
     docs, questions, account = read_answers(nlp, path)
     assert len(questions) == 1 and len(docs) == 1
     assert account["records"] == len(lines)
     assert account["skipped"] == {
-        "malformed JSON": 1, "not an object": 1, "empty text": 1, "misaligned span": 1,
-        "unknown answer": 1, "no spans": 1, "ignore answer": 1, "bad field": 1,
+        "malformed JSON": 1,
+        "not an object": 1,
+        "empty text": 1,
+        "misaligned span": 1,
+        "unknown answer": 1,
+        "no spans": 1,
+        "ignore answer": 1,
+        "bad field": 1,
     }
     assert account["first_skipped"]["misaligned span"] == f"{path}:5"
 
@@ -198,11 +233,19 @@ def test_answers_use_the_records_tokens(tmp_path):
     """Character tokens given in the record are used, not the pipeline's tokenizer."""
     nlp = spacy.blank("en")
     text = "AB CD"
-    tokens = [{"text": "A", "start": 0, "end": 1}, {"text": "B", "start": 1, "end": 2},
-              {"text": "CD", "start": 3, "end": 5}]
+    tokens = [
+        {"text": "A", "start": 0, "end": 1},
+        {"text": "B", "start": 1, "end": 2},
+        {"text": "CD", "start": 3, "end": 5},
+    ]
     path = tmp_path / "answers.jsonl"
-    path.write_text(json.dumps({"text": text, "tokens": tokens, "answer": "accept",
-                                "spans": [{"start": 1, "end": 2, "label": "X"}]}) + "\n", encoding="utf8")
+    path.write_text(
+        json.dumps(
+            {"text": text, "tokens": tokens, "answer": "accept", "spans": [{"start": 1, "end": 2, "label": "X"}]}
+        )
+        + "\n",
+        encoding="utf8",
+    )
     docs, questions, _ = read_answers(nlp, path)
     assert [t.text for t in docs[0]] == ["A", "B", "CD"]
     assert (questions[0].start, questions[0].end) == (1, 2)

@@ -1,4 +1,5 @@
 """`with_groups`: inference in bounded groups, training on the whole batch."""
+
 import numpy
 import pytest
 from thinc.api import Model

@@ -1,4 +1,5 @@
 """The annotation loop: questions, updates, sorters and pattern cold start."""
+
 import itertools
 import random
 from typing import List
@@ -13,12 +14,12 @@ from spacy_binary_ner.loop import (
     LOOP_THRESHOLD,
     AnnotationLoop,
     PatternMatcher,
+    TaskText,
     by_label,
     initialize_pipeline,
     prefer_high_scores,
     prefer_random,
     prefer_uncertain,
-    TaskText,
     set_hashes,
 )
 
@@ -60,7 +61,7 @@ def span_probability(loop: AnnotationLoop, text: str, start: int, end: int, labe
     text_obj = TaskText.from_task(loop.nlp, task)
     token_start = text_obj.starts.index(start)
     token_end = text_obj.ends.index(end) + 1
-    (candidates, lookup), = loop._score_chunk([text_obj])
+    ((candidates, lookup),) = loop._score_chunk([text_obj])
     return lookup(token_start, token_end, label)
 
 
@@ -180,7 +181,7 @@ def test_loop_proposes_with_the_averaged_weights(average_weights):
     i, j = text_obj.starts.index(start), text_obj.ends.index(end) + 1
 
     def probability() -> float:
-        (_, lookup), = loop.proposer([text_obj.doc])
+        ((_, lookup),) = loop.proposer([text_obj.doc])
         return lookup(i, j, "LOC")
 
     live = probability()
@@ -249,11 +250,14 @@ def test_update_rejects_bad_answers_and_skips_ignores():
 
 def test_pattern_matcher_phrase_token_and_chinese():
     nlp = spacy.blank("en")
-    matcher = PatternMatcher(nlp, [
-        {"label": "LOC", "pattern": "New York"},
-        {"label": "LOC", "pattern": [{"LOWER": "paris"}]},
-        {"label": "ORG", "pattern": "New York Times"},
-    ])
+    matcher = PatternMatcher(
+        nlp,
+        [
+            {"label": "LOC", "pattern": "New York"},
+            {"label": "LOC", "pattern": [{"LOWER": "paris"}]},
+            {"label": "ORG", "pattern": "New York Times"},
+        ],
+    )
     doc = nlp("The New York Times is in paris .")
     # Every match is a question, overlaps included.
     assert matcher(doc) == [(1, 3, "LOC", 0), (1, 4, "ORG", 2), (6, 7, "LOC", 1)]
@@ -297,7 +301,9 @@ def test_a_pattern_with_max_answers_is_retired():
     pool = toy_corpus(80, seed=4)
     optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
     # "We" is never a place: after 4 answers it is no longer asked.
-    patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": "We"}] + [{"label": "LOC", "pattern": c} for c in CITIES])
+    patterns = PatternMatcher(
+        nlp, [{"label": "LOC", "pattern": "We"}] + [{"label": "LOC", "pattern": c} for c in CITIES]
+    )
     loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=1.0, pattern_max_answers=4)
     gold = {r["text"]: {(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in pool}
     questions = loop(pool)
@@ -420,5 +426,8 @@ def test_a_task_with_bad_tokens_is_named():
         TaskText.from_task(loop.nlp, bad)
     assert list(loop.predict([bad])) == [] and loop.stats["task skipped: bad tokens"] == 1
     # Given tokens are honoured, whitespace included.
-    given = {"text": "高勇 男", "tokens": [{"text": "高勇", "start": 0, "end": 2, "ws": True}, {"text": "男", "start": 3, "end": 4}]}
+    given = {
+        "text": "高勇 男",
+        "tokens": [{"text": "高勇", "start": 0, "end": 2, "ws": True}, {"text": "男", "start": 3, "end": 4}],
+    }
     assert TaskText.from_task(loop.nlp, given).doc.text == "高勇 男"

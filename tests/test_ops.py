@@ -1,4 +1,5 @@
 """The CPU matrix-product switch: numpy's BLAS instead of BLIS, same results."""
+
 import numpy
 import pytest
 import spacy

@@ -1,4 +1,5 @@
 """The binary_ner pipe, in the style of spaCy's spancat tests."""
+
 import numpy
 import pytest
 import spacy
@@ -9,7 +10,6 @@ from spacy.util import fix_random_seed, load_model_from_config, make_tempdir
 from spacy_binary_ner.data import records_to_examples
 
 from .util import GOLD_RECORDS, SMALL_MODEL, TEACH_RECORDS, make_example
-
 
 
 def make_nlp(**cfg) -> Language:

@@ -1,5 +1,6 @@
 """project.yml runs (training cut short), and the embedded sample is what
 `assets/make_sample.py` writes and what the project expects."""
+
 import json
 import os
 import shutil
@@ -94,8 +95,9 @@ def test_project_runs_with_training_cut_short(tmp_path, monkeypatch, lang):
 
 
 def test_sample_is_what_make_sample_writes(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "assets" / "make_sample.py"), str(tmp_path)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "assets" / "make_sample.py"), str(tmp_path)], check=True, capture_output=True
+    )
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == sorted(p.name for p in (ROOT / "assets").glob("*.jsonl"))
     for name in written:
@@ -105,9 +107,15 @@ def test_sample_is_what_make_sample_writes(tmp_path):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_sample_has_unseen_entities_and_every_answer(lang):
     """The evaluation is not a copy of the training answers."""
+
     def entity_texts(path, answer=None):
-        return {r["text"][s["start"]:s["end"]] for r in srsly.read_jsonl(path) for s in r["spans"]
-                if answer is None or r.get("answer") == answer}
+        return {
+            r["text"][s["start"] : s["end"]]
+            for r in srsly.read_jsonl(path)
+            for s in r["spans"]
+            if answer is None or r.get("answer") == answer
+        }
+
     trained = entity_texts(ROOT / "assets" / f"{lang}_teach.jsonl", "accept")
     gold = entity_texts(ROOT / "assets" / f"{lang}_gold_eval.jsonl")
     assert gold - trained and gold & trained

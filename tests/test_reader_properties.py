@@ -1,5 +1,6 @@
 """Property-based: random, partly broken teach records never crash the reader
 with an unexplained exception, and every record is accounted for."""
+
 import json
 
 import spacy
@@ -20,7 +21,9 @@ span = st.one_of(
     st.just({"start": 0}),
     st.just("span"),
 )
-token = st.one_of(st.fixed_dictionaries({"text": st.sampled_from(["Anna", "met", "", 1]), "start": ints, "end": ints}), st.just({}))
+token = st.one_of(
+    st.fixed_dictionaries({"text": st.sampled_from(["Anna", "met", "", 1]), "start": ints, "end": ints}), st.just({})
+)
 record = st.fixed_dictionaries(
     {},
     optional={
@@ -51,7 +54,9 @@ def plausible_record(draw):
     spans = []
     for _ in range(draw(st.integers(0, 3))):
         start = draw(st.integers(0, n - 1))
-        spans.append({"start": start, "end": draw(st.integers(start + 1, n)), "label": draw(st.sampled_from(["PER", "LOC"]))})
+        spans.append(
+            {"start": start, "end": draw(st.integers(start + 1, n)), "label": draw(st.sampled_from(["PER", "LOC"]))}
+        )
     out = {"text": text, "spans": spans, "answer": draw(st.sampled_from(["accept", "reject", "ignore"]))}
     if draw(st.booleans()):
         out["tokens"] = word_tokens(text)

@@ -1,5 +1,6 @@
 """Chinese: the same records trained through given tokens, spaCy's character
 segmenter and jieba (an optional extra)."""
+
 import importlib.util
 
 import pytest
@@ -34,12 +35,16 @@ def make_nlp(segmenter):
         ("char", True, ["高", "勇", "：", "男", "，", "中", "国", "国", "籍", "。"]),
         ("char", False, ["高", "勇", "：", "男", "，", "中", "国", "国", "籍", "。"]),
         pytest.param(
-            "jieba", False, ["高勇", "：", "男", "，", "中国", "国籍", "。"],
+            "jieba",
+            False,
+            ["高勇", "：", "男", "，", "中国", "国籍", "。"],
             marks=pytest.mark.skipif(not HAS_JIEBA, reason="jieba not installed (pip install '.[jieba]')"),
         ),
         # Given tokens win over the pipeline's segmenter, so every system sees the same tokens.
         pytest.param(
-            "jieba", True, ["高", "勇", "：", "男", "，", "中", "国", "国", "籍", "。"],
+            "jieba",
+            True,
+            ["高", "勇", "：", "男", "，", "中", "国", "国", "籍", "。"],
             marks=pytest.mark.skipif(not HAS_JIEBA, reason="jieba not installed (pip install '.[jieba]')"),
         ),
     ],

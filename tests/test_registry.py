@@ -1,5 +1,6 @@
 """Every name the package registers resolves, through the entry points in
 setup.cfg (so `spacy train` needs no --code) and through spaCy's registry."""
+
 import configparser
 from importlib.metadata import entry_points
 from pathlib import Path

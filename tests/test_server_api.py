@@ -371,8 +371,19 @@ def test_a_trained_pipeline_is_taught_a_new_label(workdir, capsys):
     nlp = spacy.load(trained)
     before = nlp.get_pipe("binary_ner").predict([nlp.make_doc(text)])
     args = parse_args(
-        ["ds2", str(trained), str(workdir / "source.jsonl"), "--label", "LOC,PER", "--db",
-         str(workdir / "answers2.sqlite3"), "--output", str(workdir / "out2"), "--queue-size", "8"]
+        [
+            "ds2",
+            str(trained),
+            str(workdir / "source.jsonl"),
+            "--label",
+            "LOC,PER",
+            "--db",
+            str(workdir / "answers2.sqlite3"),
+            "--output",
+            str(workdir / "out2"),
+            "--queue-size",
+            "8",
+        ]
     )
     teacher = build_teacher(args)
     assert "Added the label PER" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """The `simulate` command: oracle, gold reading, and a tiny end-to-end run."""
+
 import json
 import random
 from pathlib import Path
@@ -65,15 +66,37 @@ def test_simulate_writes_a_curve_per_strategy(tmp_path, capsys):
     test = write_jsonl(tmp_path / "test.jsonl", gold_records(10, seed=2))
     patterns = write_jsonl(tmp_path / "patterns.jsonl", [{"label": "LOC", "pattern": "Paris"}])
     out = tmp_path / "out"
-    rc = cli([
-        "simulate", "--pool", str(pool), "--test", str(test), "--patterns", str(patterns),
-        "--strategy", "uncertainty,beam_ner", "--batch-size", "5", "--budget", "20",
-        "--eval-every", "10", "--lang", "en", "--output", str(out), "--no-progress",
-    ])
+    rc = cli(
+        [
+            "simulate",
+            "--pool",
+            str(pool),
+            "--test",
+            str(test),
+            "--patterns",
+            str(patterns),
+            "--strategy",
+            "uncertainty,beam_ner",
+            "--batch-size",
+            "5",
+            "--budget",
+            "20",
+            "--eval-every",
+            "10",
+            "--lang",
+            "en",
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     points = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert [(p["strategy"], p["decisions"]) for p in points] == [
-        ("uncertainty", 10), ("uncertainty", 20), ("beam_ner", 10), ("beam_ner", 20)
+        ("uncertainty", 10),
+        ("uncertainty", 20),
+        ("beam_ner", 10),
+        ("beam_ner", 20),
     ]
     for p in points:
         assert p["accepts"] + p["rejects"] == p["decisions"]
@@ -94,15 +117,41 @@ def test_simulate_writes_a_curve_per_strategy(tmp_path, capsys):
 def test_simulate_rejects_an_unknown_strategy(tmp_path):
     pool = write_jsonl(tmp_path / "train.jsonl", gold_records(5, seed=1))
     with pytest.raises(SystemExit):
-        cli(["simulate", "--pool", str(pool), "--test", str(pool), "--strategy", "greedy",
-             "--lang", "en", "--output", str(tmp_path / "out")])
+        cli(
+            [
+                "simulate",
+                "--pool",
+                str(pool),
+                "--test",
+                str(pool),
+                "--strategy",
+                "greedy",
+                "--lang",
+                "en",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 def test_simulate_rejects_a_threshold_outside_0_1(tmp_path, capsys):
     pool = write_jsonl(tmp_path / "train.jsonl", gold_records(5, seed=1))
     with pytest.raises(SystemExit):
-        cli(["simulate", "--pool", str(pool), "--test", str(pool), "--threshold", "1",
-             "--lang", "en", "--output", str(tmp_path / "out")])
+        cli(
+            [
+                "simulate",
+                "--pool",
+                str(pool),
+                "--test",
+                str(pool),
+                "--threshold",
+                "1",
+                "--lang",
+                "en",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
     assert "--threshold 1.0: must be between 0 and 1" in capsys.readouterr().err
 
 
@@ -160,16 +209,37 @@ def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
     test = write_jsonl(tmp_path / "test.jsonl", gold_records(10, seed=2))
     dev = write_jsonl(tmp_path / "dev.jsonl", gold_records(10, seed=3))
     out = tmp_path / "out"
-    rc = cli([
-        "simulate", "--pool", str(write_jsonl(tmp_path / "train.jsonl", pool)), "--test", str(test),
-        "--dev", str(dev), "--strategy", "uncertainty", "--batch-size", "5", "--budget", "10",
-        "--eval-every", "10", "--lang", "en", "--output", str(out), "--no-progress",
-    ])
+    rc = cli(
+        [
+            "simulate",
+            "--pool",
+            str(write_jsonl(tmp_path / "train.jsonl", pool)),
+            "--test",
+            str(test),
+            "--dev",
+            str(dev),
+            "--strategy",
+            "uncertainty",
+            "--batch-size",
+            "5",
+            "--budget",
+            "10",
+            "--eval-every",
+            "10",
+            "--lang",
+            "en",
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     point = json.loads((out / "curve.jsonl").read_text().splitlines()[-1])
     assert point["dev_threshold"] in THRESHOLDS
     assert set(point["f_per_label"]) <= {"LOC", "PER"}
-    assert point["f_dev_threshold"] == pytest.approx(point["test_f_by_threshold"][str(point["dev_threshold"])], abs=1e-4)
+    assert point["f_dev_threshold"] == pytest.approx(
+        point["test_f_by_threshold"][str(point["dev_threshold"])], abs=1e-4
+    )
     # The loop's threshold is the one dev chose: its test F1 is the point's.
     assert point["f"] == pytest.approx(point["f_dev_threshold"], abs=1e-4)
     assert point["f_configured_threshold"] == pytest.approx(point["test_f_by_threshold"]["0.2"], abs=1e-4)
@@ -191,7 +261,9 @@ def loop_built_by_simulate(tmp_path, monkeypatch, flags):
 
     monkeypatch.setattr(simulate, "AnnotationLoop", fake_loop)
     pool = write_jsonl(tmp_path / "train.jsonl", gold_records(10, seed=1))
-    args = simulate.parse_args(["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flags)
+    args = simulate.parse_args(
+        ["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flags
+    )
     with pytest.raises(Stop):
         simulate.run_strategy("uncertainty", simulate.read_gold(pool), [], ["LOC"], args, progress=False)
     assert len(seen) == 1

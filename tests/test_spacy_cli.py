@@ -1,6 +1,7 @@
 """spaCy's own `debug config`, `debug data` and `debug model`, and our
 `debug-data`, succeed on every shipped config, on tiny data (the transformer
 configs with a tiny local BERT in place of their checkpoint)."""
+
 import json
 from pathlib import Path
 
@@ -24,14 +25,22 @@ def tiny_bert(tmp_path_factory) -> str:
     pytest.importorskip("spacy_transformers")
     transformers = pytest.importorskip("transformers")
     path = tmp_path_factory.mktemp("tiny_bert")
-    texts = [json.loads(line)["text"] for lang in ("en", "zh") for name in SAMPLE
-             for line in (ASSETS / f"{lang}_{name}.jsonl").read_text(encoding="utf8").splitlines()]
+    texts = [
+        json.loads(line)["text"]
+        for lang in ("en", "zh")
+        for name in SAMPLE
+        for line in (ASSETS / f"{lang}_{name}.jsonl").read_text(encoding="utf8").splitlines()
+    ]
     words = sorted({w for t in texts for w in t.lower().split()} | {c for t in texts for c in t if c.strip()})
     (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words), encoding="utf8")
     transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
     config = transformers.BertConfig(
-        vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=160,
+        vocab_size=len(words) + 5,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=160,
     )
     transformers.BertModel(config).save_pretrained(path)
     return str(path)
@@ -99,8 +108,11 @@ def test_debug_data_finds_overlap_long_spans_and_conflicts(tmp_path, capsys):
     teach = TEACH_RECORDS + [
         # Accepted and then rejected: the later answer wins, the first is counted.
         {"text": "Berlin is big .", "spans": [{"start": 0, "end": 6, "label": "LOC"}], "answer": "reject"},
-        {"text": "one two three four five six seven eight nine ten eleven twelve",
-         "spans": [{"start": 0, "end": 62, "label": "MISC"}], "answer": "accept"},
+        {
+            "text": "one two three four five six seven eight nine ten eleven twelve",
+            "spans": [{"start": 0, "end": 62, "label": "MISC"}],
+            "answer": "accept",
+        },
     ]
     dev = GOLD_RECORDS + [{"text": "Anna lives in Paris .", "spans": [{"start": 0, "end": 4, "label": "PERSON"}]}]
     args = ["--paths.train", write(tmp_path / "teach.jsonl", teach), "--paths.dev", write(tmp_path / "dev.jsonl", dev)]

@@ -3,6 +3,7 @@ test_add_label.py, spacy/tests/pipeline/test_spancat.py), ported to
 `binary_ner`, and the conventions of spaCy's `ner` the pipe follows: blocked
 tokens, `overwrite_ents`, spaCy v2's `!LABEL`, labels added after training,
 settings given at load."""
+
 import json
 import warnings
 
@@ -113,7 +114,7 @@ def test_train_negative_deprecated():
     example = Example.from_dict(nlp.make_doc("Who is Shaka Khan?"), {"entities": [(7, 17, "!PERSON")]})
     with pytest.raises(ValueError, match="reject"):
         nlp.update([example], sgd=optimizer)
-    with pytest.raises(ValueError, match="'PERSON' and \"answer\": \"reject\""):
+    with pytest.raises(ValueError, match='\'PERSON\' and "answer": "reject"'):
         nlp.get_pipe("binary_ner").add_label("!PERSON")
 
 
@@ -191,7 +192,9 @@ def test_blocked_tokens_are_not_entities_in_targets(same_tokens):
     """A blocked token in the reference is known to be outside every entity."""
     nlp = make_nlp()
     words = ["I", "live", "in", "New", "York"]
-    predicted = Doc(nlp.vocab, words=words) if same_tokens else Doc(nlp.vocab, words=["I", "live", "in", "New", "Yo", "rk"])
+    predicted = (
+        Doc(nlp.vocab, words=words) if same_tokens else Doc(nlp.vocab, words=["I", "live", "in", "New", "Yo", "rk"])
+    )
     reference = Doc(nlp.vocab, words=words)
     reference.set_ents([], blocked=[reference[3:5]], default="missing")
     eg = Example(predicted, reference)
@@ -335,7 +338,9 @@ def test_add_label_deserializes_correctly():
     ner2.from_bytes(ner.to_bytes())
     assert ner2.labels == ("C", "B", "A")
     doc = nlp.make_doc("a b c")
-    numpy.testing.assert_allclose(ner2.model.ops.to_numpy(ner2.predict([doc])), ner.model.ops.to_numpy(ner.predict([doc])))
+    numpy.testing.assert_allclose(
+        ner2.model.ops.to_numpy(ner2.predict([doc])), ner.model.ops.to_numpy(ner.predict([doc]))
+    )
 
 
 def test_add_label_after_update_trains_on():
@@ -462,7 +467,8 @@ def test_settings_given_at_load_warn_for_a_pipe_saved_without_its_config(tmp_pat
 @pytest.mark.parametrize("kind", ["tokens", "spans"])
 def test_add_label_with_a_custom_torch_module(kind, tmp_path):
     """spacy-binary-ner.TorchSpanScorer.v1 grows its output layer too, in both layouts."""
-    from .test_custom_module import make_nlp as make_custom_nlp, spans_model, tokens_model
+    from .test_custom_module import make_nlp as make_custom_nlp
+    from .test_custom_module import spans_model, tokens_model
 
     nlp = make_custom_nlp(tokens_model() if kind == "tokens" else spans_model())
     examples = records_to_examples(nlp, TEACH_RECORDS)
@@ -477,6 +483,7 @@ def test_add_label_with_a_custom_torch_module(kind, tmp_path):
     after = ner.model.ops.to_numpy(ner.predict([doc]))
     numpy.testing.assert_allclose(after[:, :-1], before, rtol=1e-5, atol=1e-6)
     assert after.shape[1] == len(ner.labels) == before.shape[1] + 1
-    eg = records_to_examples(loaded, [{"text": "Acme hired Anna .", "spans": [{"start": 0, "end": 4, "label": "ORG"}],
-                                       "answer": "accept"}])
+    eg = records_to_examples(
+        loaded, [{"text": "Acme hired Anna .", "spans": [{"start": 0, "end": 4, "label": "ORG"}], "answer": "accept"}]
+    )
     assert numpy.isfinite(loaded.update(eg, sgd=loaded.resume_training())["binary_ner"])

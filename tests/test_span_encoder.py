@@ -95,7 +95,10 @@ def reference_cells(start, end, inside, width_weight, index):
     end_p = torch.cat([end, pad])
     cumsum = torch.cat([pad[:1], inside.cumsum(dim=0), pad])
     cells = torch.stack(
-        [(cumsum[w + 1 : w + 1 + n] - cumsum[:n]) / (w + 1) + start + end_p[w : w + n] + width_weight[w] for w in range(L)]
+        [
+            (cumsum[w + 1 : w + 1 + n] - cumsum[:n]) / (w + 1) + start + end_p[w : w + n] + width_weight[w]
+            for w in range(L)
+        ]
     )
     return cells.reshape(L * n, -1)[index]
 
@@ -184,8 +187,9 @@ def test_kernels_equal_the_reference(lstm_depth, lengths):
     torch.manual_seed(0)
     fast = SpanEncoder(n_in=6, hidden_width=5, max_span_length=3, lstm_width=4, lstm_depth=lstm_depth, dropout=0.0)
     fast.double()
-    plain = SpanEncoder(n_in=6, hidden_width=5, max_span_length=3, lstm_width=4, lstm_depth=lstm_depth, dropout=0.0,
-                        kernels=False)
+    plain = SpanEncoder(
+        n_in=6, hidden_width=5, max_span_length=3, lstm_width=4, lstm_depth=lstm_depth, dropout=0.0, kernels=False
+    )
     plain.double()
     plain.load_state_dict(fast.state_dict())
     lengths_t = torch.tensor(lengths)

@@ -1,4 +1,5 @@
 """The loss targets, as a table of hand-made examples (no training)."""
+
 import numpy
 import pytest
 import spacy
@@ -52,8 +53,11 @@ TABLE = [
     # type, so none of our labels, and crossing spans are no entity.
     ("accept unknown label", dict(ents=[(1, 3, "Z")]), expected(known=CROSSING_BC)),
     # a reject of the other label on an accepted span changes nothing.
-    ("accept + reject other label", dict(ents=[(1, 3, "X")], rejects=[(1, 3, "Y")]),
-     expected({(1, 3, "X")}, CROSSING_BC)),
+    (
+        "accept + reject other label",
+        dict(ents=[(1, 3, "X")], rejects=[(1, 3, "Y")]),
+        expected({(1, 3, "X")}, CROSSING_BC),
+    ),
     # two rejects on one span: just those two cells.
     ("two rejects", dict(rejects=[(0, 1, "X"), (0, 1, "Y")]), expected(rejected={(0, 1, "X"), (0, 1, "Y")})),
     # an entity longer than max_span_length: no cell can be it, all overlap it.
@@ -83,7 +87,11 @@ def test_rows_follow_cells():
 
 def test_batch_concatenates_docs_and_skips_empty():
     nlp = spacy.blank("en")
-    egs = [make_example(nlp, WORDS, ents=[(1, 3, "X")]), make_example(nlp, []), make_example(nlp, ["z"], default="outside")]
+    egs = [
+        make_example(nlp, WORDS, ents=[(1, 3, "X")]),
+        make_example(nlp, []),
+        make_example(nlp, ["z"], default="outside"),
+    ]
     truth, weight = build_targets(egs, LABELS, L, U, "incorrect_spans")
     assert truth.shape == (len(CELLS) + 1, 2)
     numpy.testing.assert_array_equal(weight[-1], [1, 1])
@@ -121,13 +129,12 @@ def test_unknown_mask_above_drops_only_confident_unknown_cells():
     eg = make_example(nlp, WORDS, ents=[(1, 3, "X")], rejects=[(3, 4, "Y")])
     probs = numpy.full((len(CELLS), len(LABELS)), 0.9, dtype="float32")
     probs[0] = 0.2  # span "a": below the threshold, keeps the prior
-    truth, weight = build_targets(
-        [eg], LABELS, L, U, "incorrect_spans", probs=probs, unknown_mask_above=0.5
-    )
+    truth, weight = build_targets([eg], LABELS, L, U, "incorrect_spans", probs=probs, unknown_mask_above=0.5)
     exp_truth, exp_weight = expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})
     exp_weight[CELLS.index((3, 4)), 0] = 0.0  # span "d", X: unknown and confident
     numpy.testing.assert_array_equal(truth, exp_truth)
     numpy.testing.assert_array_equal(weight, exp_weight)
+
 
 def test_pseudo_above_makes_only_confident_unknown_cells_positive():
     nlp = spacy.blank("en")

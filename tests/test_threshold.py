@@ -1,12 +1,12 @@
 """The decision threshold chosen on dev: from one prediction, in training as a
 `before_to_disk` callback, saved with the pipeline."""
+
 import json
 from pathlib import Path
 
 import numpy
 import pytest
 import spacy
-from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train
 from spacy.util import load_config, registry
@@ -42,8 +42,12 @@ def crafted(monkeypatch):
     labels = list(pipe.labels)
     starts, widths = cell_coordinates(len(WORDS), pipe.max_span_length)
     logits = numpy.full((len(starts), len(labels)), -10.0, dtype="float32")
-    for start, end, label, p in [(0, 1, "PERSON", 0.32), (2, 4, "PERSON", 0.32), (5, 6, "LOC", 0.7),
-                                 (1, 2, "LOC", 0.15)]:
+    for start, end, label, p in [
+        (0, 1, "PERSON", 0.32),
+        (2, 4, "PERSON", 0.32),
+        (5, 6, "LOC", 0.7),
+        (1, 2, "LOC", 0.15),
+    ]:
         row = int(numpy.flatnonzero((starts == start) & (widths == end - start - 1))[0])
         logits[row, labels.index(label)] = logit(p)
     monkeypatch.setattr(pipe, "predict", lambda docs: logits)

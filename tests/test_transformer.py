@@ -1,5 +1,6 @@
 """binary_ner behind spacy-transformers' TransformerListener, with a tiny
 randomly initialised BERT saved to a temporary folder (no download)."""
+
 import pytest
 import spacy
 from spacy.util import fix_random_seed
@@ -20,8 +21,12 @@ def tiny_bert(tmp_path_factory):
     (path / "vocab.txt").write_text("\n".join(words), encoding="utf8")
     transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
     config = transformers.BertConfig(
-        vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64,
+        vocab_size=len(words),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
     )
     transformers.BertModel(config).save_pretrained(path)
     return str(path)
@@ -30,20 +35,36 @@ def tiny_bert(tmp_path_factory):
 def test_transformer_listener_trains_saves_and_loads(tiny_bert, tmp_path):
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {
-        "@architectures": "spacy-transformers.TransformerModel.v3",
-        "name": tiny_bert,
-        "tokenizer_config": {"use_fast": True},
-        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
-    }})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": tiny_bert,
+                "tokenizer_config": {"use_fast": True},
+                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
+            }
+        },
+    )
     # candidates_threshold 0: every scored span is kept, so reload is compared on all of them.
-    nlp.add_pipe("binary_ner", config={"candidates_threshold": 0.0, "model": {
-        "@architectures": "spacy-binary-ner.SpanScorer.v1",
-        "max_span_length": 3, "hidden_width": 16, "lstm_width": 16,
-        "tok2vec_width": 16,  # the transformer's hidden size
-        "tok2vec": {"@architectures": "spacy-transformers.TransformerListener.v1",
-                    "grad_factor": 1.0, "pooling": {"@layers": "reduce_mean.v1"}},
-    }})
+    nlp.add_pipe(
+        "binary_ner",
+        config={
+            "candidates_threshold": 0.0,
+            "model": {
+                "@architectures": "spacy-binary-ner.SpanScorer.v1",
+                "max_span_length": 3,
+                "hidden_width": 16,
+                "lstm_width": 16,
+                "tok2vec_width": 16,  # the transformer's hidden size
+                "tok2vec": {
+                    "@architectures": "spacy-transformers.TransformerListener.v1",
+                    "grad_factor": 1.0,
+                    "pooling": {"@layers": "reduce_mean.v1"},
+                },
+            },
+        },
+    )
     examples = records_to_examples(nlp, TEACH_RECORDS)
     optimizer = nlp.initialize(lambda: examples)
     losses = [nlp.update(examples, sgd=optimizer)["binary_ner"] for _ in range(15)]

@@ -1,6 +1,7 @@
 """configs/en_trf.cfg and configs/zh_trf.cfg train in-process, as `spacy train`
 would, with a tiny randomly initialised BERT saved to a temporary folder in place
 of the configs' checkpoint (no download), then save, reload and predict the same."""
+
 import json
 from pathlib import Path
 from typing import Dict, List
@@ -50,8 +51,12 @@ def tiny_bert(tmp_path_factory) -> str:
     (path / "vocab.txt").write_text("\n".join(vocab), encoding="utf8")
     transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
     config = transformers.BertConfig(
-        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=160,
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=160,
     )
     transformers.BertModel(config).save_pretrained(path)
     return str(path)
@@ -65,7 +70,9 @@ def test_trf_config_trains_saves_and_loads(name, tiny_bert, tmp_path):
     assert config["components"]["binary_ner"]["model"]["tok2vec_width"] == "${vars.transformer_width}"
     if config["nlp"]["lang"] == "zh":
         teach = [r for r in zh_records()]
-        gold = [{"text": r["text"], "tokens": r["tokens"], "spans": r["spans"]} for r in teach if r["answer"] == "accept"]
+        gold = [
+            {"text": r["text"], "tokens": r["tokens"], "spans": r["spans"]} for r in teach if r["answer"] == "accept"
+        ]
         text = "高勇：男，中国国籍。"
     else:
         teach, gold, text = TEACH_RECORDS, GOLD_RECORDS, "Anna lives in Paris ."

@@ -1,6 +1,7 @@
 """configs/en_cnn_vectors.cfg trains in-process with a tiny vectors table the
 test makes, and the trained pipeline reads those vectors; the benchmark gives
 every system the same vectors."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -82,5 +83,9 @@ def test_benchmark_gives_every_system_the_vectors(system, tmp_path):
     assert config["paths"]["vectors"] == str(tmp_path / "vectors")
     (component,) = config["components"].values()
     assert component["model"]["tok2vec"]["embed"]["include_static_vectors"] is True
-    assert bench.make_config(system, "en", 10, 5, 0)["components"][config["nlp"]["pipeline"][0]]["model"][
-        "tok2vec"]["embed"]["include_static_vectors"] is False
+    assert (
+        bench.make_config(system, "en", 10, 5, 0)["components"][config["nlp"]["pipeline"][0]]["model"]["tok2vec"][
+            "embed"
+        ]["include_static_vectors"]
+        is False
+    )

@@ -1,14 +1,14 @@
 """Helpers shared by the tests: tiny hand-made corpora."""
+
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple
 
 import numpy
 import spacy
-
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.vectors import Vectors
 from spacy.training import Example
+from spacy.vectors import Vectors
 
 SpanSpec = Tuple[int, int, str]
 
@@ -26,9 +26,9 @@ def make_example(
     `reference.spans[key]`."""
     doc = Doc(nlp.vocab, words=list(words))
     ref = doc.copy()
-    ref.set_ents([Span(ref, s, e, label=l) for s, e, l in ents], default=default)
+    ref.set_ents([Span(ref, s, e, label=lab) for s, e, lab in ents], default=default)
     if rejects:
-        ref.spans[key] = [Span(ref, s, e, label=l) for s, e, l in rejects]
+        ref.spans[key] = [Span(ref, s, e, label=lab) for s, e, lab in rejects]
     return Example(doc, ref)
 
 
@@ -50,10 +50,14 @@ TEACH_RECORDS: List[dict] = [
 
 # Complete annotations: every entity marked, the rest is not an entity.
 GOLD_RECORDS: List[dict] = [
-    {"text": "Anna met Shaka Khan in London .", "spans": [
-        {"start": 0, "end": 4, "label": "PERSON"},
-        {"start": 9, "end": 19, "label": "PERSON"},
-        {"start": 23, "end": 29, "label": "LOC"}]},
+    {
+        "text": "Anna met Shaka Khan in London .",
+        "spans": [
+            {"start": 0, "end": 4, "label": "PERSON"},
+            {"start": 9, "end": 19, "label": "PERSON"},
+            {"start": 23, "end": 29, "label": "LOC"},
+        ],
+    },
     {"text": "It rains in Berlin .", "spans": [{"start": 12, "end": 18, "label": "LOC"}]},
     {"text": "Nothing to see here .", "spans": []},
 ]
@@ -70,11 +74,16 @@ def zh_records() -> List[dict]:
     for text, spans in texts:
         tokens = [{"text": c, "start": i, "end": i + 1, "id": i} for i, c in enumerate(text)]
         for start, end, label, answer in spans:
-            records.append({
-                "text": text, "tokens": tokens, "answer": answer,
-                "spans": [{"start": start, "end": end, "token_start": start, "token_end": end - 1, "label": label}],
-            })
+            records.append(
+                {
+                    "text": text,
+                    "tokens": tokens,
+                    "answer": answer,
+                    "spans": [{"start": start, "end": end, "token_start": start, "token_end": end - 1, "label": label}],
+                }
+            )
     return records
+
 
 # A small, fast SpanScorer for tests.
 SMALL_MODEL = {

@@ -7,6 +7,7 @@ them from gold annotations, and the model learns after every batch of answers.
 
 Prints the entity F1 on the evaluation file before and after the answers.
 """
+
 import argparse
 import json
 from pathlib import Path

@@ -7,6 +7,7 @@ registry for the one registration function.
 
     python -m spacy train examples/custom_torch/config.cfg --code examples/custom_torch/my_module.py ...
 """
+
 import torch
 from spacy.util import registry
 from torch import nn

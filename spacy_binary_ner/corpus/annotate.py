@@ -2,6 +2,7 @@
 output shard per input shard (see `sources`). The engines in `engines` run the
 jobs defined here; a job is a picklable description that loads its pipeline
 where it runs."""
+
 import importlib.util
 import os
 import sys
@@ -126,7 +127,12 @@ class AnnotateJob:
 
     def settings(self) -> Dict[str, Any]:
         """What a rerun must repeat to complete this run."""
-        return {"command": "annotate", "format": self.format, "min_score": self.min_score, "max_length": self.max_length}
+        return {
+            "command": "annotate",
+            "format": self.format,
+            "min_score": self.min_score,
+            "max_length": self.max_length,
+        }
 
     def begin(self, shard: Shard) -> Any:
         self.nlp

@@ -1,6 +1,7 @@
 """`python -m spacy_binary_ner annotate PIPELINE INPUT OUTPUT`: annotate a
 corpus, one output shard per input shard; rerun the same command to complete
 an interrupted run."""
+
 import argparse
 from typing import List, Optional
 
@@ -18,7 +19,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     add_run_options(parser)
     args = parser.parse_args(argv)
     job = AnnotateJob(
-        args.pipeline, args.output, format=args.format, min_score=args.min_score, max_length=args.max_length,
+        args.pipeline,
+        args.output,
+        format=args.format,
+        min_score=args.min_score,
+        max_length=args.max_length,
         code=args.code,
     )
     return run(job, args, "annotate")

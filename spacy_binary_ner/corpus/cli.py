@@ -1,4 +1,5 @@
 """What the `annotate` and `select` commands share: their options and the run."""
+
 import argparse
 import sys
 from typing import Any, List
@@ -32,7 +33,12 @@ def run(job: Any, args: argparse.Namespace, name: str) -> int:
         return 2
     progress = Progress(len(shards), name=name, quiet=args.quiet)
     run_job(
-        job, shards, args.engine, workers=args.workers, batch_size=args.batch_size, address=args.address,
+        job,
+        shards,
+        args.engine,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        address=args.address,
         progress=progress,
     )
     progress.report(end=" (this run)")

@@ -7,6 +7,7 @@ pipeline once and reads and writes its shards itself: the paths must be ones
 every node sees. Both write the same shard outputs; a shard whose output
 exists is done, so a rerun completes an interrupted run.
 """
+
 import json
 import multiprocessing
 import os
@@ -146,7 +147,9 @@ def _run_pool(
 ) -> List[Dict[str, Any]]:
     results = []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n_process, mp_context=context, initializer=_init_pool_worker, initargs=(job, batch_size)) as pool:
+    with ProcessPoolExecutor(
+        n_process, mp_context=context, initializer=_init_pool_worker, initargs=(job, batch_size)
+    ) as pool:
         futures = [pool.submit(_pool_shard, shard.to_dict()) for shard in shards]
         try:
             for future in as_completed(futures):

@@ -1,6 +1,7 @@
 """Choosing the questions to ask from a large pool: every candidate span of
 every text gets a priority, each shard keeps its best N (a bounded heap,
 written as a part file), and the parts are merged into the N best overall."""
+
 import hashlib
 import heapq
 import json
@@ -92,10 +93,15 @@ def span_tasks(doc: Doc, record: Record, key: str) -> Iterator[Tuple[float, Dict
     for span, p in zip(group, group.attrs.get("scores", [])):
         p = round(float(p), PRIORITY_DIGITS)
         task = dict(base)
-        task["spans"] = [{
-            "start": span.start_char, "end": span.end_char,
-            "token_start": span.start, "token_end": span.end - 1, "label": span.label_,
-        }]
+        task["spans"] = [
+            {
+                "start": span.start_char,
+                "end": span.end_char,
+                "token_start": span.start,
+                "token_end": span.end - 1,
+                "label": span.label_,
+            }
+        ]
         task["meta"] = {**base["meta"], "score": p, "source": "select"}
         yield p, set_hashes(task)
 
@@ -149,7 +155,13 @@ class SelectJob:
         return ShardOutput(self.parts_folder, ".jsonl")
 
     def settings(self) -> Dict[str, Any]:
-        return {"command": "select", "n": self.n, "strategy": self.strategy, "seed": self.seed, "max_length": self.max_length}
+        return {
+            "command": "select",
+            "n": self.n,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "max_length": self.max_length,
+        }
 
     def begin(self, shard: Shard) -> Any:
         self.nlp
@@ -183,8 +195,8 @@ class SelectJob:
         total = self.shard_output.total(shards)
         if not best:
             print(
-                f"select: no candidate spans in any text: the pipeline scored every span below its "
-                f"candidates_threshold; lower it in the binary_ner config or train the model further",
+                "select: no candidate spans in any text: the pipeline scored every span below its "
+                "candidates_threshold; lower it in the binary_ner config or train the model further",
                 file=sys.stderr,
             )
         data = account_dict(total)

@@ -2,6 +2,7 @@
 the N most informative questions of a pool of texts as teach tasks. Each
 shard's best N go to OUT.jsonl.parts/ (so a rerun completes an interrupted
 run), then are merged into OUT.jsonl."""
+
 import argparse
 from typing import List, Optional
 
@@ -22,7 +23,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.n < 1:
         parser.error(f"--n must be at least 1, not {args.n}")
     job = SelectJob(
-        args.pipeline, args.output, n=args.n, strategy=args.strategy, seed=args.seed, max_length=args.max_length,
+        args.pipeline,
+        args.output,
+        n=args.n,
+        strategy=args.strategy,
+        seed=args.seed,
+        max_length=args.max_length,
         code=args.code,
     )
     return run(job, args, "select")

@@ -7,6 +7,7 @@ must give the same ones), one output file per shard, written under a temporary
 name and renamed when complete, an `<shard>.account.json` beside each, and
 `account.json`, the total, when every shard is done.
 """
+
 import glob
 import gzip
 import json

@@ -6,6 +6,7 @@
 - `propose`: what the model proposes (`BinaryNERProposer`, the `Proposer` protocol);
 - `loop`: `AnnotationLoop` and `initialize_pipeline`.
 """
+
 from .loop import LOOP_LEARN_RATE, LOOP_THRESHOLD, AnnotationLoop, initialize_pipeline
 from .patterns import PatternMatcher
 from .propose import BinaryNERProposer, Proposals, Proposer

@@ -14,6 +14,7 @@ chunked: the stream is scored `chunk_size` texts at a time when the sorter
 needs more tasks, so questions always come from a recent model and the pool is
 never scored as a whole.
 """
+
 import contextlib
 import copy
 import random

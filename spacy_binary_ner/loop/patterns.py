@@ -1,4 +1,5 @@
 """Cold-start patterns: spaCy `EntityRuler` patterns whose matches become questions."""
+
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple, Union
 

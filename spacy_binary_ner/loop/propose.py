@@ -5,6 +5,7 @@ lookup of any span's probability (to score pattern matches). `BinaryNERProposer`
 is the one for a `binary_ner` component; any object with the same call works
 (the simulator's spaCy `beam_ner` peer is one).
 """
+
 from typing import List, Protocol, Tuple
 
 import numpy

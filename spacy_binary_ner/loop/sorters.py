@@ -6,6 +6,7 @@ and pass on the tasks above it, so a stream whose scores drift still yields
 questions; after `patience` tasks in a row held back they pass on the best of
 them, so the queue never starves. `prefer_random` is the baseline.
 """
+
 import random
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -92,9 +93,7 @@ def prefer_high_scores(
     return _moving_average_filter(stream, float, alpha, patience, key)
 
 
-def prefer_random(
-    stream: Iterable[ScoredTask], *, rate: float = 0.5, seed: int = 0
-) -> Iterator[Task]:
+def prefer_random(stream: Iterable[ScoredTask], *, rate: float = 0.5, seed: int = 0) -> Iterator[Task]:
     """Pass on each task with probability `rate`, whatever its score: the
     baseline that selection strategies are measured against.
 

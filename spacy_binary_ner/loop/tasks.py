@@ -1,4 +1,5 @@
 """Tasks: the dicts a teach tool shows and sends back, and their stable hashes."""
+
 import hashlib
 from typing import Any, Callable, Dict, List, Tuple
 

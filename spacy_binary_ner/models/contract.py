@@ -77,6 +77,7 @@ Training details
 This module imports only torch, so a user's module file may use
 `span_index` without depending on spaCy.
 """
+
 from typing import Tuple
 
 import torch
@@ -86,9 +87,7 @@ OUTPUT_SPANS = "spans"
 OUTPUTS = (OUTPUT_TOKENS, OUTPUT_SPANS)
 
 
-def span_index(
-    lengths: torch.Tensor, max_span_length: int
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def span_index(lengths: torch.Tensor, max_span_length: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The candidate spans of a padded batch, in the order `binary_ner` expects.
 
     lengths (torch.Tensor): Number of tokens per doc, shape (batch,).

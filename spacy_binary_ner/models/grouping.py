@@ -7,6 +7,7 @@ docs at a time they stay bounded, which was also faster on CPU than one call
 for spaCy's default batch. Training passes the batch through whole, as the
 backward pass needs it.
 """
+
 from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar
 
 from spacy.tokens import Doc

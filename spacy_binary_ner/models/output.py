@@ -4,6 +4,7 @@ The architectures put `resize_output` in `model.attrs["resize_output"]`, the
 hook spaCy's `TrainablePipe.is_resizable` looks for; the pipe calls it and
 never touches the layers itself.
 """
+
 from functools import partial
 from typing import Callable, Optional
 

@@ -1,4 +1,5 @@
 """Thinc architecture: tok2vec -> PyTorch span encoder -> per-label logits."""
+
 from typing import Callable, List, NamedTuple, Optional, Tuple, Union, cast
 
 import torch

@@ -3,6 +3,7 @@
 The module's contract (what it receives, what it returns) is documented in
 `spacy_binary_ner.models.contract`.
 """
+
 from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple, Union, cast
 
@@ -277,9 +278,7 @@ def _check_output(model: Model, Yt: torch.Tensor, lengths: List[int]) -> torch.T
     fit it; return the output as float32 (it is half under mixed precision)."""
     output = model.attrs["output"]
     lengths_t = torch.tensor(lengths, dtype=torch.int64)
-    shape = expected_shape(
-        output, lengths_t, max(lengths), model.attrs["width"], model.attrs["max_span_length"]
-    )
+    shape = expected_shape(output, lengths_t, max(lengths), model.attrs["width"], model.attrs["max_span_length"])
     got = tuple(Yt.shape) if isinstance(Yt, torch.Tensor) else type(Yt).__name__
     if got != shape or not Yt.is_floating_point():
         what = (

@@ -19,6 +19,7 @@ torch.
 - `cpu_dropout`: inverted dropout with a mask from 16 random bits per value:
   torch's CPU dropout (a Bernoulli draw per value) was a third of a step.
 """
+
 from typing import Any, Optional, Tuple
 
 import torch
@@ -123,9 +124,7 @@ def score_spans(
     return scores.reshape(L * n, -1).index_select(0, index)
 
 
-def padded_bilstm(
-    lstm: nn.LSTM, X: torch.Tensor, lengths: torch.Tensor, training: bool, drop: Any
-) -> torch.Tensor:
+def padded_bilstm(lstm: nn.LSTM, X: torch.Tensor, lengths: torch.Tensor, training: bool, drop: Any) -> torch.Tensor:
     """`lstm` (bidirectional, batch first) over a right-padded batch without
     packed sequences: the backward direction runs on every sequence reversed in
     place (padding stays at the end), so padding never reaches a real token's

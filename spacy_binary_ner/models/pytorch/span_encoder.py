@@ -5,6 +5,7 @@ This module imports only torch: the Thinc wiring lives in
 CPU speed kernels it switches to (``kernels=True``) are in ``cpu_kernels`` and
 are tested equal to it.
 """
+
 from typing import Optional, Tuple, cast
 
 import torch
@@ -104,9 +105,7 @@ class SpanEncoder(nn.Module):
         return self._drop(torch.relu_(cells))
 
     @torch.no_grad()
-    def score(
-        self, X: torch.Tensor, lengths: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-    ) -> torch.Tensor:
+    def score(self, X: torch.Tensor, lengths: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """The scores of a linear layer on every span vector, without autograd:
         with the kernels one width is scored at a time and the span vectors are
         never all stored (about half the time of the span layers).
