@@ -33,3 +33,8 @@ def test_ci_runs_the_readme_commands():
     ci = (root / ".ci" / "run").read_text(encoding="utf8")
     for name in ("setup-command", "test-command"):
         assert f"scripts/readme_command.py {name}" in ci
+
+
+def test_readme_is_a_front_door():
+    """A few screens: benchmark history and long how-tos live in bench/README.md and docs/."""
+    assert len(README.read_bytes()) < 15_000
