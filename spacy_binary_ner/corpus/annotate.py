@@ -84,8 +84,29 @@ def doc_record(doc: Doc, record: Record, key: str, min_score: float) -> Dict[str
     return out
 
 
+class PipelineJob:
+    """What a job needs of its pipeline: loaded once per process, on first use,
+    and left out when the job is pickled to a worker (each loads its own)."""
+
+    pipeline: str
+    code: Optional[str]
+    _nlp: Optional[Language]
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_nlp"] = None
+        return state
+
+    @property
+    def nlp(self) -> Language:
+        if self._nlp is None:
+            self._nlp = load_pipeline(self.pipeline, self.code)
+            self._key = scores_key(self._nlp)
+        return self._nlp
+
+
 @dataclass
-class AnnotateJob:
+class AnnotateJob(PipelineJob):
     """Annotate shards with a pipeline.
 
     pipeline (str): Path (or package name) of the pipeline.
@@ -108,18 +129,6 @@ class AnnotateJob:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_nlp"] = None
-        return state
-
-    @property
-    def nlp(self) -> Language:
-        if self._nlp is None:
-            self._nlp = load_pipeline(self.pipeline, self.code)
-            self._key = scores_key(self._nlp)
-        return self._nlp
 
     @property
     def shard_output(self) -> ShardOutput:

@@ -15,7 +15,7 @@ from spacy.tokens import Doc
 
 from ..data import ReadStats
 from ..loop import set_hashes
-from .annotate import DROPPED_FIELDS, load_pipeline, scores_key
+from .annotate import DROPPED_FIELDS, PipelineJob
 from .sources import Record, Shard, ShardOutput, account_dict, write_atomic
 
 STRATEGIES = ("uncertainty", "high", "random")
@@ -107,7 +107,7 @@ def span_tasks(doc: Doc, record: Record, key: str) -> Iterator[Tuple[float, Dict
 
 
 @dataclass
-class SelectJob:
+class SelectJob(PipelineJob):
     """Pick the N most informative questions from shards of texts.
 
     pipeline (str): Path (or package name) of the pipeline.
@@ -133,18 +133,6 @@ class SelectJob:
             raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if self.n < 1:
             raise ValueError(f"--n must be at least 1, not {self.n}")
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_nlp"] = None
-        return state
-
-    @property
-    def nlp(self) -> Language:
-        if self._nlp is None:
-            self._nlp = load_pipeline(self.pipeline, self.code)
-            self._key = scores_key(self._nlp)
-        return self._nlp
 
     @property
     def parts_folder(self) -> str:
