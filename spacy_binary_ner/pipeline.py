@@ -4,9 +4,10 @@ This module knows Thinc models only; the architecture is in
 `spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
 """
 
+import contextlib
 import warnings
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy
 from spacy.errors import Errors
@@ -282,10 +283,8 @@ class BinaryNER(TrainablePipe):
         exclude (Iterable[str]): Serialization fields to skip.
         RETURNS (BinaryNER): The pipe.
         """
-        given = {key: self.cfg[key] for key in SETTINGS}
-        self.cfg.pop(CONFIG_SETTINGS, None)
-        super().from_disk(path, exclude=exclude)
-        self._apply_given_settings(given)
+        with self._given_settings_apply():
+            super().from_disk(path, exclude=exclude)
         return self
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "BinaryNER":
@@ -296,18 +295,20 @@ class BinaryNER(TrainablePipe):
         exclude (Iterable[str]): Serialization fields to skip.
         RETURNS (BinaryNER): The pipe.
         """
-        given = {key: self.cfg[key] for key in SETTINGS}
-        self.cfg.pop(CONFIG_SETTINGS, None)
-        super().from_bytes(bytes_data, exclude=exclude)
-        self._apply_given_settings(given)
+        with self._given_settings_apply():
+            super().from_bytes(bytes_data, exclude=exclude)
         return self
 
-    def _apply_given_settings(self, given: Dict[str, Any]) -> None:
-        """After loading `cfg`: apply the factory's settings that differ from
+    @contextlib.contextmanager
+    def _given_settings_apply(self) -> Iterator[None]:
+        """Around loading `cfg`: apply the factory's settings that differ from
         the config the pipe was saved with (so they were given at load). The
         saved `cfg` keeps the others, including values set on `cfg` after the
         pipe was built (a tuned threshold). A pipe saved without the record of
         its config gets a warning naming the settings instead."""
+        given = {key: self.cfg[key] for key in SETTINGS}
+        self.cfg.pop(CONFIG_SETTINGS, None)
+        yield
         saved_config = self.cfg.get(CONFIG_SETTINGS)
         if saved_config is None:
             ignored = {key: value for key, value in given.items() if key in self.cfg and self.cfg[key] != value}
