@@ -163,13 +163,9 @@ def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> 
     given_hash = _check_hash(value.get("_input_hash"))
     if is_complete and answer == "reject":
         raise RecordError("rejected complete annotation")
-    units = _units(text, offsets)
-    keys = _span_keys(value.get("spans", []), text, units)
+    keys, tokens = _spans_and_tokens(value, text, offsets)
     if not keys and not is_complete:
         raise RecordError("no spans", f"a teach {answer} with no spans")
-    tokens = value.get("tokens")
-    if tokens and units is not None:
-        tokens = _tokens_in_chars(tokens, units)
     return Record(text, keys, answer, is_complete, given_hash, tokens)
 
 
@@ -195,14 +191,20 @@ def parse_task(value: Any, offsets: str = "chars") -> Record:
     if meta is not None and not isinstance(meta, dict):
         raise RecordError("bad field", f"`meta` is {type(meta).__name__}, not an object")
     given_hash = _check_hash(value.get("_input_hash"))
+    keys, tokens = _spans_and_tokens(value, text, offsets)
+    if tokens:
+        parse_tokens(tokens, text)
+    return Record(text, keys, "accept", False, given_hash, tokens)
+
+
+def _spans_and_tokens(value: dict, text: str, offsets: str) -> Tuple[List[SpanKey], Any]:
+    """A record's checked span keys and its tokens, offsets in code points."""
     units = _units(text, offsets)
     keys = _span_keys(value.get("spans", []), text, units)
     tokens = value.get("tokens")
     if tokens and units is not None:
         tokens = _tokens_in_chars(tokens, units)
-    if tokens:
-        parse_tokens(tokens, text)
-    return Record(text, keys, "accept", False, given_hash, tokens)
+    return keys, tokens
 
 
 def v2_label_error(label: str) -> Optional[str]:
