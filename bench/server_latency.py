@@ -129,7 +129,8 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
     labels = sorted({s["label"] for r in records for s in r.get("spans", [])})
     gold = gold_by_text(records)
     results: Dict[str, Any] = {}
-    for sessions, per_session in ((1, args.answers), (20, args.answers)):
+    for sessions in args.sessions:
+        per_session = args.answers
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             write_source(records, workdir / "source.jsonl", args.seed)
@@ -291,6 +292,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--patterns", type=Path, default=None)
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "zh_cnn.cfg")
     p.add_argument("--answers", type=int, default=100, help="answers per session in the latency run")
+    p.add_argument("--sessions", type=int, nargs="+", default=[1, 20], help="concurrent sessions of each latency run")
     p.add_argument("--think", type=float, default=0.0, help="seconds each session waits before answering")
     p.add_argument("--budget", type=int, default=2000)
     p.add_argument("--queue-size", type=int, default=10)

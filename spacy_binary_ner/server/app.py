@@ -13,7 +13,9 @@ A request with a token set needs `Authorization: Bearer TOKEN` (or
 `?token=TOKEN`). `finished`: no question will come beyond these; fewer
 tasks than asked for and `finished` false means "ask again": the queue is
 being refilled. Every error is a 4xx JSON `{"error": message}`, and nothing
-of a bad request is stored.
+of a bad request is stored. If the learning engine has stopped, answers are
+still stored (their reply carries `error`), and a request for questions gets
+a 503 with the reason once none is left.
 """
 
 import contextlib
@@ -83,7 +85,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
                 "labels": teacher.labels,
                 "feed_overlap": teacher.feed_overlap,
                 "batch_size": teacher.batch_size,
-                "eval": teacher.evaluate is not None,
+                "eval": teacher.has_eval,
             }
         )
 
@@ -91,6 +93,8 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         session = _session(request)
         n = _int_param(request, "n", 5, 1, 50)
         tasks = await run_in_threadpool(teacher.questions, session, n)
+        if not tasks and teacher.engine_failure is not None:
+            return _error(503, f"no questions: {teacher.error}")
         return JSONResponse({"tasks": tasks, "finished": teacher.finished(session)})
 
     async def answers(request: Request) -> Response:
@@ -127,6 +131,8 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         if n_next:
             out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next)
             out["finished"] = teacher.finished(session)
+        if teacher.engine_failure is not None:
+            out["error"] = teacher.error
         return JSONResponse(out)
 
     async def history(request: Request) -> Response:

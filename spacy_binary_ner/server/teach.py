@@ -11,9 +11,10 @@ import gzip
 import os
 import secrets
 import sys
+from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -23,8 +24,9 @@ from thinc.api import Optimizer
 from ..data import iter_jsonl, records_to_examples
 from ..loop import LOOP_LEARN_RATE, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
 from ..pipeline import BinaryNER
-from .storage import DB_HELP, Storage, database_url
-from .worker import Teacher, load_state
+from .engine import EngineSettings, LoopParts, load_state
+from .storage import DB_HELP, database_url
+from .worker import EngineError, Teacher
 
 TOKEN_ENV = "SBN_TEACH_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -114,14 +116,21 @@ def _ensure_labels(nlp: Language, labels: Sequence[str], where: str) -> None:
             print(f"Added the label {label} to the pipeline {where} (it had {', '.join(pipes[0].labels[:-1])})")
 
 
-def build_teacher(args: argparse.Namespace) -> Teacher:
-    """The engine for parsed `teach` arguments (see `parse_args`)."""
+def _labels(args: argparse.Namespace) -> List[str]:
     labels = [label.strip() for label in args.label.split(",") if label.strip()]
     if not labels:
         raise ValueError("--label needs at least one label, e.g. --label PER,ORG")
+    return labels
+
+
+def build_loop(args: argparse.Namespace) -> LoopParts:
+    """The annotation loop for parsed `teach` arguments, with its F1 function
+    (`--eval`) and the state saved with the model; called in the engine process.
+
+    RETURNS (LoopParts): `(loop, evaluate or None, state)`.
+    """
+    labels = _labels(args)
     sample = list(islice(read_source(args.source), 10))
-    if not sample:
-        raise ValueError(f"{args.source}: no texts to ask about")
     nlp, optimizer, state = load_pipeline(args.pipeline, labels, sample, args.output, seed=args.seed)
     matcher = PatternMatcher.from_file(nlp, args.patterns) if args.patterns else None
     loop = AnnotationLoop(
@@ -145,22 +154,28 @@ def build_teacher(args: argparse.Namespace) -> Teacher:
             with loop.averaged_params():
                 return float(nlp.evaluate(examples)["ents_f"] or 0.0)
 
+    return loop, evaluate, state
+
+
+def build_teacher(args: argparse.Namespace) -> Teacher:
+    """The server's engine for parsed `teach` arguments (see `parse_args`):
+    starts the learning engine process and waits until it is ready."""
+    _labels(args)
+    if not list(islice(read_source(args.source), 1)):
+        raise ValueError(f"{args.source}: no texts to ask about")
     args.output.mkdir(parents=True, exist_ok=True)
-    storage = Storage(database_url(args.db))
-    return Teacher(
-        loop,
-        storage,
+    settings = EngineSettings(
+        partial(build_loop, args),
+        partial(read_source, args.source),
+        database_url(args.db),
         args.dataset,
-        read_source(args.source),
         output=args.output,
         batch_size=args.batch_size,
         queue_size=args.queue_size,
         save_every=args.save_every,
-        feed_overlap=args.feed_overlap,
-        evaluate=evaluate,
         eval_every=args.eval_every,
-        state=state,
     )
+    return Teacher(settings, feed_overlap=args.feed_overlap, lease=args.lease)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -191,6 +206,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=10, help="most answers per model update")
     p.add_argument("--queue-size", type=int, default=20, help="questions kept ready")
     p.add_argument("--feed-overlap", action="store_true", help="every session gets every question")
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=300.0,
+        help="seconds a question handed to a session stays its own; then the next session asking gets it (0: never)",
+    )
     p.add_argument("--sorter", default="uncertainty", choices=["uncertainty", "confident", "random"])
     p.add_argument("--pattern-ratio", type=float, default=0.5)
     p.add_argument("--pattern-lookahead", type=int, default=0, help="texts read ahead of the model for pattern matches")
@@ -209,8 +230,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and not value.exists():
             p.error(f"--{name} {value}: no such file")
-    if min(args.batch_size, args.queue_size, args.eval_every, args.chunk_size) < 1 or args.save_every < 0:
-        p.error("--batch-size, --queue-size, --eval-every and --chunk-size must be positive, --save-every >= 0")
+    if (
+        min(args.batch_size, args.queue_size, args.eval_every, args.chunk_size) < 1
+        or min(args.save_every, args.lease) < 0
+    ):
+        p.error(
+            "--batch-size, --queue-size, --eval-every and --chunk-size must be positive, --save-every and --lease >= 0"
+        )
     args.auth = args.auth or os.environ.get(TOKEN_ENV) or None
     if args.host not in LOOPBACK and not args.auth:
         args.auth = secrets.token_urlsafe(16)
@@ -230,7 +256,7 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     try:
         teacher = build_teacher(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EngineError) as err:
         print(f"teach: {err}", file=sys.stderr)
         return 1
     app = create_app(teacher, token=args.auth, on_shutdown=teacher.close)

@@ -1,172 +1,228 @@
-"""The engine behind the teach server: the annotation loop, a prefetch queue of
-questions, and a worker thread that learns from stored answers.
+"""The teach server's side of the engine: answers in, questions out.
 
-Two threads own the model, taking turns through one lock: the *producer*
-keeps `queue_size` questions ready (it pulls them from `AnnotationLoop`, which
-scores texts with the weights of the latest update), and the *learner* takes
-the answers the server has committed and calls `AnnotationLoop.update` with up
-to `batch_size` of them at a time. Request handlers never touch the model:
-they take questions from the queue and hand answers over, so a question is
-served without waiting for an update.
+`Teacher` stores the answers (committed before a request is acknowledged) and
+keeps each session's open questions; the model lives in the learning engine,
+a process of its own (`engine.py`), started when the `Teacher` is made. The
+engine sends questions ahead into a buffer of `queue_size`; a request takes
+its next question from there and hands the answers it stored to a sender
+thread, so it never waits for the model, the pipe or the other process. A
+receiver thread files what the engine sends: questions, and the counts the
+progress shows.
 
-The model is saved to `output/model` every `save_every` answers and on
-`close()`, with the ids of the answers it has learned from; a restart loads
-it and replays the answers stored after it.
+If the engine dies, the server goes on storing answers and says so: a request
+for questions, when none is left, gets the reason instead of waiting.
 """
 
-import json
-import shutil
+import multiprocessing
 import threading
 import time
 import uuid
 from collections import deque
-from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
+import spacy
 from spacy.language import Language
 
 from ..data import REASONS, ReadStats, records_to_examples
-from ..loop import AnnotationLoop, set_hashes
+from ..loop import set_hashes
+from .engine import EngineSettings, load_state, run_engine
 from .storage import ANSWERS, Storage
 
 Task = Dict[str, Any]
-STATE_FILE = "sbn_teach_state.json"
-_RECENT_IDS = 1000
-_YIELD_SECONDS = 2.0
+
+__all__ = ["BadAnswer", "EngineError", "Teacher", "load_state"]
 
 
 class BadAnswer(ValueError):
     """An answer the server will not store; the message says why."""
 
 
-class Teacher:
-    """Questions out, answers in, the model learning in between.
+class EngineError(RuntimeError):
+    """The learning engine could not start."""
 
-    loop (AnnotationLoop): The loop, with its pipeline and optimizer.
-    storage (Storage): Where answers are committed.
-    dataset (str): The dataset name.
-    source (Iterable[Task]): Incoming tasks (`text`, optional `tokens`, `meta`).
-    output (Optional[Path]): Folder for the saved model; None to never save.
-    batch_size (int): Most answers per update.
-    queue_size (int): Questions kept ready.
-    save_every (int): Answers between saves (0: only on close).
+
+def _context() -> Any:
+    """The way to start the engine: `forkserver` where there is one (a clean
+    process, the package imported once, forks each engine, so a second engine
+    in the same server starts in a moment), else `spawn`. Never `fork`: the
+    server's threads and torch's thread pools do not survive it."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["spacy_binary_ner.server.teach"])
+    return ctx
+
+
+class Teacher:
+    """Questions out, answers in, the model learning in another process.
+
+    settings (EngineSettings): How the engine builds its loop and source,
+        the database, dataset, output folder, batch and queue sizes.
     feed_overlap (bool): Give every session every question (default: each
         question goes to one session).
-    evaluate (Optional[Callable[[], float]]): Computes the F1 on a gold set,
-        called by the learner every `eval_every` answers.
-    eval_every (int): Answers between evaluations.
-    learned_ids (Sequence[int]): Ids of stored answers the loaded model has
-        learned from already (see `load_state`).
+    lease (float): Seconds a question handed to a session stays its own: a
+        question not answered by then goes to the next session that asks for
+        one (a session that went away leaves nothing stuck). 0: never.
+    start_timeout (float): Most seconds to wait for the engine to be ready
+        (it loads the model and learns the answers stored after its save).
     """
 
     def __init__(
         self,
-        loop: AnnotationLoop,
-        storage: Storage,
-        dataset: str,
-        source: Iterable[Task],
+        settings: EngineSettings,
         *,
-        output: Optional[Path] = None,
-        batch_size: int = 10,
-        queue_size: int = 20,
-        save_every: int = 100,
         feed_overlap: bool = False,
-        evaluate: Optional[Callable[[], float]] = None,
-        eval_every: int = 100,
-        state: Optional[Dict[str, Any]] = None,
+        lease: float = 0.0,
+        start_timeout: float = 600.0,
     ) -> None:
-        self.loop = loop
-        self.nlp: Language = loop.nlp
-        self.storage = storage
-        self.dataset = dataset
-        self.output = output
-        self.batch_size = batch_size
-        self.queue_size = queue_size
-        self.save_every = save_every
+        self.settings = settings
+        self.storage = Storage(settings.storage_url)
+        self.dataset = settings.dataset
+        self.output = settings.output
+        self.batch_size = settings.batch_size
+        self.queue_size = settings.queue_size
         self.feed_overlap = feed_overlap
-        self.evaluate = evaluate
-        self.eval_every = eval_every
-        self.labels = list(loop.pipe.labels)
-        self.model_lock = threading.Lock()
+        self.lease = lease
         self.cond = threading.Condition()
-        self._stop = False
         self._ready: Deque[Task] = deque()
         self._issued: List[Task] = []
         self._cursor: Dict[str, int] = {}
         self._open: Dict[str, Dict[int, Task]] = {}
-        self._inbox: Deque[Tuple[int, Task]] = deque()
-        self._updating = False
-        self._low_water = max(1, queue_size // 2)
-        self.exhausted = False
-        self.error: Optional[str] = None
-        answered_inputs, self.answered_tasks = storage.hashes(dataset)
+        # (when, session, task hash) of each question handed out, oldest first.
+        self._leases: Deque[Tuple[float, str, int]] = deque()
+        self.n_reassigned = 0
         self._answered_by: Dict[str, Set[int]] = {}
         self.session_counts: Dict[str, int] = {}
-        self.losses: Deque[float] = deque(maxlen=20)
-        self.n_updates = 0
-        self.n_learned = 0
-        self.f1: Optional[float] = None
-        self.f1_at: Optional[int] = None
-        self.skipped: Dict[str, int] = {
-            "text answered before": 0,
-            "text repeated in the source": 0,
-            "question answered before": 0,
-        }
-        state = state or {}
-        self._learned_max = int(state.get("max_id", 0))
-        self._recent: Deque[int] = deque(state.get("recent_ids", []), maxlen=_RECENT_IDS)
-        self._since_save = 0
-        self._resume()
-        if evaluate is not None:
-            self._run_eval()
-        self._questions = loop(self._filtered(source, answered_inputs))
-        self._producer = threading.Thread(target=self._produce, name="sbn-producer", daemon=True)
-        self._learner = threading.Thread(target=self._learn, name="sbn-learner", daemon=True)
-        self._producer.start()
-        self._learner.start()
+        _, self.answered_tasks = self.storage.hashes(self.dataset)
+        self.skipped_here = 0
+        # Waiting for the sender thread.
+        self._unsent_answers: List[Tuple[int, Task]] = []
+        self._unsent_taken = 0
+        self._unsent_commands: List[Tuple[str, Any]] = []
+        self._handed = 0
+        self._saves = 0
+        self._stopped = False
+        self._closed = False
+        self.engine_failure: Optional[str] = None
+        self.error: Optional[str] = None
+        ctx = _context()
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=run_engine, args=(child, settings), name="sbn-engine", daemon=True)
+        self.process.start()
+        child.close()
+        deadline = time.monotonic() + start_timeout
+        info = self._wait_ready(start_timeout)
+        self.labels: List[str] = info["labels"]
+        self.has_eval: bool = info["eval"]
+        self.n_resumed: int = info["resumed"]
+        self._status: Dict[str, Any] = info["status"]
+        # The tokenizer of the engine's pipeline, to check answers as the reader will read them.
+        self.nlp: Language = spacy.blank(info["lang"], config={"nlp": {"tokenizer": info["tokenizer_config"]}})
+        self.nlp.tokenizer.from_bytes(info["tokenizer"])
+        self._receiver = threading.Thread(target=self._receive, name="sbn-receiver", daemon=True)
+        self._sender = threading.Thread(target=self._send, name="sbn-sender", daemon=True)
+        self._receiver.start()
+        self._sender.start()
+        # Ready means questions ready: the first page load gets a full set.
+        with self.cond:
+            while len(self._ready) < self.queue_size and not self.exhausted and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
 
-    # Source and questions ----------------------------------------------------
+    @property
+    def engine_pid(self) -> Optional[int]:
+        """The process id of the learning engine."""
+        return self.process.pid
 
-    def _filtered(self, source: Iterable[Task], answered_inputs: Set[int]) -> Iterator[Task]:
-        seen: Set[int] = set()
-        for task in source:
-            if self._stop:
-                return
-            h = int(task["_input_hash"])
-            if h in answered_inputs:
-                self.skipped["text answered before"] += 1
-                continue
-            if h in seen:
-                self.skipped["text repeated in the source"] += 1
-                continue
-            seen.add(h)
-            yield task
+    @property
+    def exhausted(self) -> bool:
+        """Whether the engine sends no more questions (the source is used up,
+        or the engine stopped)."""
+        return bool(self._status.get("exhausted")) or self.engine_failure is not None
 
-    def _produce(self) -> None:
-        try:
-            while True:
-                with self.cond:
-                    while not self._stop and len(self._ready) >= self.queue_size:
-                        self.cond.wait()
-                    if self._stop:
-                        return
-                with self.model_lock:
-                    task = next(self._questions, None)
-                with self.cond:
-                    if task is None:
-                        self.exhausted = True
-                        self.cond.notify_all()
-                        return
-                    if int(task["_task_hash"]) in self.answered_tasks:
-                        self.skipped["question answered before"] += 1
-                        continue
-                    self._ready.append(task)
-                    self.cond.notify_all()
-        except Exception as err:  # the server stays up and reports it
+    # The pipe ------------------------------------------------------------------
+
+    def _wait_ready(self, timeout: float) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self._conn.poll(0.2):
+                    if not self.process.is_alive():
+                        raise EOFError
+                    continue
+                kind, value = self._conn.recv()
+            except (EOFError, OSError):
+                self.process.join(5)
+                raise EngineError(
+                    f"the learning engine exited (code {self.process.exitcode}) before it was ready: see its "
+                    "output above"
+                ) from None
+            if kind == "ready":
+                return value
+            if kind == "failed":
+                self.process.join(30)
+                name, message = value
+                if name in ("ValueError", "OSError", "FileNotFoundError"):
+                    raise ValueError(message)
+                raise EngineError(f"the learning engine could not start: {name}: {message}")
+        self.process.kill()
+        raise EngineError(f"the learning engine was not ready after {timeout:.0f} s")
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                kind, value = self._conn.recv()
+            except (EOFError, OSError):
+                break
             with self.cond:
-                self.error = f"{type(err).__name__}: {err}"
-                self.exhausted = True
+                if kind == "question":
+                    self._ready.append(value)
+                elif kind in ("status", "stopped"):
+                    self._status = value
+                    self.error = value.get("error")
+                    self._stopped = kind == "stopped"
+                elif kind == "saved":
+                    self._saves += 1
+                elif kind == "failed":
+                    self.engine_failure = f"{value[0]}: {value[1]}"
                 self.cond.notify_all()
+        self.process.join(5)
+        with self.cond:
+            if not self._stopped and self.engine_failure is None:
+                self.engine_failure = f"the learning engine exited (code {self.process.exitcode})"
+            if self.engine_failure is not None:
+                self.error = (
+                    f"{self.engine_failure}; answers are still stored, and a restart resumes the model from its "
+                    "last save plus the answers stored after it"
+                )
+            self._stopped = True
+            self.cond.notify_all()
+
+    def _send(self) -> None:
+        while True:
+            with self.cond:
+                while not (self._unsent_answers or self._unsent_taken or self._unsent_commands or self._stopped):
+                    self.cond.wait()
+                if self._stopped:
+                    return
+                answers, self._unsent_answers = self._unsent_answers, []
+                taken, self._unsent_taken = self._unsent_taken, 0
+                commands, self._unsent_commands = self._unsent_commands, []
+            try:
+                if answers:
+                    self._conn.send(("answers", answers))
+                if taken:
+                    self._conn.send(("taken", taken))
+                for command in commands:
+                    self._conn.send(command)
+            except (OSError, ValueError):
+                return  # the receiver reports the engine gone
+
+    def _command(self, kind: str, value: Any = None) -> None:
+        with self.cond:
+            self._unsent_commands.append((kind, value))
+            self.cond.notify_all()
+
+    # Questions -----------------------------------------------------------------
 
     def questions(self, session: str, n: int, wait: float = 5.0) -> List[Task]:
         """The session's open questions, topped up to `n` from the queue.
@@ -183,7 +239,10 @@ class Teacher:
             while len(opened) < n:
                 task = self._take(session)
                 if task is not None:
-                    opened[int(task["_task_hash"])] = task
+                    h = int(task["_task_hash"])
+                    opened[h] = task
+                    if self.lease and not self.feed_overlap:
+                        self._leases.append((time.monotonic(), session, h))
                     continue
                 if self.exhausted and (not self.feed_overlap or self._cursor.get(session, 0) >= len(self._issued)):
                     break
@@ -207,14 +266,18 @@ class Teacher:
 
     def _take(self, session: str) -> Optional[Task]:
         if not self.feed_overlap:
+            expired = self._take_expired(session)
+            if expired is not None:
+                return expired
             while self._ready:
                 task = self._ready.popleft()
+                self._unsent_taken += 1
                 self.cond.notify_all()
                 # Answered since it was queued: a client resending an answer
                 # to a question it got before a restart.
                 if int(task["_task_hash"]) not in self.answered_tasks:
                     return task
-                self.skipped["question answered before"] += 1
+                self.skipped_here += 1
             return None
         answered = self._answered_by.setdefault(session, set())
         cursor = self._cursor.get(session, 0)
@@ -224,6 +287,7 @@ class Teacher:
                     self._cursor[session] = cursor
                     return None
                 self._issued.append(self._ready.popleft())
+                self._unsent_taken += 1
                 self.cond.notify_all()
             task = self._issued[cursor]
             cursor += 1
@@ -231,7 +295,21 @@ class Teacher:
                 self._cursor[session] = cursor
                 return task
 
-    # Answers -----------------------------------------------------------------
+    def _take_expired(self, session: str) -> Optional[Task]:
+        """A question whose lease ran out, taken from the session it was
+        handed to (None if there is none)."""
+        horizon = time.monotonic() - self.lease
+        while self.lease and self._leases and self._leases[0][0] <= horizon:
+            _, holder, h = self._leases.popleft()
+            task = self._open.get(holder, {}).get(h)
+            if task is None or holder == session:
+                continue  # answered since, or asked again by its own session
+            del self._open[holder][h]
+            self.n_reassigned += 1
+            return task
+        return None
+
+    # Answers -------------------------------------------------------------------
 
     def validate(self, item: Any) -> Tuple[str, Task]:
         """Check an answer as a client sent it; RETURNS (Tuple[str, Task]) its
@@ -288,7 +366,7 @@ class Teacher:
         return key, task
 
     def answer(self, session: str, items: Sequence[Tuple[str, Task]]) -> List[Tuple[int, bool]]:
-        """Commit answers, then hand the new ones to the learner.
+        """Commit answers, then hand the new ones to the engine.
 
         RETURNS (List[Tuple[int, bool]]): Per answer its row id and whether it
             was new (False: already stored under its key).
@@ -307,151 +385,87 @@ class Teacher:
                 if new:
                     self.answered_tasks.add(h)
                     self.session_counts[session] = self.session_counts.get(session, 0) + 1
-                    self._inbox.append((row_id, task))
+                    self._unsent_answers.append((row_id, task))
+                    self._handed += 1
             self.cond.notify_all()
         return results
 
-    # Learning ----------------------------------------------------------------
-
-    def _resume(self) -> None:
-        """Learn from the answers stored after the loaded model's save."""
-        recent = set(self._recent)
-        low = min(recent) if recent else self._learned_max
-        batch: List[Tuple[int, Task]] = []
-        for stored in self.storage.iter_answers(self.dataset, after_id=low):
-            if stored.id in recent:
-                continue
-            batch.append((stored.id, stored.task))
-            if len(batch) == self.batch_size:
-                self._update(batch)
-                batch = []
-        if batch:
-            self._update(batch)
-        self.n_resumed = self.n_learned
-
-    def _update(self, batch: List[Tuple[int, Task]]) -> None:
-        with self.model_lock:
-            loss = self.loop.update([dict(task) for _, task in batch])
-        self.losses.append(loss)
-        self.n_updates += 1
-        self.n_learned += len(batch)
-        self._since_save += len(batch)
-        for row_id, _ in batch:
-            self._recent.append(row_id)
-            self._learned_max = max(self._learned_max, row_id)
-
-    def _learn(self) -> None:
-        while True:
-            with self.cond:
-                while not self._stop and not self._inbox:
-                    self.cond.wait()
-                if self._stop and not self._inbox:
-                    return
-                # Questions first: while the queue is low the producer gets the
-                # model, so that a session never waits for an update (for at
-                # most `_YIELD_SECONDS` per update, so that learning goes on).
-                deadline = time.monotonic() + _YIELD_SECONDS
-                while (
-                    not self._stop
-                    and not self.exhausted
-                    and len(self._ready) < self._low_water
-                    and time.monotonic() < deadline
-                ):
-                    self.cond.wait(max(0.0, deadline - time.monotonic()))
-                batch = [self._inbox.popleft() for _ in range(min(self.batch_size, len(self._inbox)))]
-                self._updating = True
-            try:
-                self._update(batch)
-                if self.save_every and self._since_save >= self.save_every:
-                    self.save()
-                if (
-                    self.evaluate is not None
-                    and self.n_learned // self.eval_every > (self.f1_at or 0) // self.eval_every
-                ):
-                    self._run_eval()
-            except Exception as err:
-                self.error = f"{type(err).__name__}: {err}"
-            finally:
-                with self.cond:
-                    self._updating = False
-                    self.cond.notify_all()
-
     def wait_learned(self, timeout: float = 60.0) -> bool:
-        """Wait until every answer handed over has been learned from.
-        RETURNS (bool): False if `timeout` seconds passed first."""
+        """Wait until the engine has learned from every answer handed to it.
+        RETURNS (bool): False if `timeout` seconds passed first or the engine stopped."""
         deadline = time.monotonic() + timeout
         with self.cond:
-            while self._inbox or self._updating:
+            while self._status["handled"] < self._handed:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self._stopped:
                     return False
                 self.cond.wait(left)
         return True
 
-    def _run_eval(self) -> None:
-        assert self.evaluate is not None
-        with self.model_lock:
-            self.f1 = float(self.evaluate())
-        self.f1_at = self.n_learned
-
-    def save(self) -> Optional[Path]:
-        """Save the model (the weights the loop proposes with) and the ids of
-        the answers it learned from. RETURNS (Optional[Path]): The folder."""
+    def save(self, timeout: float = 600.0) -> bool:
+        """Have the engine save the model (the weights it proposes with) and
+        the ids of the answers it learned from, to `output/model`.
+        RETURNS (bool): Whether it saved within `timeout` seconds."""
         if self.output is None:
-            return None
-        self.output.mkdir(parents=True, exist_ok=True)
-        final, tmp, old = self.output / "model", self.output / "model.tmp", self.output / "model.old"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with self.model_lock:
-            with self.loop.averaged_params():
-                self.nlp.to_disk(tmp)
-            state = {"max_id": self._learned_max, "recent_ids": list(self._recent), "dataset": self.dataset}
-        (tmp / STATE_FILE).write_text(json.dumps(state), encoding="utf8")
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-        self._since_save = 0
-        return final
+            return False
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            target = self._saves + 1
+            self._unsent_commands.append(("save", None))
+            self.cond.notify_all()
+            while self._saves < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopped:
+                    return False
+                self.cond.wait(left)
+        return True
 
     def progress(self, session: Optional[str] = None) -> Dict[str, Any]:
         """Counts for the page: answers in the session and the dataset, the
         accept rate, the recent loss and the F1 on the gold set."""
-        counts = self.loop.answer_counts
-        decided = counts["accept"] + counts["reject"]
         with self.cond:
+            status = dict(self._status)
             ready = len(self._ready)
+            error = self.error
+        decided = status["accept"] + status["reject"]
+        skipped = dict(status["skipped"])
+        skipped["question answered before"] = skipped.get("question answered before", 0) + self.skipped_here
         return {
             "session": session,
             "session_answers": self.session_counts.get(session, 0) if session else None,
             "dataset_answers": self.storage.count(self.dataset),
-            "learned": self.n_learned,
-            "updates": self.n_updates,
-            "accept_rate": counts["accept"] / decided if decided else None,
-            "loss": sum(self.losses) / len(self.losses) if self.losses else None,
-            "f1": self.f1,
-            "f1_at": self.f1_at,
+            "learned": status["learned"],
+            "updates": status["updates"],
+            "accept_rate": status["accept"] / decided if decided else None,
+            "loss": status["loss"],
+            "f1": status["f1"],
+            "f1_at": status["f1_at"],
             "queue": ready,
             "exhausted": self.exhausted and not ready,
-            "skipped": dict(self.skipped),
-            "error": self.error,
+            "skipped": skipped,
+            "reassigned": self.n_reassigned,
+            "error": error,
         }
 
-    def close(self, save: bool = True) -> None:
-        """Stop the threads (the learner first takes in the answers left), and save."""
+    def close(self, save: bool = True, timeout: float = 600.0) -> None:
+        """Stop the engine (it first learns from the answers left, then saves
+        the model if `save`) and wait for it to exit."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        self._command("stop", save)
         with self.cond:
-            self._stop = True
+            while not self._stopped and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=30)
+        with self.cond:
+            self._stopped = True
             self.cond.notify_all()
-        self._learner.join()
-        self._producer.join(timeout=30)
-        if save:
-            self.save()
-
-
-def load_state(model_dir: Path) -> Dict[str, Any]:
-    """The state saved with a model (`{}` where there is none)."""
-    path = Path(model_dir) / STATE_FILE
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text(encoding="utf8"))
+        self._sender.join(timeout=30)
+        self._receiver.join(timeout=30)
+        self._conn.close()
+        self.storage.close()
