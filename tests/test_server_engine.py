@@ -61,8 +61,8 @@ def _descendants(pid: int) -> Set[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from /proc")
 def test_the_engine_process_dies_with_the_server_after_kill_9(workdir):
     server = ServerProcess(workdir, "--queue-size", "5")
-    server.start()
     try:
+        server.start()
         with httpx.Client(timeout=30) as client:
             (task,) = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
             r = client.post(server.url + "/api/answers?session=s", json={"answers": [dict(task, answer="reject")]})

@@ -103,37 +103,40 @@ def test_kill_9_loses_no_acknowledged_answer_and_stores_none_twice(workdir):
     pending: Optional[Tuple[str, Dict]] = None
     kills, seq = 0, 0
     deadline = time.monotonic() + 900
-    with httpx.Client(timeout=10) as client:
-        while kills < 10:
-            assert time.monotonic() < deadline, f"only {kills} kills in time"
+    try:
+        with httpx.Client(timeout=10) as client:
+            while kills < 10:
+                assert time.monotonic() < deadline, f"only {kills} kills in time"
+                server.start()
+                timer = threading.Timer(rng.uniform(0.1, 1.0), server.kill)
+                timer.start()
+                try:
+                    while True:
+                        if pending is None:
+                            tasks = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
+                            assert tasks, "the server ran out of questions"
+                            seq += 1
+                            key = f"k{seq}"
+                            pending = (key, dict(tasks[0], answer=_answer(tasks[0]), key=key))
+                            sent[key] = pending[1]
+                        # Resent as is after a crash: the key makes it idempotent.
+                        r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
+                        assert r.status_code == 200, r.text
+                        acked[pending[0]] = r.json()["ids"][0]
+                        pending = None
+                except NETWORK_ERRORS:
+                    pass
+                timer.join()
+                server.kill()
+                kills += 1
             server.start()
-            timer = threading.Timer(rng.uniform(0.1, 1.0), server.kill)
-            timer.start()
-            try:
-                while True:
-                    if pending is None:
-                        tasks = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
-                        assert tasks, "the server ran out of questions"
-                        seq += 1
-                        key = f"k{seq}"
-                        pending = (key, dict(tasks[0], answer=_answer(tasks[0]), key=key))
-                        sent[key] = pending[1]
-                    # Resent as is after a crash: the key makes it idempotent.
-                    r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
-                    assert r.status_code == 200, r.text
-                    acked[pending[0]] = r.json()["ids"][0]
-                    pending = None
-            except NETWORK_ERRORS:
-                pass
-            timer.join()
-            server.kill()
-            kills += 1
-        server.start()
-        if pending is not None:
-            r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
-            acked[pending[0]] = r.json()["ids"][0]
-        progress = client.get(server.url + "/api/progress?session=s").json()
-        server.stop()
+            if pending is not None:
+                r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
+                acked[pending[0]] = r.json()["ids"][0]
+            progress = client.get(server.url + "/api/progress?session=s").json()
+            server.stop()
+    finally:
+        server.kill()
     storage = Storage(f"sqlite:///{workdir / 'db.sqlite3'}")
     stored = list(storage.iter_answers("ds"))
     keys = Counter(s.key for s in stored)
@@ -152,7 +155,6 @@ def test_twenty_sessions_of_a_hundred_answers_are_all_stored_once(workdir):
     # questions need several thousand texts.
     write_jsonl(workdir / "source.jsonl", [{"text": r["text"]} for r in toy_records(8000)])
     server = ServerProcess(workdir, "--queue-size", "40", "--save-every", "500")
-    server.start()
     errors: List[str] = []
     acked: Dict[str, List[str]] = {}
 
@@ -183,6 +185,7 @@ def test_twenty_sessions_of_a_hundred_answers_are_all_stored_once(workdir):
             errors.append(f"{name}: {type(err).__name__}: {err}")
 
     try:
+        server.start()
         threads = [threading.Thread(target=session, args=(f"s{i}",)) for i in range(20)]
         for t in threads:
             t.start()
