@@ -153,6 +153,25 @@ def make_binary_ner(
     )
 
 
+def _check_static_vectors(pipe: "BinaryNER", nlp: Optional[Language]) -> None:
+    """Raise a clear error where the model reads static vectors that the
+    vocab does not have: spaCy's StaticVectors layer otherwise fails with
+    an IndexError deep in the first forward pass."""
+    if pipe.vocab.vectors.shape[0] > 0:
+        return
+    models = [pipe.model]
+    if nlp is not None:
+        models += [proc.model for _, proc in nlp.pipeline if isinstance(getattr(proc, "model", None), Model)]
+    if any(layer.name == "static_vectors" for model in models for layer in model.walk()):
+        raise ValueError(
+            f"The '{pipe.name}' component's model reads static vectors "
+            "(include_static_vectors = true), but the pipeline has no vectors. "
+            "Set [initialize] vectors to a pipeline or a `spacy init vectors` folder "
+            "(with configs/en_cnn_vectors.cfg: --paths.vectors VECTORS_DIR), or set "
+            "include_static_vectors = false in the tok2vec's embed block."
+        )
+
+
 class BinaryNER(TrainablePipe):
     """Named entities from binary (accept/reject/ignore) answers and complete
     annotations, one independent probability per span and label."""
@@ -266,6 +285,7 @@ class BinaryNER(TrainablePipe):
                 f"accepted or rejected spans and no labels were given. Pass labels "
                 f"in [initialize.components.{self.name}] or train on answered data."
             )
+        _check_static_vectors(self, nlp)
         self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample or None)
