@@ -19,6 +19,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
+from .about import __version__
 from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
 from .records import v2_label_error
 from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
@@ -303,7 +304,7 @@ class BinaryNER(TrainablePipe):
         exclude (Iterable[str]): Serialization fields to skip.
         RETURNS (BinaryNER): The pipe.
         """
-        with self._given_settings_apply():
+        with self._given_settings_apply(), self._explain_mismatch(f"the folder {path}"):
             super().from_disk(path, exclude=exclude)
         return self
 
@@ -315,9 +316,27 @@ class BinaryNER(TrainablePipe):
         exclude (Iterable[str]): Serialization fields to skip.
         RETURNS (BinaryNER): The pipe.
         """
-        with self._given_settings_apply():
+        with self._given_settings_apply(), self._explain_mismatch("the bytes given"):
             super().from_bytes(bytes_data, exclude=exclude)
         return self
+
+    @contextlib.contextmanager
+    def _explain_mismatch(self, source: str) -> Iterator[None]:
+        """Thinc says only "mismatched structure" (and a wrapped torch module
+        lists missing and unexpected state_dict keys) where saved weights do
+        not fit the model the config builds; name the likely causes and the fix."""
+        try:
+            yield
+        except (ValueError, RuntimeError) as error:
+            if "mismatched structure" not in str(error) and "state_dict" not in str(error):
+                raise
+            raise ValueError(
+                f"[{self.name}] The weights in {source} do not fit the model this pipeline's config builds: "
+                f"they were saved from a model of another structure. Either the pipeline was trained with "
+                f"another version of spacy-binary-ner than the one installed ({__version__}), or its "
+                f"config.cfg was changed after training. Train it again with this version, or install "
+                f"the version that trained it."
+            ) from error
 
     @contextlib.contextmanager
     def _given_settings_apply(self) -> Iterator[None]:
