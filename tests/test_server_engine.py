@@ -128,3 +128,10 @@ def test_a_crashed_engine_is_reported_and_no_request_waits_for_it(workdir):
         assert "learning engine exited" in client.get("/api/progress").json()["error"]
     keys = [s.key for s in Storage(f"sqlite:///{workdir / 'answers.sqlite3'}").iter_answers("ds")]
     assert "after" in keys
+
+
+def test_an_engine_that_cannot_load_its_pipeline_says_why(workdir):
+    args = parse_args(["ds", str(workdir / "no-such-model"), str(workdir / "source.jsonl"), "--label", "LOC"])
+    args.db, args.output = str(workdir / "answers.sqlite3"), workdir / "out"
+    with pytest.raises(ValueError, match="no-such-model"):
+        build_teacher(args)
