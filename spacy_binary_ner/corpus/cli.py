@@ -10,7 +10,7 @@ from .sources import DEFAULT_SHARD_SIZE, CorpusError, find_inputs
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of a corpus run (engine, workers, sharding)."""
-    parser.add_argument("--engine", choices=ENGINES, default="local", help="local: nlp.pipe here; ray: Ray Data")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local: nlp.pipe here; ray: Ray actors")
     parser.add_argument("--address", default=None, help="Ray cluster address (ray engine; default: start Ray here)")
     parser.add_argument("--workers", type=int, default=1, help="n_process (local) or Ray actors (ray)")
     parser.add_argument("--batch-size", type=int, default=256, help="nlp.pipe batch size")
