@@ -144,6 +144,42 @@ def test_interrupted_run_completes_on_rerun_without_duplicates(pipeline, corpus,
     assert set(done) <= {p.name for p in out.glob("*.jsonl")}
 
 
+def test_a_killed_pool_worker_fails_the_run_and_the_rerun_completes_it(pipeline, corpus, tmp_path, capsys):
+    source, texts = corpus
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in sorted(source.iterdir()):
+        (src / path.name).write_bytes(path.read_bytes())
+    with open(src / "part1.jsonl", "a") as f:
+        f.write('{"text": "CRASH", "id": -1}\n')
+    crash = add_crash_pipe(pipeline, tmp_path / "crash", tmp_path / "crash.py", tmp_path / "marker", hard=True)
+    out = tmp_path / "out"
+    args = ["--shard-size", "16", "--workers", "2", "--code", str(tmp_path / "crash.py")]
+    assert annotate(crash, src, out, *args) == 1
+    assert "rerun the same command" in capsys.readouterr().err
+    assert not (out / "account.json").exists()
+    assert annotate(crash, src, out, *args) == 0
+    ids = [r["id"] for r in read_jsonl_folder(out)]
+    assert sorted(ids) == [-1] + list(range(len(texts)))
+    assert not list(out.glob("*.tmp-*"))
+
+
+def test_url_input_reads_as_the_path_does(pipeline, corpus, tmp_path):
+    pytest.importorskip("pyarrow")
+    source, texts = corpus
+    url = "file://" + str(source)
+    assert find_inputs(url) == ["file://" + f for f in find_inputs(source)]
+    assert find_inputs(url + "/part1.jsonl") == [url + "/part1.jsonl"]
+    with pytest.raises(CorpusError, match="No such input"):
+        find_inputs(url + "/missing.jsonl")
+    assert annotate(pipeline, source, tmp_path / "path", "--shard-size", "16") == 0
+    assert annotate(pipeline, url, tmp_path / "url", "--shard-size", "16") == 0
+    assert read_jsonl_folder(tmp_path / "url") == read_jsonl_folder(tmp_path / "path")
+    account = json.loads((tmp_path / "url" / "account.json").read_text())
+    assert account["used"] == len(texts)
+    assert account["skipped_by_reason"] == dict(Counter(reason for _, reason in BAD_LINES))
+
+
 def test_rerun_with_other_settings_is_refused(pipeline, corpus, tmp_path, capsys):
     source, _ = corpus
     assert annotate(pipeline, source, tmp_path / "out", "--shard-size", "16") == 0

@@ -110,3 +110,15 @@ def test_a_killed_worker_still_gives_complete_output_without_duplicates(setup):
     ids = [r["id"] for r in read_jsonl_folder(out)]
     assert sorted(ids) == [-1] + list(range(len(texts)))
     assert not list(Path(out).glob("*.tmp-*"))
+
+
+def test_ray_reads_a_url_input(setup):
+    pytest.importorskip("pyarrow")
+    root, pipeline, texts = setup
+    url = "file://" + str(root / "corpus")
+    assert cli("annotate", pipeline, root / "corpus", root / "url-local", "--shard-size", "16") == 0
+    assert (
+        cli("annotate", pipeline, url, root / "url-ray", "--engine", "ray", "--workers", "2", "--shard-size", "16") == 0
+    )
+    assert read_jsonl_folder(root / "url-ray") == read_jsonl_folder(root / "url-local")
+    assert sorted(r["id"] for r in read_jsonl_folder(root / "url-ray")) == list(range(len(texts)))

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, List
 
 from .engines import ENGINES, Progress, run_job
@@ -32,15 +33,23 @@ def run(job: Any, args: argparse.Namespace, name: str) -> int:
         print(f"{name}: {err}", file=sys.stderr)
         return 2
     progress = Progress(len(shards), name=name, quiet=args.quiet)
-    run_job(
-        job,
-        shards,
-        args.engine,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        address=args.address,
-        progress=progress,
-    )
+    try:
+        run_job(
+            job,
+            shards,
+            args.engine,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            address=args.address,
+            progress=progress,
+        )
+    except BrokenProcessPool as err:
+        print(
+            f"{name}: a worker process died ({err}); the shards finished are kept: "
+            f"rerun the same command to complete the run",
+            file=sys.stderr,
+        )
+        return 1
     progress.report(end=" (this run)")
     total = job.complete(shards)
     if not args.quiet:
