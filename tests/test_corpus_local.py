@@ -2,6 +2,9 @@
 the account of skipped lines, restart, and bounded top-N selection."""
 
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -162,6 +165,53 @@ def test_a_killed_pool_worker_fails_the_run_and_the_rerun_completes_it(pipeline,
     ids = [r["id"] for r in read_jsonl_folder(out)]
     assert sorted(ids) == [-1] + list(range(len(texts)))
     assert not list(out.glob("*.tmp-*"))
+
+
+# A parent that starts a pool-style worker (spawned, `_die_with_parent` first)
+# which writes its pid and sleeps.
+DEATH_CODE = """
+import multiprocessing, os, sys, time
+from spacy_binary_ner.corpus.engines import _die_with_parent
+
+def work(path):
+    _die_with_parent()
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=work, args=(sys.argv[1],)).start()
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_pool_worker_stops_when_its_run_is_killed(tmp_path):
+    script, ready = tmp_path / "parent.py", tmp_path / "worker.pid"
+    script.write_text(DEATH_CODE)
+    proc = subprocess.Popen([sys.executable, str(script), str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = int(ready.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, waiting for init to reap it, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_url_input_reads_as_the_path_does(pipeline, corpus, tmp_path):

@@ -130,7 +130,19 @@ def run_local(
 _WORKER: Dict[str, Any] = {}
 
 
+def _die_with_parent() -> None:
+    """Have Linux stop this process when its parent dies: a killed run's pool
+    workers would otherwise go on with their shards unseen."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _init_pool_worker(job: Job, batch_size: int) -> None:
+    _die_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     job.nlp
     _WORKER["job"], _WORKER["batch_size"] = job, batch_size
