@@ -225,6 +225,8 @@ def start_ray(workers: int, address: Optional[str] = None) -> bool:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(
+            # "local": a new Ray here, even where `ray start` runs a cluster
+            address="local",
             num_cpus=workers,
             object_store_memory=OBJECT_STORE_BYTES,
             include_dashboard=False,
