@@ -19,6 +19,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
+from .about import __version__
 from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
 from .records import v2_label_error
 from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
@@ -153,6 +154,25 @@ def make_binary_ner(
     )
 
 
+def _check_static_vectors(pipe: "BinaryNER", nlp: Optional[Language]) -> None:
+    """Raise a clear error where the model reads static vectors that the
+    vocab does not have: spaCy's StaticVectors layer otherwise fails with
+    an IndexError deep in the first forward pass."""
+    if pipe.vocab.vectors.shape[0] > 0:
+        return
+    models = [pipe.model]
+    if nlp is not None:
+        models += [proc.model for _, proc in nlp.pipeline if isinstance(getattr(proc, "model", None), Model)]
+    if any(layer.name == "static_vectors" for model in models for layer in model.walk()):
+        raise ValueError(
+            f"The '{pipe.name}' component's model reads static vectors "
+            "(include_static_vectors = true), but the pipeline has no vectors. "
+            "Set [initialize] vectors to a pipeline or a `spacy init vectors` folder "
+            "(with configs/en_cnn_vectors.cfg: --paths.vectors VECTORS_DIR), or set "
+            "include_static_vectors = false in the tok2vec's embed block."
+        )
+
+
 class BinaryNER(TrainablePipe):
     """Named entities from binary (accept/reject/ignore) answers and complete
     annotations, one independent probability per span and label."""
@@ -266,6 +286,7 @@ class BinaryNER(TrainablePipe):
                 f"accepted or rejected spans and no labels were given. Pass labels "
                 f"in [initialize.components.{self.name}] or train on answered data."
             )
+        _check_static_vectors(self, nlp)
         self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample or None)
@@ -283,7 +304,7 @@ class BinaryNER(TrainablePipe):
         exclude (Iterable[str]): Serialization fields to skip.
         RETURNS (BinaryNER): The pipe.
         """
-        with self._given_settings_apply():
+        with self._given_settings_apply(), self._explain_mismatch(f"the folder {path}"):
             super().from_disk(path, exclude=exclude)
         return self
 
@@ -295,9 +316,27 @@ class BinaryNER(TrainablePipe):
         exclude (Iterable[str]): Serialization fields to skip.
         RETURNS (BinaryNER): The pipe.
         """
-        with self._given_settings_apply():
+        with self._given_settings_apply(), self._explain_mismatch("the bytes given"):
             super().from_bytes(bytes_data, exclude=exclude)
         return self
+
+    @contextlib.contextmanager
+    def _explain_mismatch(self, source: str) -> Iterator[None]:
+        """Thinc says only "mismatched structure" (and a wrapped torch module
+        lists missing and unexpected state_dict keys) where saved weights do
+        not fit the model the config builds; name the likely causes and the fix."""
+        try:
+            yield
+        except (ValueError, RuntimeError) as error:
+            if "mismatched structure" not in str(error) and "state_dict" not in str(error):
+                raise
+            raise ValueError(
+                f"[{self.name}] The weights in {source} do not fit the model this pipeline's config builds: "
+                f"they were saved from a model of another structure. Either the pipeline was trained with "
+                f"another version of spacy-binary-ner than the one installed ({__version__}), or its "
+                f"config.cfg was changed after training. Train it again with this version, or install "
+                f"the version that trained it."
+            ) from error
 
     @contextlib.contextmanager
     def _given_settings_apply(self) -> Iterator[None]:

@@ -24,7 +24,6 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import spacy
 from spacy.language import Language
-from spacy.scorer import Scorer
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
@@ -35,6 +34,7 @@ from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, Proposals, ini
 from .ops import cpu_ops
 from .threshold import THRESHOLDS as TRAINING_THRESHOLDS
 from .threshold import best_threshold
+from .threshold import scores_by_threshold as threshold_scores
 
 STRATEGIES = ("uncertainty", "random", "confident", "beam_ner")
 GoldKey = Tuple[int, int, str]
@@ -206,34 +206,13 @@ THRESHOLDS = TRAINING_THRESHOLDS
 def scores_by_threshold(
     loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]
 ) -> Dict[float, Dict[str, Any]]:
-    """Entity scores (`ents_p`, `ents_r`, `ents_f`, `ents_per_type`, as
-    `nlp.evaluate`) of the loop's `binary_ner` on gold examples at each
-    decision threshold, from one prediction (with the weights the loop
-    proposes with)."""
-    pipe = loop.pipe
+    """Entity scores (as `threshold.scores_by_threshold`) of the loop's
+    `binary_ner` on gold examples at each decision threshold, from one
+    prediction with the weights the loop proposes with."""
     docs = [eg.predicted.copy() for eg in examples]
     with loop.averaged_params():
-        scores = pipe.predict(docs)
-    original = pipe.cfg["threshold"]
-    result: Dict[float, Dict[str, Any]] = {}
-    try:
-        for threshold in thresholds:
-            pipe.cfg["threshold"] = threshold
-            decoded = [doc.copy() for doc in docs]
-            pipe.set_annotations(decoded, scores)
-            result[threshold] = Scorer.score_spans(
-                [Example(d, eg.reference) for d, eg in zip(decoded, examples)], "ents"
-            )
-    finally:
-        pipe.cfg["threshold"] = original
-    return result
-
-
-def f1_by_threshold(
-    loop: AnnotationLoop, examples: Sequence[Example], thresholds: Sequence[float]
-) -> Dict[float, float]:
-    """Entity F1 at each decision threshold (see `scores_by_threshold`)."""
-    return {t: float(s["ents_f"] or 0.0) for t, s in scores_by_threshold(loop, examples, thresholds).items()}
+        scores = loop.pipe.predict(docs)
+    return threshold_scores(loop.pipe, docs, scores, [eg.reference for eg in examples], thresholds)
 
 
 def run_strategy(
@@ -299,8 +278,12 @@ def run_strategy(
             if dev_examples is not None:
                 # The loop's threshold is chosen on dev as in training (ties: nearest the configured
                 # one), then one prediction of the test split gives every threshold's scores.
-                on_dev = f1_by_threshold(loop, dev_examples, sorted({*THRESHOLDS, args.threshold}))
-                threshold = best_threshold(on_dev, args.threshold)
+                on_dev = scores_by_threshold(loop, dev_examples, sorted({*THRESHOLDS, args.threshold}))
+                threshold = best_threshold(
+                    {t: float(s["ents_f"] or 0.0) for t, s in on_dev.items()},
+                    args.threshold,
+                    {t: s["doc_counts"] for t, s in on_dev.items()},
+                )
                 loop.pipe.cfg["threshold"] = threshold
                 on_test = scores_by_threshold(loop, test_examples, sorted({*THRESHOLDS, args.threshold}))
                 scores = on_test[threshold]
@@ -329,7 +312,7 @@ def run_strategy(
                 point.update(
                     {
                         "dev_threshold": threshold,
-                        "dev_f": on_dev[threshold],
+                        "dev_f": float(on_dev[threshold]["ents_f"] or 0.0),
                         "f_dev_threshold": test_f[threshold],
                         "f_configured_threshold": test_f[args.threshold],
                         "test_f_by_threshold": {str(t): round(f, 4) for t, f in test_f.items()},

@@ -3,8 +3,11 @@
 A model trained on a few thousand binary answers is under-confident: every
 span no answer mentions is pulled towards "no entity", so its entities often
 score below 0.5. The threshold changes only decoding, so one prediction of the
-dev split gives the entity scores at every candidate threshold; the best one
-goes into the pipe's `cfg` (saved with the pipeline).
+dev split gives the entity scores at every candidate threshold. The best one
+goes into the pipe's `cfg` (saved with the pipeline) only where it beats the
+configured threshold on most bootstrap resamples of the dev docs (paired, so
+the two thresholds are scored on the same resample): a dev curve that is flat
+within its noise keeps the configured threshold.
 
 In training, `spacy-binary-ner.dev_threshold.v1` is a `[training.before_to_disk]`
 callback: each time spaCy saves the pipeline (after every evaluation, with the
@@ -15,6 +18,7 @@ logged.
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy
 from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
@@ -24,6 +28,8 @@ from spacy.util import registry, resolve_dot_names
 from .pipeline import BinaryNER
 
 THRESHOLDS: Tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(2, 19))  # 0.1, 0.15, ..., 0.9
+CONFIDENCE = 0.9
+N_RESAMPLES = 1000
 
 
 def is_complete(example: Example) -> bool:
@@ -47,7 +53,9 @@ def scores_by_threshold(
     scores: `pipe.predict(docs)`.
     references (Sequence[Doc]): The gold docs, one per doc.
     thresholds (Sequence[float]): The thresholds to decode at.
-    RETURNS (Dict[float, Dict[str, Any]]): The scores per threshold.
+    RETURNS (Dict[float, Dict[str, Any]]): The scores per threshold, each
+        also with "doc_counts": an (n_docs, 3) array of true positives, false
+        positives and false negatives per doc.
     """
     saved = {key: pipe.cfg[key] for key in ("threshold", "scores_key", "nested_spans_key")}
     result: Dict[float, Dict[str, Any]] = {}
@@ -60,15 +68,74 @@ def scores_by_threshold(
             pipe.set_annotations(decoded, scores)
             examples = [Example(doc, ref) for doc, ref in zip(decoded, references)]
             result[threshold] = Scorer.score_spans(examples, "ents")
+            result[threshold]["doc_counts"] = doc_counts(decoded, references)
     finally:
         pipe.cfg.update(saved)
     return result
 
 
-def best_threshold(f_by_threshold: Dict[float, float], default: float) -> float:
+def doc_counts(predicted: Sequence[Doc], references: Sequence[Doc]) -> numpy.ndarray:
+    """True positives, false positives and false negatives of `doc.ents` per
+    doc, matched by character offsets and label.
+
+    RETURNS (numpy.ndarray): An (n_docs, 3) int array.
+    """
+    counts = numpy.zeros((len(predicted), 3), dtype="int64")
+    for i, (doc, ref) in enumerate(zip(predicted, references)):
+        pred = {(e.start_char, e.end_char, e.label_) for e in doc.ents}
+        gold = {(e.start_char, e.end_char, e.label_) for e in ref.ents}
+        counts[i] = (len(pred & gold), len(pred - gold), len(gold - pred))
+    return counts
+
+
+def bootstrap_wins(
+    counts: numpy.ndarray, baseline: numpy.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> float:
+    """The share of paired bootstrap resamples of the docs on which the
+    micro F1 from `counts` is higher than the one from `baseline`.
+
+    counts (numpy.ndarray): (n_docs, 3) counts, as `doc_counts`.
+    baseline (numpy.ndarray): The same docs' counts under the other decision.
+    RETURNS (float): Between 0 and 1.
+    """
+    if len(counts) == 0:
+        return 0.0
+    rng = numpy.random.default_rng(seed)
+    wins = 0
+    for chunk in range(0, n_resamples, 100):
+        index = rng.integers(0, len(counts), size=(min(100, n_resamples - chunk), len(counts)))
+        f = [_micro_f(c[index].sum(axis=1)) for c in (counts, baseline)]
+        wins += int((f[0] > f[1]).sum())
+    return wins / n_resamples
+
+
+def _micro_f(summed: numpy.ndarray) -> numpy.ndarray:
+    tp, fp, fn = summed[:, 0], summed[:, 1], summed[:, 2]
+    denominator = 2 * tp + fp + fn
+    return numpy.where(denominator > 0, 2 * tp / numpy.maximum(denominator, 1), 0.0)
+
+
+def best_threshold(
+    f_by_threshold: Dict[float, float],
+    default: float,
+    counts: Optional[Dict[float, numpy.ndarray]] = None,
+    confidence: float = CONFIDENCE,
+) -> float:
     """The threshold with the highest F1; among equals, the one nearest
-    `default` (so a flat curve keeps the configured threshold)."""
-    return max(f_by_threshold, key=lambda t: (f_by_threshold[t], -abs(t - default)))
+    `default` (so a flat curve keeps the configured threshold). With the
+    per-doc `counts` of each threshold, the best one is taken only where it
+    beats `default` on at least `confidence` of paired bootstrap resamples.
+
+    f_by_threshold (Dict[float, float]): F1 at each threshold, `default` among them.
+    default (float): The configured threshold.
+    counts (Optional[Dict[float, numpy.ndarray]]): Per-doc counts (`doc_counts`).
+    confidence (float): The share of resamples the best must win; 0 takes the best F1.
+    RETURNS (float): The threshold.
+    """
+    best = max(f_by_threshold, key=lambda t: (f_by_threshold[t], -abs(t - default)))
+    if counts is None or best == default or confidence <= 0.0:
+        return best
+    return best if bootstrap_wins(counts[best], counts[default]) >= confidence else default
 
 
 def scores_at_thresholds(
@@ -115,6 +182,7 @@ def choose_threshold(
     *,
     component: Optional[str] = None,
     thresholds: Sequence[float] = THRESHOLDS,
+    confidence: float = CONFIDENCE,
 ) -> Tuple[float, Dict[float, Dict[str, Any]]]:
     """Choose the `binary_ner` decision threshold on gold examples, from one
     prediction. The pipe's `cfg` is not changed.
@@ -124,7 +192,10 @@ def choose_threshold(
     component (Optional[str]): The component; None for the first `binary_ner`.
     thresholds (Sequence[float]): The candidates; the pipe's own threshold is
         always among them.
-    RETURNS (Tuple[float, Dict[float, Dict[str, Any]]]): The best threshold
+    confidence (float): The share of paired bootstrap resamples of the
+        examples on which the best candidate must beat the pipe's own
+        threshold to be chosen; 0 takes the best F1.
+    RETURNS (Tuple[float, Dict[float, Dict[str, Any]]]): The threshold chosen
         (ties: the nearest the pipe's own), and the scores at every candidate.
     """
     name = component if component is not None else _find_binary_ner(nlp)
@@ -132,8 +203,9 @@ def choose_threshold(
         raise ValueError(f"No binary_ner component in the pipeline {nlp.pipe_names}: pass component=NAME.")
     own = nlp.get_pipe(name).cfg["threshold"]
     by_threshold = scores_at_thresholds(nlp, examples, sorted({*thresholds, own}), component=name)
-    best = best_threshold({t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}, own)
-    return best, by_threshold
+    f = {t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}
+    counts = {t: s["doc_counts"] for t, s in by_threshold.items()}
+    return best_threshold(f, own, counts, confidence), by_threshold
 
 
 def _find_binary_ner(nlp: Language) -> Optional[str]:
@@ -145,6 +217,7 @@ def create_dev_threshold_callback(
     dev_corpus: str = "corpora.dev",
     thresholds: Optional[List[float]] = list(THRESHOLDS),
     component: Optional[str] = None,
+    confidence: float = CONFIDENCE,
 ) -> Callable[[Language], Language]:
     """A `[training.before_to_disk]` callback: before each save, choose the
     `binary_ner` decision threshold on the dev corpus, store it in the pipe's
@@ -155,8 +228,13 @@ def create_dev_threshold_callback(
     thresholds (Optional[List[float]]): The candidates; null keeps the pipe's
         configured `threshold` (no choice is made).
     component (Optional[str]): The component; None for the first `binary_ner`.
+    confidence (float): The share of paired bootstrap resamples of the dev
+        docs on which the best threshold must beat the configured one to
+        replace it; 0 takes the best dev F1.
     RETURNS (Callable[[Language], Language]): The callback.
     """
+    if not 0.0 <= confidence < 1.0:
+        raise ValueError(f"dev_threshold confidence must be at least 0 and below 1 (got {confidence})")
     if thresholds is not None:
         bad = [t for t in thresholds if not 0.0 < t < 1.0]
         if bad or not thresholds:
@@ -181,14 +259,26 @@ def create_dev_threshold_callback(
         # Ties go to the threshold the config sets, not to the last choice.
         configured = state.setdefault("configured", pipe.cfg["threshold"])
         pipe.cfg["threshold"] = configured
-        best, by_threshold = choose_threshold(nlp, examples, component=name, thresholds=thresholds)
+        best, by_threshold = choose_threshold(
+            nlp, examples, component=name, thresholds=thresholds, confidence=confidence
+        )
         pipe.cfg["threshold"] = best
         f = {t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}
-        print(
-            f"{name}: threshold {best:g} chosen on {dev_corpus} "
-            f"(ents_f {f[best]:.4f}; {f[configured]:.4f} at the configured {configured:g})",
-            flush=True,
-        )
+        top = best_threshold(f, configured)
+        if top == best:
+            print(
+                f"{name}: threshold {best:g} chosen on {dev_corpus} "
+                f"(ents_f {f[best]:.4f}; {f[configured]:.4f} at the configured {configured:g})",
+                flush=True,
+            )
+        else:
+            wins = bootstrap_wins(by_threshold[top]["doc_counts"], by_threshold[configured]["doc_counts"])
+            print(
+                f"{name}: threshold {configured:g} kept on {dev_corpus} (ents_f {f[configured]:.4f}; "
+                f"{f[top]:.4f} at {top:g}, better on {wins:.0%} of {N_RESAMPLES} resamples, "
+                f"below the confidence {confidence:.0%})",
+                flush=True,
+            )
         return nlp
 
     return before_to_disk

@@ -55,7 +55,7 @@ def test_quick_benchmark(tmp_path):
     # and the run's test F1 is the one at that threshold.
     for run in saved["runs"]:
         if run["system"].startswith("binary_ner"):
-            assert run["saved_threshold"] == run["dev_threshold"]
+            assert run["saved_threshold"] == pytest.approx(run["dev_threshold"])
             assert run["f"] == pytest.approx(run["test_f_at_threshold"])
         else:
             assert "dev_threshold" not in run

@@ -144,6 +144,32 @@ def test_overfitting_IO():
     assert set(scores) >= {"ents_p", "ents_r", "ents_f", "ents_per_type"}
 
 
+@pytest.mark.parametrize("how", ["disk", "bytes"])
+@pytest.mark.parametrize(
+    "change,cause",
+    [
+        (
+            {"tok2vec": {**SMALL_MODEL["tok2vec"], "encode": {**SMALL_MODEL["tok2vec"]["encode"], "depth": 2}}},
+            "mismatched structure",
+        ),  # another Thinc layer tree
+        ({"lstm_depth": 2}, "state_dict"),  # the same tree, another torch module
+    ],
+)
+def test_weights_of_another_structure_name_the_cause(how, change, cause, tmp_path):
+    nlp = make_nlp()
+    nlp.initialize(lambda: teach_examples(nlp))
+    nlp.get_pipe("binary_ner").to_disk(tmp_path / "pipe")
+    other = spacy.blank("en")
+    pipe = other.add_pipe("binary_ner", config={"model": {**SMALL_MODEL, **change}})
+    with pytest.raises(ValueError, match="another structure.*another version of spacy-binary-ner") as info:
+        if how == "disk":
+            pipe.from_disk(tmp_path / "pipe")
+        else:
+            pipe.from_bytes(nlp.get_pipe("binary_ner").to_bytes())
+    assert cause in str(info.value.__cause__)
+    assert (str(tmp_path / "pipe") in str(info.value)) == (how == "disk")
+
+
 def test_reject_moves_only_its_own_label():
     nlp = make_nlp(unknown_weight=0.0)
     examples = teach_examples(nlp)

@@ -181,10 +181,10 @@ def test_spacy_peer_components_share_our_cnn_tok2vec():
         spacy_peer_components("spancat")
 
 
-def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
+def test_scores_by_threshold_agree_with_evaluate_and_dev_picks_one(tmp_path):
     from spacy_binary_ner.data import records_to_examples
     from spacy_binary_ner.loop import AnnotationLoop, initialize_pipeline
-    from spacy_binary_ner.simulate import THRESHOLDS, f1_by_threshold
+    from spacy_binary_ner.simulate import THRESHOLDS, scores_by_threshold
 
     from .util import SMALL_MODEL
 
@@ -197,13 +197,16 @@ def test_f1_by_threshold_agrees_with_evaluate_and_dev_picks_one(tmp_path):
     for _ in range(15):
         nlp.update(train, sgd=optimizer)  # the averages follow these steps too
     examples = records_to_examples(nlp, gold_records(10, seed=2), complete=True)
-    found = f1_by_threshold(loop, examples, (0.2, 0.5))
+    scores = scores_by_threshold(loop, examples, (0.2, 0.5))
+    found = {t: float(s["ents_f"] or 0.0) for t, s in scores.items()}
     assert found[0.2] > 0.3, found  # a model that found entities: the comparison below means something
     pipe = nlp.get_pipe("binary_ner")
     for threshold in (0.2, 0.5):
         pipe.cfg["threshold"] = threshold
         with loop.averaged_params():
             assert found[threshold] == pytest.approx(nlp.evaluate(examples)["ents_f"] or 0.0)
+        tp, fp, fn = scores[threshold]["doc_counts"].sum(axis=0)
+        assert found[threshold] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     assert pipe.cfg["threshold"] == 0.5
 
     test = write_jsonl(tmp_path / "test.jsonl", gold_records(10, seed=2))

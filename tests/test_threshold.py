@@ -16,6 +16,7 @@ from spacy_binary_ner.targets import cell_coordinates
 from spacy_binary_ner.threshold import (
     THRESHOLDS,
     best_threshold,
+    bootstrap_wins,
     choose_threshold,
     create_dev_threshold_callback,
     is_complete,
@@ -82,6 +83,44 @@ def test_best_threshold_ties_go_to_the_default():
     assert best_threshold({0.2: 0.7, 0.4: 0.8}, 0.2) == 0.4
 
 
+def counts(rows):
+    return numpy.asarray(rows, dtype="int64")
+
+
+def test_bootstrap_wins_counts_paired_resamples():
+    same = counts([[3, 1, 1]] * 50)
+    assert bootstrap_wins(same, same) == 0.0  # never strictly better
+    better = counts([[4, 0, 0]] * 50)
+    assert bootstrap_wins(better, same) == 1.0
+    assert bootstrap_wins(same, better) == 0.0
+    # One doc of 50 gains a true positive, another loses one: a coin toss.
+    mixed = same.copy()
+    mixed[0] = [4, 1, 0]
+    mixed[1] = [2, 1, 2]
+    assert 0.2 < bootstrap_wins(mixed, same) < 0.8
+    assert bootstrap_wins(counts([]).reshape(0, 3), counts([]).reshape(0, 3)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "gain_docs,loss_docs,expected",
+    [
+        (20, 0, 0.3),  # better on many docs, worse on none: taken
+        (6, 5, 0.5),  # the best dev F1 by a hair, within the noise: the default stays
+    ],
+)
+def test_best_threshold_with_counts_needs_a_consistent_gain(gain_docs, loss_docs, expected):
+    base = counts([[2, 1, 1]] * 100)
+    other = base.copy()
+    other[:gain_docs] = [3, 1, 0]
+    other[gain_docs : gain_docs + loss_docs] = [1, 1, 2]
+    by_t = {0.3: other, 0.5: base}
+    f = {t: float(2 * c[:, 0].sum() / (2 * c[:, 0].sum() + c[:, 1].sum() + c[:, 2].sum())) for t, c in by_t.items()}
+    assert f[0.3] > f[0.5]
+    assert best_threshold(f, 0.5, by_t) == expected
+    assert best_threshold(f, 0.5, by_t, confidence=0.0) == 0.3
+    assert best_threshold(f, 0.5) == 0.3  # without counts: the best F1
+
+
 def test_choose_threshold_needs_complete_annotations(monkeypatch):
     nlp, pipe, eg = crafted(monkeypatch)
     teach = make_example(nlp, WORDS, [(0, 1, "PERSON")], default="missing")
@@ -138,7 +177,8 @@ def test_configs_choose_the_threshold_on_dev_by_default():
 
 
 def test_training_saves_and_logs_the_threshold_chosen_on_dev(tmp_path, capsys):
-    config = small_config(tmp_path)  # the config's own callback and thresholds
+    # The config's own callback and thresholds; no dev gain on 3 docs is beyond noise, so no bootstrap test.
+    config = small_config(tmp_path, confidence=0.0)
     config["training"]["max_steps"] = 40
     config["training"]["optimizer"]["learn_rate"] = 0.01
     # Too low for this model (a flood of false entities): the callback has something to choose.
@@ -152,10 +192,29 @@ def test_training_saves_and_logs_the_threshold_chosen_on_dev(tmp_path, capsys):
     # The saved pipeline's own weights choose the same threshold on the same dev split,
     # and it scores better there than the configured one.
     dev = records_to_examples(loaded, GOLD_RECORDS, complete=True)
-    best, scores = choose_threshold(loaded, dev, thresholds=[*THRESHOLDS, 0.02])
+    best, scores = choose_threshold(loaded, dev, thresholds=[*THRESHOLDS, 0.02], confidence=0.0)
     assert best == saved
     assert scores[saved]["ents_f"] > scores[0.02]["ents_f"]
     assert f"threshold {saved:g} chosen" in chosen[-1] and "at the configured 0.02" in chosen[-1]
+
+
+def test_training_keeps_the_configured_threshold_where_dev_gains_are_noise(tmp_path, capsys, monkeypatch):
+    import spacy_binary_ner.threshold as threshold
+
+    monkeypatch.setattr(threshold, "bootstrap_wins", lambda *args, **kwargs: 0.5)
+    config = small_config(tmp_path)
+    config["training"]["max_steps"] = 40
+    config["training"]["optimizer"]["learn_rate"] = 0.01
+    config["components"]["binary_ner"]["threshold"] = 0.02
+    loaded = train_and_load(config, tmp_path)
+    assert loaded.get_pipe("binary_ner").cfg["threshold"] == 0.02
+    kept = [line for line in capsys.readouterr().out.splitlines() if "kept on corpora.dev" in line]
+    assert kept and "better on 50% of 1000 resamples, below the confidence 90%" in kept[-1]
+
+
+def test_callback_rejects_a_bad_confidence():
+    with pytest.raises(ValueError, match="confidence"):
+        create_dev_threshold_callback(confidence=1.0)
 
 
 def test_null_thresholds_keep_the_configured_threshold(tmp_path, capsys):

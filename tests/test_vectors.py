@@ -69,6 +69,16 @@ def test_vectors_config_trains_with_tiny_vectors_and_uses_them(tmp_path):
     assert not numpy.allclose(before, after)
 
 
+def test_vectors_config_without_vectors_names_the_missing_setting(tmp_path):
+    config = load_config(CONFIG)
+    small(config)
+    config["paths"]["train"] = write(tmp_path / "teach.jsonl", TEACH_RECORDS)
+    config["paths"]["train_complete"] = write(tmp_path / "gold.jsonl", GOLD_RECORDS)
+    config["paths"]["dev"] = str(tmp_path / "gold.jsonl")
+    with pytest.raises(ValueError, match=r"no vectors.*\[initialize\] vectors.*--paths.vectors"):
+        init_nlp(config)
+
+
 def load_bench():
     spec = importlib.util.spec_from_file_location("binary_benchmark", REPO / "bench" / "binary_benchmark.py")
     module = importlib.util.module_from_spec(spec)
