@@ -122,3 +122,26 @@ def test_ray_reads_a_url_input(setup):
     )
     assert read_jsonl_folder(root / "url-ray") == read_jsonl_folder(root / "url-local")
     assert sorted(r["id"] for r in read_jsonl_folder(root / "url-ray")) == list(range(len(texts)))
+
+
+# A Ray started by the engine: a new local one, with a small object store and
+# its workers at the command's niceness (Ray's default is 15).
+START_CODE = """
+import json, os, ray
+from spacy_binary_ner.corpus.engines import OBJECT_STORE_BYTES, start_ray
+assert start_ray(1)
+nice = ray.remote(num_cpus=1)(lambda: os.nice(0))
+store = ray.cluster_resources()["object_store_memory"]
+print(json.dumps({"nice": ray.get(nice.remote()), "driver": os.nice(0), "store": store, "cap": OBJECT_STORE_BYTES}))
+ray.shutdown()
+"""
+
+
+def test_a_ray_started_by_the_engine_is_small_and_not_niced():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", START_CODE], capture_output=True, text=True, timeout=180, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["nice"] == data["driver"]
+    assert data["store"] <= data["cap"]

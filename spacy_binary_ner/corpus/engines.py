@@ -231,6 +231,9 @@ def start_ray(workers: int, address: Optional[str] = None) -> bool:
             object_store_memory=OBJECT_STORE_BYTES,
             include_dashboard=False,
             log_to_driver=False,
+            # Ray runs its workers at nice 15 by default; the actors do the
+            # work here, at the niceness of the command, as the local pool does.
+            _system_config={"worker_niceness": 0},
         )
     return True
 
