@@ -178,11 +178,11 @@ def work(path):
     with open(path + ".tmp", "w") as f:
         f.write(str(os.getpid()))
     os.replace(path + ".tmp", path)
-    time.sleep(120)
+    time.sleep(300)
 
 if __name__ == "__main__":
     multiprocessing.get_context("spawn").Process(target=work, args=(sys.argv[1],)).start()
-    time.sleep(120)
+    time.sleep(300)
 """
 
 
@@ -192,9 +192,11 @@ def test_a_pool_worker_stops_when_its_run_is_killed(tmp_path):
     script.write_text(DEATH_CODE)
     proc = subprocess.Popen([sys.executable, str(script), str(ready)])
     try:
-        deadline = time.monotonic() + 60
+        # the worker imports spaCy and torch first: slow on a loaded machine
+        deadline = time.monotonic() + 240
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert ready.exists(), "the worker did not start within 240 s"
         worker = int(ready.read_text())
     finally:
         proc.kill()
