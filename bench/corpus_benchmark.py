@@ -10,9 +10,13 @@ n_process=1, local 2 processes and Ray with 2 workers, one after the other in
 this run; `select` generates a pool of distinct texts from pieces of the
 msra_zh and resume_zh sentences and runs `select` on the local engine and on Ray.
 Each run is a fresh subprocess, timed end to end (pipeline loading and Ray
-start-up included); its peak memory is the largest sum of the resident memory
-of its process tree, sampled every 0.2 s from /proc. Prints tables, asserts
-nothing.
+start-up included). Its memory is sampled every 0.5 s over its process tree
+(the command, its pool workers, and with Ray its daemons: gcs_server, raylet,
+dashboard, monitor, log monitor, their agents, and the actors, which are the
+raylet's children): the peak of the summed resident memory (RSS, which counts
+a shared library once per process that maps it) and of the summed
+proportional set size (PSS, which shares those pages out: the memory the run
+takes from the machine). Prints tables, asserts nothing.
 """
 
 import argparse
@@ -70,7 +74,10 @@ def read_records(path: Path) -> List[dict]:
 
 
 def train_pipeline(train: List[dict], out: Path, model: str, steps: int, candidates_threshold: float = 0.05) -> Path:
-    """A zh binary_ner (char tokens) trained `steps` updates of 32 complete records."""
+    """A zh binary_ner (char tokens) trained `steps` updates of 32 complete
+    records, or the one an earlier run saved at `out`."""
+    if (out / "meta.json").exists():
+        return out
     fix_random_seed(0)
     nlp = spacy.blank(
         "zh", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.zh.ChineseTokenizer", "segmenter": "char"}}}
@@ -91,44 +98,61 @@ def train_pipeline(train: List[dict], out: Path, model: str, steps: int, candida
     return out
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
-    total, stack = 0, [pid]
+def _kb(path: str, field: str) -> int:
+    with open(path) as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_memory(pid: int) -> Tuple[int, int, int]:
+    """(summed RSS bytes, summed PSS bytes, number of processes) of a process
+    and all its descendants."""
+    rss = pss = count = 0
+    stack = [pid]
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
+            rss += _kb(f"/proc/{p}/status", "VmRSS:") * 1024
+            pss += _kb(f"/proc/{p}/smaps_rollup", "Pss:") * 1024
+            count += 1
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     stack.extend(int(c) for c in f.read().split())
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-    return total
+    return rss, pss, count
 
 
-def timed_run(cmd: List[str], log: Path) -> Tuple[float, int, int]:
-    """(wall seconds, peak tree RSS, return code) of a command."""
+def timed_run(cmd: List[str], log: Path) -> Tuple[float, Tuple[int, int, int], int]:
+    """(wall seconds, peaks of tree_memory, return code) of a command."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     with open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        peak = [0]
+        peak = [0, 0, 0]
 
         def sample() -> None:
             while proc.poll() is None:
-                peak[0] = max(peak[0], tree_rss(proc.pid))
-                time.sleep(0.2)
+                for k, value in enumerate(tree_memory(proc.pid)):
+                    peak[k] = max(peak[k], value)
+                time.sleep(0.5)
 
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         rc = proc.wait()
         wall = time.perf_counter() - start
         thread.join()
-    return wall, peak[0], rc
+    return wall, (peak[0], peak[1], peak[2]), rc
+
+
+def memory_columns(peak: Tuple[int, int, int]) -> Dict[str, str]:
+    return {
+        "peak RSS sum MB": f"{peak[0] / 2**20:,.0f}",
+        "peak PSS sum MB": f"{peak[1] / 2**20:,.0f}",
+        "procs": str(peak[2]),
+    }
 
 
 def digest_folder(folder: Path) -> str:
@@ -156,7 +180,7 @@ def bench_annotate(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     train = read_records(Path(args.data) / "train.jsonl")
-    pipeline = train_pipeline(train, work / f"pipeline-{args.model}", args.model, args.steps)
+    pipeline = train_pipeline(train, work / f"pipeline-{args.model}-{args.steps}", args.model, args.steps)
     corpus = work / "corpus75k"
     corpus.mkdir(exist_ok=True)
     with open(corpus / "texts.jsonl", "w", encoding="utf8") as f:
@@ -181,16 +205,18 @@ def bench_annotate(args: argparse.Namespace) -> None:
             "--batch-size",
             args.batch_size,
         )
+        load = os.getloadavg()[0]
         wall, peak, rc = timed_run(cmd, work / f"annotate-{engine}-{workers}.log")
         walls[name] = wall
         rows.append(
             {
                 "engine": name,
                 "rc": str(rc),
+                "load": f"{load:.1f}",
                 "texts": f"{args.texts:,}",
                 "wall s": f"{wall:.1f}",
                 "docs/s": f"{args.texts / wall:,.0f}",
-                "peak RSS MB": f"{peak / 2**20:,.0f}",
+                **memory_columns(peak),
                 "output": digest_folder(out) if rc == 0 else "-",
             }
         )
@@ -199,8 +225,10 @@ def bench_annotate(args: argparse.Namespace) -> None:
     for row, (name, _, _) in zip(rows, runs):
         row["x n_process=1"] = f"{base / walls[name]:.2f}"
     print(
-        f"\nannotate: {args.texts:,} resume_zh train texts (repeated), model {MODELS[args.model]}, "
-        f"shard size {args.shard_size}, batch {args.batch_size}; {os.cpu_count()} cores shared with other work"
+        f"\nannotate: {args.texts:,} resume_zh train texts (repeated), model {MODELS[args.model]} "
+        f"({args.steps} steps), "
+        f"shard size {args.shard_size}, batch {args.batch_size}; {os.cpu_count()} cores; "
+        f"load = 1-min load average when the run started"
     )
     print_table(rows)
 
@@ -228,9 +256,11 @@ def bench_select(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
     train = read_records(data / "resume_zh" / "train.jsonl")
-    # Trained longer, and every span from p = 0.01 a candidate, so that the
-    # pool has spans near 0.5 to choose from.
-    pipeline = train_pipeline(train, work / "pipeline-select", "small", args.steps, candidates_threshold=0.01)
+    # Every span from p = 0.01 a candidate, so that the pool has spans near
+    # 0.5 to choose from.
+    pipeline = train_pipeline(
+        train, work / f"select-{args.model}-{args.steps}", args.model, args.steps, candidates_threshold=0.01
+    )
     pool = work / f"pool{args.pool}"
     if not (pool / "done").exists():
         pool.mkdir(exist_ok=True)
@@ -262,6 +292,7 @@ def bench_select(args: argparse.Namespace) -> None:
             "--batch-size",
             args.batch_size,
         )
+        load = os.getloadavg()[0]
         wall, peak, rc = timed_run(cmd, work / f"select-{engine}.log")
         tops[name] = set()
         if rc == 0:
@@ -271,20 +302,21 @@ def bench_select(args: argparse.Namespace) -> None:
             {
                 "engine": name,
                 "rc": str(rc),
+                "load": f"{load:.1f}",
                 "pool": f"{args.pool:,}",
                 "N": str(args.n),
                 "wall s": f"{wall:.1f}",
                 "docs/s": f"{args.pool / wall:,.0f}",
-                "peak RSS MB": f"{peak / 2**20:,.0f}",
+                **memory_columns(peak),
                 "selected": str(len(tops[name])),
             }
         )
         print(f"done: {name} in {wall:.1f}s", file=sys.stderr, flush=True)
     a, b = tops.values()
     print(
-        f"\nselect: pool of {args.pool:,} generated zh texts in {args.files} files, small binary_ner "
-        f"(width 32, spans <= 8 chars), uncertainty, shard size {args.shard_size}; "
-        f"{os.cpu_count()} cores shared with other work"
+        f"\nselect: pool of {args.pool:,} generated zh texts in {args.files} files, model {MODELS[args.model]} "
+        f"({args.steps} steps, candidates from p = 0.01), uncertainty, shard size {args.shard_size}; "
+        f"{os.cpu_count()} cores; load = 1-min load average when the run started"
     )
     print_table(rows)
     print(f"same top-{args.n} set on both engines: {a == b and len(a) == args.n} (overlap {len(a & b)})")
@@ -297,18 +329,19 @@ def main() -> None:
     p.add_argument("--data", default="/work/shared/data/resume_zh")
     p.add_argument("--texts", type=int, default=75000)
     p.add_argument("--model", choices=sorted(MODELS), default="zh_cnn")
-    p.add_argument("--shard-size", type=int, default=5000)
+    p.add_argument("--shard-size", type=int, default=2500)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--work", default="/tmp/corpus_bench")
     p = sub.add_parser("select")
     p.add_argument("--data", default="/work/shared/data")
     p.add_argument("--pool", type=int, default=1000000)
     p.add_argument("--files", type=int, default=10)
     p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--shard-size", type=int, default=50000)
+    p.add_argument("--model", choices=sorted(MODELS), default="zh_cnn")
+    p.add_argument("--shard-size", type=int, default=25000)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--work", default="/tmp/corpus_bench")
     args = parser.parse_args()
     (bench_annotate if args.what == "annotate" else bench_select)(args)

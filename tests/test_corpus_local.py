@@ -2,6 +2,9 @@
 the account of skipped lines, restart, and bounded top-N selection."""
 
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -142,6 +145,91 @@ def test_interrupted_run_completes_on_rerun_without_duplicates(pipeline, corpus,
     ids = [r["id"] for r in read_jsonl_folder(out)]
     assert sorted(ids) == [-1] + list(range(len(texts)))
     assert set(done) <= {p.name for p in out.glob("*.jsonl")}
+
+
+def test_a_killed_pool_worker_fails_the_run_and_the_rerun_completes_it(pipeline, corpus, tmp_path, capsys):
+    source, texts = corpus
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in sorted(source.iterdir()):
+        (src / path.name).write_bytes(path.read_bytes())
+    with open(src / "part1.jsonl", "a") as f:
+        f.write('{"text": "CRASH", "id": -1}\n')
+    crash = add_crash_pipe(pipeline, tmp_path / "crash", tmp_path / "crash.py", tmp_path / "marker", hard=True)
+    out = tmp_path / "out"
+    args = ["--shard-size", "16", "--workers", "2", "--code", str(tmp_path / "crash.py")]
+    assert annotate(crash, src, out, *args) == 1
+    assert "rerun the same command" in capsys.readouterr().err
+    assert not (out / "account.json").exists()
+    assert annotate(crash, src, out, *args) == 0
+    ids = [r["id"] for r in read_jsonl_folder(out)]
+    assert sorted(ids) == [-1] + list(range(len(texts)))
+    assert not list(out.glob("*.tmp-*"))
+
+
+# A parent that starts a pool-style worker (spawned, `_die_with_parent` first)
+# which writes its pid and sleeps.
+DEATH_CODE = """
+import multiprocessing, os, sys, time
+from spacy_binary_ner.corpus.engines import _die_with_parent
+
+def work(path):
+    _die_with_parent()
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(300)
+
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=work, args=(sys.argv[1],)).start()
+    time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_pool_worker_stops_when_its_run_is_killed(tmp_path):
+    script, ready = tmp_path / "parent.py", tmp_path / "worker.pid"
+    script.write_text(DEATH_CODE)
+    proc = subprocess.Popen([sys.executable, str(script), str(ready)])
+    try:
+        # the worker imports spaCy and torch first: slow on a loaded machine
+        deadline = time.monotonic() + 240
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the worker did not start within 240 s"
+        worker = int(ready.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, waiting for init to reap it, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_url_input_reads_as_the_path_does(pipeline, corpus, tmp_path):
+    pytest.importorskip("pyarrow")
+    source, texts = corpus
+    url = "file://" + str(source)
+    assert find_inputs(url) == ["file://" + f for f in find_inputs(source)]
+    assert find_inputs(url + "/part1.jsonl") == [url + "/part1.jsonl"]
+    with pytest.raises(CorpusError, match="No such input"):
+        find_inputs(url + "/missing.jsonl")
+    assert annotate(pipeline, source, tmp_path / "path", "--shard-size", "16") == 0
+    assert annotate(pipeline, url, tmp_path / "url", "--shard-size", "16") == 0
+    assert read_jsonl_folder(tmp_path / "url") == read_jsonl_folder(tmp_path / "path")
+    account = json.loads((tmp_path / "url" / "account.json").read_text())
+    assert account["used"] == len(texts)
+    assert account["skipped_by_reason"] == dict(Counter(reason for _, reason in BAD_LINES))
 
 
 def test_rerun_with_other_settings_is_refused(pipeline, corpus, tmp_path, capsys):

@@ -110,3 +110,38 @@ def test_a_killed_worker_still_gives_complete_output_without_duplicates(setup):
     ids = [r["id"] for r in read_jsonl_folder(out)]
     assert sorted(ids) == [-1] + list(range(len(texts)))
     assert not list(Path(out).glob("*.tmp-*"))
+
+
+def test_ray_reads_a_url_input(setup):
+    pytest.importorskip("pyarrow")
+    root, pipeline, texts = setup
+    url = "file://" + str(root / "corpus")
+    assert cli("annotate", pipeline, root / "corpus", root / "url-local", "--shard-size", "16") == 0
+    assert (
+        cli("annotate", pipeline, url, root / "url-ray", "--engine", "ray", "--workers", "2", "--shard-size", "16") == 0
+    )
+    assert read_jsonl_folder(root / "url-ray") == read_jsonl_folder(root / "url-local")
+    assert sorted(r["id"] for r in read_jsonl_folder(root / "url-ray")) == list(range(len(texts)))
+
+
+# A Ray started by the engine: a new local one, with a small object store and
+# its workers at the command's niceness (Ray's default is 15).
+START_CODE = """
+import json, os, ray
+from spacy_binary_ner.corpus.engines import OBJECT_STORE_BYTES, start_ray
+assert start_ray(1)
+nice = ray.remote(num_cpus=1)(lambda: os.nice(0))
+store = ray.cluster_resources()["object_store_memory"]
+print(json.dumps({"nice": ray.get(nice.remote()), "driver": os.nice(0), "store": store, "cap": OBJECT_STORE_BYTES}))
+ray.shutdown()
+"""
+
+
+def test_a_ray_started_by_the_engine_is_small_and_not_niced():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", START_CODE], capture_output=True, text=True, timeout=180, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["nice"] == data["driver"]
+    assert data["store"] <= data["cap"]

@@ -1,5 +1,5 @@
 """Annotating and selecting from corpora of millions of texts, on one machine
-(`nlp.pipe`) or a Ray cluster (Ray Data), restartable shard by shard."""
+(`nlp.pipe`) or a Ray cluster (a pool of actors), restartable shard by shard."""
 
 from .annotate import AnnotateJob, doc_record
 from .engines import ENGINES, ShardWorker, run_job, run_local, run_ray, run_shard

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, List
 
 from .engines import ENGINES, Progress, run_job
@@ -10,7 +11,7 @@ from .sources import DEFAULT_SHARD_SIZE, CorpusError, find_inputs
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of a corpus run (engine, workers, sharding)."""
-    parser.add_argument("--engine", choices=ENGINES, default="local", help="local: nlp.pipe here; ray: Ray Data")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local: nlp.pipe here; ray: Ray actors")
     parser.add_argument("--address", default=None, help="Ray cluster address (ray engine; default: start Ray here)")
     parser.add_argument("--workers", type=int, default=1, help="n_process (local) or Ray actors (ray)")
     parser.add_argument("--batch-size", type=int, default=256, help="nlp.pipe batch size")
@@ -32,15 +33,23 @@ def run(job: Any, args: argparse.Namespace, name: str) -> int:
         print(f"{name}: {err}", file=sys.stderr)
         return 2
     progress = Progress(len(shards), name=name, quiet=args.quiet)
-    run_job(
-        job,
-        shards,
-        args.engine,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        address=args.address,
-        progress=progress,
-    )
+    try:
+        run_job(
+            job,
+            shards,
+            args.engine,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            address=args.address,
+            progress=progress,
+        )
+    except BrokenProcessPool as err:
+        print(
+            f"{name}: a worker process died ({err}); the shards finished are kept: "
+            f"rerun the same command to complete the run",
+            file=sys.stderr,
+        )
+        return 1
     progress.report(end=" (this run)")
     total = job.complete(shards)
     if not args.quiet:

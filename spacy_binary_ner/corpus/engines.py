@@ -1,14 +1,12 @@
 """The engines that run a corpus job over its shards.
 
 `run_local` streams shard after shard through `nlp.pipe` on this machine, or
-hands shards to a pool of processes. `run_ray` makes a Ray Dataset of the shards and maps a callable class
-over it (`map_batches`, one shard per call), so each Ray actor loads the
-pipeline once and reads and writes its shards itself: the paths must be ones
-every node sees. Both write the same shard outputs; a shard whose output
+hands shards to a pool of processes. `run_ray` hands them to a pool of Ray
+actors, each loading the pipeline once and reading and writing its shards
+itself: the paths must be ones every node sees. Both write the same shard outputs; a shard whose output
 exists is done, so a rerun completes an interrupted run.
 """
 
-import json
 import multiprocessing
 import os
 import sys
@@ -132,7 +130,19 @@ def run_local(
 _WORKER: Dict[str, Any] = {}
 
 
+def _die_with_parent() -> None:
+    """Have Linux stop this process when its parent dies: a killed run's pool
+    workers would otherwise go on with their shards unseen."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _init_pool_worker(job: Job, batch_size: int) -> None:
+    _die_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     job.nlp
     _WORKER["job"], _WORKER["batch_size"] = job, batch_size
@@ -168,18 +178,22 @@ def import_ray() -> Any:
     """Ray, or an error saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError:
         raise ImportError(
-            "The ray engine needs Ray Data: pip install 'spacy-binary-ner[ray]' (or use --engine local)"
+            "The ray engine needs Ray: pip install 'spacy-binary-ner[ray]' (or use --engine local)"
         ) from None
     return ray
 
 
+# Only shard descriptions and counts travel through Ray (the actors read and
+# write the shards themselves), so a Ray started here gets a small object
+# store; its default, 30% of the machine's memory, is a ceiling nothing uses.
+OBJECT_STORE_BYTES = 128 * 2**20
+
+
 class ShardWorker:
-    """The callable class Ray Data maps over the shards: it loads the pipeline
-    once per actor, and for each shard in a batch reads it, runs the job and
-    writes its output.
+    """What each Ray actor runs: it loads the pipeline once, then takes one
+    shard at a time, reads it, runs the job and writes its output.
 
     job (Job): The job, sent to each actor.
     batch_size (int): The `nlp.pipe` batch size.
@@ -190,13 +204,38 @@ class ShardWorker:
         self.batch_size = batch_size
         job.nlp
 
-    def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[Any]]:
-        out: Dict[str, List[Any]] = {"shard": [], "records": [], "used": []}
-        for item in batch["shard"]:
-            result = run_shard(self.job, Shard.from_dict(json.loads(str(item))), self.batch_size)
-            for key in out:
-                out[key].append(result[key])
-        return out
+    def run(self, shard: Dict[str, Any]) -> Dict[str, Any]:
+        """Run the job on one shard (as `Shard.to_dict`) and write its output.
+
+        RETURNS (Dict[str, Any]): The shard's name and counts.
+        """
+        return run_shard(self.job, Shard.from_dict(shard), self.batch_size)
+
+
+def start_ray(workers: int, address: Optional[str] = None) -> bool:
+    """Connect to the cluster at `address`, or start a local Ray with
+    `workers` CPUs, unless this process is connected already.
+
+    RETURNS (bool): Whether Ray was started here (and should be stopped).
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(
+            # "local": a new Ray here, even where `ray start` runs a cluster
+            address="local",
+            num_cpus=workers,
+            object_store_memory=OBJECT_STORE_BYTES,
+            include_dashboard=False,
+            log_to_driver=False,
+            # Ray runs its workers at nice 15 by default; the actors do the
+            # work here, at the niceness of the command, as the local pool does.
+            _system_config={"worker_niceness": 0},
+        )
+    return True
 
 
 def run_ray(
@@ -207,45 +246,43 @@ def run_ray(
     address: Optional[str] = None,
     progress: Optional[Progress] = None,
 ) -> List[Dict[str, Any]]:
-    """Run a job on the shards with Ray Data: `workers` actors, each with its
-    pipeline, one shard per call. Uses the Ray session already started in this
-    process if there is one, else connects to `address` (an existing cluster),
-    else starts a local Ray with `workers` CPUs (and stops it at the end).
-    Ray restarts a killed actor and retries its shard.
+    """Run a job on the shards with `workers` Ray actors (one CPU each), each
+    with its pipeline, taking one shard at a time: Ray's batch inference
+    pattern. Uses the Ray session already started in this process if there is
+    one, else connects to `address` (an existing cluster), else starts a local
+    Ray with `workers` CPUs (and stops it at the end). Ray restarts a killed
+    actor and retries its shard; a shard's output appears only when complete,
+    so nothing is doubled.
 
     RETURNS (List[Dict[str, Any]]): Each shard's name and counts.
     """
     ray = import_ray()
-    started = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started = True
+    started = start_ray(workers, address)
     try:
         if not shards:
             return []
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.execution_options.preserve_order = False
-        items = [{"shard": json.dumps(s.to_dict())} for s in shards]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map_batches(
-            ShardWorker,
-            fn_constructor_kwargs={"job": job, "batch_size": batch_size},
-            batch_size=1,
-            concurrency=workers,
-            num_cpus=1,
-            # Ray Data restarts a killed actor and retries its shard (its
-            # defaults, max_restarts = max_task_retries = -1); a shard's output
-            # appears only when complete, so nothing is doubled.
-        )
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(ShardWorker)
+        actors = [actor.remote(job, batch_size) for _ in range(min(workers, len(shards)))]
+        todo = [s.to_dict() for s in reversed(shards)]
+        running: Dict[Any, Any] = {}
+
+        def submit(worker: Any) -> None:
+            if todo:
+                running[worker.run.remote(todo.pop())] = worker
+
+        for worker in actors:
+            submit(worker)
         results = []
-        for row in ds.iter_rows():
-            results.append({"shard": row["shard"], "records": int(row["records"]), "used": int(row["used"])})
+        while running:
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            worker = running.pop(ref)
+            submit(worker)
+            result = ray.get(ref)
+            results.append(result)
             if progress is not None:
-                progress.add(docs=int(row["used"]), shards=1)
+                progress.add(docs=result["used"], shards=1)
+        for worker in actors:
+            ray.kill(worker)
         return results
     finally:
         if started:

@@ -10,11 +10,12 @@ name and renamed when complete, an `<shard>.account.json` beside each, and
 
 import glob
 import gzip
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..data import ReadStats
 from ..records import REASONS
@@ -56,22 +57,63 @@ class Shard:
 
 
 def _stem(path: str) -> str:
-    name = os.path.basename(path)
+    name = os.path.basename(path.split("?")[0])
     for suffix in INPUT_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
 
 
+def is_url(spec: str) -> bool:
+    """Whether an input is a URL (`s3://…`, `gs://…`, `hdfs://…`, `file://…`) rather than a path."""
+    return "://" in spec
+
+
+def _filesystem(url: str) -> Tuple[Any, str]:
+    """(pyarrow filesystem, path in it) of an input URL."""
+    try:
+        import pyarrow
+        import pyarrow.fs
+    except ImportError:
+        raise CorpusError(
+            f"Reading '{url}' needs pyarrow: pip install pyarrow (or spacy-binary-ner[ray], which brings it)"
+        ) from None
+    try:
+        return pyarrow.fs.FileSystem.from_uri(url)
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as err:
+        raise CorpusError(f"Cannot open input '{url}': {err}") from None
+
+
+def _find_url_inputs(spec: str) -> List[str]:
+    import pyarrow.fs
+
+    fs, path = _filesystem(spec)
+    info = fs.get_file_info(path)
+    if info.type == pyarrow.fs.FileType.NotFound:
+        raise CorpusError(f"No such input: '{spec}'. Give a file or a folder URL (no glob patterns in URLs).")
+    if info.type != pyarrow.fs.FileType.Directory:
+        return [spec]
+    scheme = spec[: spec.index("://") + 3]
+    query = spec[spec.index("?") :] if "?" in spec else ""
+    found = fs.get_file_info(pyarrow.fs.FileSelector(path))
+    return [
+        scheme + f.path + query for f in found if f.type == pyarrow.fs.FileType.File and f.path.endswith(INPUT_SUFFIXES)
+    ]
+
+
 def find_inputs(spec: Union[str, Path]) -> List[str]:
     """The input files a spec names: a file, a folder (its `.jsonl`,
-    `.jsonl.gz` and `.parquet` files) or a glob pattern, sorted.
+    `.jsonl.gz` and `.parquet` files) or a glob pattern, sorted. A URL
+    (`s3://bucket/corpus/`, `file:///data/corpus.jsonl`) is read through
+    pyarrow's filesystems: a file or a folder, no patterns.
 
-    spec (Union[str, Path]): The file, folder or pattern.
+    spec (Union[str, Path]): The file, folder, pattern or URL.
     RETURNS (List[str]): The files.
     """
     spec = str(spec)
-    if os.path.isdir(spec):
+    if is_url(spec):
+        files = sorted(_find_url_inputs(spec))
+    elif os.path.isdir(spec):
         files = [os.path.join(spec, n) for n in os.listdir(spec) if n.endswith(INPUT_SUFFIXES)]
     elif os.path.isfile(spec):
         files = [spec]
@@ -79,11 +121,12 @@ def find_inputs(spec: Union[str, Path]) -> List[str]:
         files = [f for f in glob.glob(spec, recursive=True) if os.path.isfile(f)]
     else:
         raise CorpusError(f"No such input: '{spec}'. Give a file, a folder or a glob pattern (quoted).")
-    files = sorted(os.path.abspath(f) for f in files)
+    if not is_url(spec):
+        files = sorted(os.path.abspath(f) for f in files)
     if not files:
         raise CorpusError(f"No input files in '{spec}': expected names ending in {', '.join(INPUT_SUFFIXES)}.")
     for f in files:
-        if not f.endswith(INPUT_SUFFIXES):
+        if not f.split("?")[0].endswith(INPUT_SUFFIXES):
             raise CorpusError(f"Unknown input format: '{f}'. Expected one of {', '.join(INPUT_SUFFIXES)}.")
     return files
 
@@ -98,14 +141,36 @@ def _import_parquet():
     return pyarrow.parquet
 
 
+def _is_parquet(path: str) -> bool:
+    return path.split("?")[0].endswith(".parquet")
+
+
+def _parquet_file(path: str) -> Any:
+    pq = _import_parquet()
+    if is_url(path):
+        fs, inner = _filesystem(path)
+        return pq.ParquetFile(fs.open_input_file(inner))
+    return pq.ParquetFile(path)
+
+
+def _open_lines(path: str) -> IO[str]:
+    """A JSONL file (gzipped if it ends in .gz; a path or a URL) as text."""
+    if is_url(path):
+        fs, inner = _filesystem(path)
+        # pyarrow decompresses by the file's extension
+        return io.TextIOWrapper(fs.open_input_stream(inner), encoding="utf8")
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf8")
+    return open(path, encoding="utf8")
+
+
 def count_records(path: str) -> int:
     """Lines of a JSONL file (blank ones included: they keep line numbers), or
     rows of a Parquet file (from its metadata)."""
-    if path.endswith(".parquet"):
-        return int(_import_parquet().ParquetFile(path).metadata.num_rows)
-    opener = gzip.open if path.endswith(".gz") else open
+    if _is_parquet(path):
+        return int(_parquet_file(path).metadata.num_rows)
     n = 0
-    with opener(path, "rb") as f:
+    with _open_lines(path) as f:
         for _ in f:
             n += 1
     return n
@@ -172,9 +237,8 @@ def _check(value: Any, max_length: int) -> Tuple[Optional[str], Any]:
 def _raw_values(shard: Shard) -> Iterator[Tuple[int, Any]]:
     """(1-based line or row number, parsed value or a JSON error) of each
     non-blank record of the shard."""
-    if shard.path.endswith(".parquet"):
-        pq = _import_parquet()
-        pf = pq.ParquetFile(shard.path)
+    if _is_parquet(shard.path):
+        pf = _parquet_file(shard.path)
         row = 0
         for batch in pf.iter_batches(batch_size=4096):
             n = batch.num_rows
@@ -188,8 +252,7 @@ def _raw_values(shard: Shard) -> Iterator[Tuple[int, Any]]:
                 if row > shard.start:
                     yield row, value
         return
-    opener = gzip.open if shard.path.endswith(".gz") else open
-    with opener(shard.path, "rt", encoding="utf8") as f:
+    with _open_lines(shard.path) as f:
         for line_no, line in enumerate(f, 1):
             if line_no <= shard.start:
                 continue
