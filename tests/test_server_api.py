@@ -26,7 +26,7 @@ from spacy_binary_ner.server.app import MAX_BODY, create_app  # noqa: E402
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 from spacy_binary_ner.server.teach import build_teacher, parse_args, read_source  # noqa: E402
 
-from .server_util import toy_records, write_config, write_jsonl  # noqa: E402
+from .server_util import teach_args, toy_records, write_config, write_jsonl  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -51,22 +51,7 @@ def shared_client(tmp_path_factory):
 
 
 def make_client(workdir: Path, *extra: str, token=None) -> TestClient:
-    args = parse_args(
-        [
-            "ds",
-            str(workdir / "small.cfg"),
-            str(workdir / "source.jsonl"),
-            "--label",
-            "LOC",
-            "--db",
-            str(workdir / "answers.sqlite3"),
-            "--output",
-            str(workdir / "out"),
-            "--queue-size",
-            "8",
-            *extra,
-        ]
-    )
+    args = teach_args(workdir, *extra)
     teacher = build_teacher(args)
     return TestClient(create_app(teacher, token=token, on_shutdown=teacher.close))
 

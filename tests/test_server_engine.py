@@ -23,7 +23,7 @@ from spacy_binary_ner.server.app import create_app  # noqa: E402
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 from spacy_binary_ner.server.teach import build_teacher, parse_args  # noqa: E402
 
-from .server_util import toy_records, write_config, write_jsonl  # noqa: E402
+from .server_util import teach_args, toy_records, write_config, write_jsonl  # noqa: E402
 from .test_server_process import ServerProcess  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -89,21 +89,7 @@ def _running(pid: int) -> bool:
 
 
 def test_a_crashed_engine_is_reported_and_no_request_waits_for_it(workdir):
-    args = parse_args(
-        [
-            "ds",
-            str(workdir / "small.cfg"),
-            str(workdir / "source.jsonl"),
-            "--label",
-            "LOC",
-            "--db",
-            str(workdir / "answers.sqlite3"),
-            "--output",
-            str(workdir / "out"),
-            "--queue-size",
-            "4",
-        ]
-    )
+    args = teach_args(workdir, queue_size=4)
     teacher = build_teacher(args)
     with TestClient(create_app(teacher, on_shutdown=teacher.close)) as client:
         (task,) = client.get("/api/questions?session=a&n=1").json()["tasks"]
