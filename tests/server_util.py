@@ -46,27 +46,28 @@ def write_jsonl(path: Path, records: List[Dict]) -> Path:
     return path
 
 
+def teach_argv(workdir: Path, *extra: str, db: str = "answers.sqlite3") -> List[str]:
+    """`teach` arguments for a test server: the small config, the toy source
+    and a SQLite file that a test wrote in `workdir`."""
+    return [
+        "ds",
+        str(workdir / "small.cfg"),
+        str(workdir / "source.jsonl"),
+        "--label",
+        "LOC",
+        "--db",
+        str(workdir / db),
+        "--output",
+        str(workdir / "out"),
+        *extra,
+    ]
+
+
 def teach_args(workdir: Path, *extra: str, queue_size: int = 8):
-    """`teach` arguments for an in-process server: the small config, the toy
-    source and a SQLite file that a test wrote in `workdir`."""
+    """`teach_argv`, parsed, for an in-process server."""
     from spacy_binary_ner.server.teach import parse_args
 
-    return parse_args(
-        [
-            "ds",
-            str(workdir / "small.cfg"),
-            str(workdir / "source.jsonl"),
-            "--label",
-            "LOC",
-            "--db",
-            str(workdir / "answers.sqlite3"),
-            "--output",
-            str(workdir / "out"),
-            "--queue-size",
-            str(queue_size),
-            *extra,
-        ]
-    )
+    return parse_args(teach_argv(workdir, "--queue-size", str(queue_size), *extra))
 
 
 def free_port() -> int:

@@ -125,15 +125,21 @@ def test_docbin_output(pipeline, corpus, tmp_path):
     assert len(docs[0].spans["binary_ner_scores"].attrs["scores"]) == len(docs[0].spans["binary_ner_scores"])
 
 
-def test_interrupted_run_completes_on_rerun_without_duplicates(pipeline, corpus, tmp_path):
-    source, texts = corpus
+def crash_corpus(pipeline, source, tmp_path, hard: bool):
+    """A copy of the corpus with one "CRASH" text more, and the pipeline with a
+    pipe that crashes on it (`hard`: kills its process)."""
     src = tmp_path / "src"
     src.mkdir()
     for path in sorted(source.iterdir()):
         (src / path.name).write_bytes(path.read_bytes())
     with open(src / "part1.jsonl", "a") as f:
         f.write('{"text": "CRASH", "id": -1}\n')
-    crash = add_crash_pipe(pipeline, tmp_path / "crash", tmp_path / "crash.py", tmp_path / "marker", hard=False)
+    return src, add_crash_pipe(pipeline, tmp_path / "crash", tmp_path / "crash.py", tmp_path / "marker", hard=hard)
+
+
+def test_interrupted_run_completes_on_rerun_without_duplicates(pipeline, corpus, tmp_path):
+    source, texts = corpus
+    src, crash = crash_corpus(pipeline, source, tmp_path, hard=False)
     out = tmp_path / "out"
     args = ["--shard-size", "16", "--code", str(tmp_path / "crash.py")]
     with pytest.raises(KeyboardInterrupt):
@@ -149,13 +155,7 @@ def test_interrupted_run_completes_on_rerun_without_duplicates(pipeline, corpus,
 
 def test_a_killed_pool_worker_fails_the_run_and_the_rerun_completes_it(pipeline, corpus, tmp_path, capsys):
     source, texts = corpus
-    src = tmp_path / "src"
-    src.mkdir()
-    for path in sorted(source.iterdir()):
-        (src / path.name).write_bytes(path.read_bytes())
-    with open(src / "part1.jsonl", "a") as f:
-        f.write('{"text": "CRASH", "id": -1}\n')
-    crash = add_crash_pipe(pipeline, tmp_path / "crash", tmp_path / "crash.py", tmp_path / "marker", hard=True)
+    src, crash = crash_corpus(pipeline, source, tmp_path, hard=True)
     out = tmp_path / "out"
     args = ["--shard-size", "16", "--workers", "2", "--code", str(tmp_path / "crash.py")]
     assert annotate(crash, src, out, *args) == 1

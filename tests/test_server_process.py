@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 
-from .server_util import free_port, toy_records, write_config, write_jsonl  # noqa: E402
+from .server_util import free_port, teach_argv, toy_records, write_config, write_jsonl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK_ERRORS = (httpx.TransportError,)
@@ -38,18 +38,7 @@ class ServerProcess:
             "-m",
             "spacy_binary_ner",
             "teach",
-            "ds",
-            str(workdir / "small.cfg"),
-            str(workdir / "source.jsonl"),
-            "--label",
-            "LOC",
-            "--db",
-            str(workdir / "db.sqlite3"),
-            "--output",
-            str(workdir / "out"),
-            "--port",
-            str(self.port),
-            *extra,
+            *teach_argv(workdir, "--port", str(self.port), *extra, db="db.sqlite3"),
         ]
         self.proc: Optional[subprocess.Popen] = None
 
