@@ -20,6 +20,7 @@ rerunning gives the same files.
     python assets/make_sample.py [OUTPUT_DIR]   # default: this folder
 """
 
+import argparse
 import json
 import random
 import sys
@@ -461,7 +462,9 @@ def make(
 
 
 def main(argv: List[str]) -> None:
-    out = Path(argv[0]) if argv else HERE
+    parser = argparse.ArgumentParser(description="Write the embedded sample (teach answers, gold dev/eval, patterns).")
+    parser.add_argument("out", nargs="?", type=Path, default=HERE, help="folder to write to (default: assets/)")
+    out = parser.parse_args(argv).out
     make("en", EN_ENTITIES, EN_TEMPLATES, EN_EVAL_ONLY_TEMPLATES, 500, 60, 150, 150, seed=0, out=out)
     make("zh", ZH_ENTITIES, ZH_TEMPLATES, ZH_EVAL_ONLY_TEMPLATES, 500, 60, 150, 150, seed=1, out=out)
 
