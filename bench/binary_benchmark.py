@@ -4,7 +4,7 @@ teach answers, evaluated on a gold test split. Protocol: ../shared/bench/README.
 
     python bench/binary_benchmark.py --data ../shared/data/resume_zh --decisions teach-1x
 
-Systems (all with the same CNN tok2vec, optimizer, batcher and step budget):
+Systems (all with the same CNN tok2vec: the config's, after --set; the same optimizer, batcher and step budget):
   binary_ner        ours, on the decisions
   ner               spaCy ner + incorrect_spans_key, on the decisions
   beam_ner          spaCy beam_ner + incorrect_spans_key, on the decisions
@@ -79,6 +79,9 @@ def timeline_logger():
     return setup
 
 
+SHARED_TOK2VEC = "components.binary_ner.model.tok2vec."
+
+
 def use_static_vectors(config, vectors: Path) -> None:
     """Give every CNN tok2vec of `config` the static vectors at `vectors` (a
     spaCy pipeline folder or a `spacy init vectors` folder), read once by
@@ -106,25 +109,30 @@ def make_config(
     vectors: Optional[Path] = None,
 ):
     # config_path replaces configs/<lang>_cnn.cfg (with vectors: <lang>_cnn_vectors.cfg where it
-    # exists) for the binary_ner systems only.
+    # exists) for the binary_ner systems only. The peers take the CNN tok2vec of the default
+    # config after the overrides, so a `--set` on components.binary_ner.model.tok2vec.* (and
+    # the vectors config's tok2vec) reaches every system alike.
     use_custom = config_path is not None and system.startswith("binary_ner")
     default = REPO / "configs" / f"{lang}_cnn.cfg"
     with_vectors = default.with_name(f"{lang}_cnn_vectors.cfg")
-    if vectors is not None and system.startswith("binary_ner") and with_vectors.exists():
+    if vectors is not None and with_vectors.exists():
         default = with_vectors
     config = load_config(config_path if use_custom else default)
-    if system.startswith("binary_ner") and overrides:
-        for item in overrides:
-            key, value = item.split("=", 1)
-            *sections, name = key.split(".")
-            node = config
-            for section in sections:
-                node = node[section]
-            node[name] = srsly.json_loads(value)
+    for item in overrides:
+        key, value = item.split("=", 1)
+        if not system.startswith("binary_ner") and not key.startswith(SHARED_TOK2VEC):
+            continue
+        *sections, name = key.split(".")
+        node = config
+        for section in sections:
+            node = node[section]
+        node[name] = srsly.json_loads(value)
     if not system.startswith("binary_ner"):
         factory = "beam_ner" if system == "beam_ner" else "ner"
+        tok2vec = config["components"]["binary_ner"]["model"]["tok2vec"]
         del config["components"]["binary_ner"]
         config["components"].update(spacy_peer_components(factory)["components"])
+        config["components"][factory]["model"]["tok2vec"] = tok2vec
         config["nlp"]["pipeline"] = [factory]
     config["training"]["max_steps"] = max_steps
     config["training"]["eval_frequency"] = eval_frequency
