@@ -108,10 +108,16 @@ class Teacher:
         ctx = _context()
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=run_engine, args=(child, settings), name="sbn-engine", daemon=True)
+        # A first blank pipeline loads every package's registered factories
+        # (spacy-transformers imports transformers: seconds), so it is made
+        # while the engine starts rather than after.
+        warm_up = threading.Thread(target=spacy.blank, args=("xx",), name="sbn-warm-up", daemon=True)
+        warm_up.start()
         self.process.start()
         child.close()
         deadline = time.monotonic() + start_timeout
         info = self._wait_ready(start_timeout)
+        warm_up.join()
         self.labels: List[str] = info["labels"]
         self.has_eval: bool = info["eval"]
         self.n_resumed: int = info["resumed"]
