@@ -22,7 +22,7 @@ from thinc.types import Floats2d
 from .about import __version__
 from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
 from .records import v2_label_error
-from .targets import batch_targets, blocked_tokens, cell_coordinates, entity_ratio_loss, n_span_cells
+from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -61,9 +61,6 @@ SETTINGS = (
     "unknown_mask_above",
     "pseudo_above",
     "pseudo_weight",
-    "entity_ratio",
-    "entity_ratio_margin",
-    "entity_ratio_weight",
     "incorrect_spans_key",
     "scores_key",
     "candidates_threshold",
@@ -83,9 +80,6 @@ CONFIG_SETTINGS = "config_settings"
         "unknown_mask_above": 0.5,
         "pseudo_above": None,
         "pseudo_weight": 0.1,
-        "entity_ratio": None,
-        "entity_ratio_margin": 0.1,
-        "entity_ratio_weight": 0.05,
         "incorrect_spans_key": DEFAULT_INCORRECT_SPANS_KEY,
         "scores_key": DEFAULT_SCORES_KEY,
         "candidates_threshold": 0.05,
@@ -109,9 +103,6 @@ def make_binary_ner(
     unknown_mask_above: Optional[float],
     pseudo_above: Optional[float],
     pseudo_weight: float,
-    entity_ratio: Optional[float],
-    entity_ratio_margin: float,
-    entity_ratio_weight: float,
     incorrect_spans_key: str,
     scores_key: Optional[str],
     candidates_threshold: float,
@@ -132,12 +123,6 @@ def make_binary_ner(
         this high are taken as entities of that label (self-training), with
         weight `pseudo_weight`; None (the default) to never do so.
     pseudo_weight (float): Weight of those self-training targets.
-    entity_ratio (Optional[float]): Entities per token expected in the
-        training texts, all labels together; where given, a hinge loss keeps
-        the sum of the model's probabilities per token within
-        `entity_ratio_margin` of it (expected entity ratio). None: no such loss.
-    entity_ratio_margin (float): Relative band around `entity_ratio` with no loss.
-    entity_ratio_weight (float): Weight of that loss.
     incorrect_spans_key (str): Key in `reference.spans` of rejected spans.
     scores_key (Optional[str]): Span group receiving every candidate span and
         label with probability >= candidates_threshold, its probabilities in
@@ -160,9 +145,6 @@ def make_binary_ner(
         unknown_mask_above=unknown_mask_above,
         pseudo_above=pseudo_above,
         pseudo_weight=pseudo_weight,
-        entity_ratio=entity_ratio,
-        entity_ratio_margin=entity_ratio_margin,
-        entity_ratio_weight=entity_ratio_weight,
         incorrect_spans_key=incorrect_spans_key,
         scores_key=scores_key,
         candidates_threshold=candidates_threshold,
@@ -206,9 +188,6 @@ class BinaryNER(TrainablePipe):
         unknown_mask_above: Optional[float] = 0.5,
         pseudo_above: Optional[float] = None,
         pseudo_weight: float = 0.1,
-        entity_ratio: Optional[float] = None,
-        entity_ratio_margin: float = 0.1,
-        entity_ratio_weight: float = 0.05,
         incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
         scores_key: Optional[str] = DEFAULT_SCORES_KEY,
         candidates_threshold: float = 0.05,
@@ -228,9 +207,6 @@ class BinaryNER(TrainablePipe):
             "unknown_mask_above": unknown_mask_above,
             "pseudo_above": pseudo_above,
             "pseudo_weight": pseudo_weight,
-            "entity_ratio": entity_ratio,
-            "entity_ratio_margin": entity_ratio_margin,
-            "entity_ratio_weight": entity_ratio_weight,
             "incorrect_spans_key": incorrect_spans_key,
             "scores_key": scores_key,
             "candidates_threshold": candidates_threshold,
@@ -512,7 +488,7 @@ class BinaryNER(TrainablePipe):
         examples = list(examples)
         ops = self.model.ops
         probs = ops.to_numpy(ops.sigmoid(scores))
-        truths, weights, unknown = batch_targets(
+        truths, weights = build_targets(
             examples,
             self.labels,
             self.max_span_length,
@@ -529,17 +505,6 @@ class BinaryNER(TrainablePipe):
         eps = 1e-7
         bce = -(truths * numpy.log(probs + eps) + (1 - truths) * numpy.log(1 - probs + eps))
         loss = float((bce * weights).sum() / len(examples))
-        if self.cfg.get("entity_ratio") is not None:
-            ratio_loss, d_ratio = entity_ratio_loss(
-                probs,
-                unknown,
-                sum(len(eg.predicted) for eg in examples),
-                self.cfg["entity_ratio"],
-                self.cfg["entity_ratio_margin"],
-                self.cfg["entity_ratio_weight"],
-            )
-            d_scores += d_ratio
-            loss += ratio_loss
         return loss, ops.asarray2f(d_scores.astype("float32"))
 
 

@@ -82,37 +82,6 @@ def build_targets(
         float32 of shape (n_spans, n_labels), one row per span the model scores,
         in the model's order (see `span_cells`).
     """
-    truths, weights, _ = batch_targets(
-        examples,
-        labels,
-        max_span_length,
-        unknown_weight,
-        incorrect_spans_key,
-        probs=probs,
-        unknown_mask_above=unknown_mask_above,
-        pseudo_above=pseudo_above,
-        pseudo_weight=pseudo_weight,
-    )
-    return truths, weights
-
-
-def batch_targets(
-    examples: Iterable[Example],
-    labels: Sequence[str],
-    max_span_length: int,
-    unknown_weight: float,
-    incorrect_spans_key: str,
-    probs: Optional[numpy.ndarray] = None,
-    unknown_mask_above: Optional[float] = None,
-    pseudo_above: Optional[float] = None,
-    pseudo_weight: float = 0.1,
-) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """`build_targets`, and also which cells no answer says anything about.
-
-    RETURNS (Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]): `(truths,
-        weights, unknown)`: the first two as `build_targets` returns them, and a
-        boolean array of the same shape, True for the unknown cells.
-    """
     label_index = {label: i for i, label in enumerate(labels)}
     truths: List[numpy.ndarray] = []
     weights: List[numpy.ndarray] = []
@@ -125,52 +94,17 @@ def batch_targets(
         unknowns.append(unknown[cells])
     if not truths:
         empty = numpy.zeros((0, len(labels)), dtype="float32")
-        return empty, empty.copy(), empty.astype(bool)
+        return empty, empty.copy()
     truth_rows, weight_rows = numpy.concatenate(truths), numpy.concatenate(weights)
-    unknown_rows = numpy.concatenate(unknowns)
     if probs is not None and (unknown_mask_above is not None or pseudo_above is not None):
+        unknown_rows = numpy.concatenate(unknowns)
         if unknown_mask_above is not None:
             weight_rows[unknown_rows & (probs >= unknown_mask_above)] = 0.0
         if pseudo_above is not None:
             pseudo = unknown_rows & (probs >= pseudo_above)
             truth_rows[pseudo] = 1.0
             weight_rows[pseudo] = pseudo_weight
-    return truth_rows, weight_rows, unknown_rows
-
-
-def entity_ratio_loss(
-    probs: numpy.ndarray,
-    unknown: numpy.ndarray,
-    n_tokens: int,
-    ratio: float,
-    margin: float,
-    weight: float,
-) -> Tuple[float, numpy.ndarray]:
-    """Expected entity ratio term (Effland & Collins 2021): the entities the
-    model expects in a batch, the sum of its probabilities over every span and
-    label per token, should be within `margin` (relative) of `ratio`. Outside
-    that band a hinge loss moves the unknown cells only, all in the same
-    direction, each by its own p(1 - p).
-
-    probs (numpy.ndarray): The model's probabilities, (n_spans, n_labels).
-    unknown (numpy.ndarray): The unknown cells, as `batch_targets` returns them.
-    n_tokens (int): Tokens in the batch.
-    ratio (float): Expected entities per token, all labels together.
-    margin (float): Relative band around `ratio` with no loss.
-    weight (float): Weight of the hinge.
-    RETURNS (Tuple[float, numpy.ndarray]): The loss and its gradient for the
-        logits, float32 of the shape of `probs`.
-    """
-    d_logits = numpy.zeros(probs.shape, dtype="float32")
-    if n_tokens == 0 or ratio <= 0:
-        return 0.0, d_logits
-    gap = float(probs.sum(dtype="float64")) / n_tokens / ratio - 1.0
-    excess = abs(gap) - margin
-    if excess <= 0:
-        return 0.0, d_logits
-    scale = weight * numpy.sign(gap) / (ratio * n_tokens)
-    d_logits[unknown] = (scale * probs[unknown] * (1.0 - probs[unknown])).astype("float32")
-    return weight * excess, d_logits
+    return truth_rows, weight_rows
 
 
 def span_cells(n_tokens: int, max_span_length: int) -> numpy.ndarray:

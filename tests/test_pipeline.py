@@ -287,24 +287,3 @@ def test_tok2vec_without_width_needs_tok2vec_width():
         build_span_scorer(widthless)
     model = build_span_scorer(widthless, tok2vec_width=8)
     assert model.get_ref("output_layer").get_dim("nI") == 128
-
-
-def test_entity_ratio_adds_its_term_to_the_loss():
-    plain, ratio = make_nlp(), make_nlp(entity_ratio=0.01, entity_ratio_weight=1.0)
-    for nlp in (plain, ratio):
-        nlp.initialize(lambda: teach_examples(nlp))
-    fix_random_seed(0)
-    plain.get_pipe("binary_ner").model.from_bytes(ratio.get_pipe("binary_ner").model.to_bytes())
-    examples = teach_examples(plain)
-    scores = {
-        name: nlp.get_pipe("binary_ner").predict([eg.predicted for eg in examples])
-        for name, nlp in [("plain", plain), ("ratio", ratio)]
-    }
-    loss0, d0 = plain.get_pipe("binary_ner").get_loss(examples, scores["plain"])
-    loss1, d1 = ratio.get_pipe("binary_ner").get_loss(examples, scores["ratio"])
-    numpy.testing.assert_array_equal(scores["plain"], scores["ratio"])
-    # Untrained, every span sits at the 0.01 prior: far more expected entities
-    # per token than 0.01, so the term pushes unknown spans down.
-    assert loss1 > loss0
-    assert (d1 >= d0).all() and (d1 > d0).any()
-    assert ratio.config["components"]["binary_ner"]["entity_ratio"] == 0.01

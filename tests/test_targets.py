@@ -6,15 +6,7 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from spacy_binary_ner.targets import (
-    ConflictingAnswersError,
-    batch_targets,
-    build_targets,
-    cell_coordinates,
-    entity_ratio_loss,
-    n_span_cells,
-    span_cells,
-)
+from spacy_binary_ner.targets import ConflictingAnswersError, build_targets, cell_coordinates, n_span_cells, span_cells
 
 from .util import make_example
 
@@ -183,54 +175,3 @@ def test_cell_coordinates_are_the_span_cells_in_row_order(n_tokens, max_span_len
     expected_starts, expected_widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
     assert starts.tolist() == expected_starts.tolist() and widths.tolist() == expected_widths.tolist()
     assert len(starts) == n_span_cells(n_tokens, max_span_length) and starts.dtype == numpy.int32
-
-
-def test_batch_targets_marks_the_unknown_cells():
-    nlp = spacy.blank("en")
-    eg = make_example(nlp, WORDS, ents=[(1, 3, "X")], rejects=[(3, 4, "Y")])
-    truth, weight, unknown = batch_targets([eg], LABELS, L, U, "incorrect_spans")
-    exp_truth, exp_weight = expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})
-    numpy.testing.assert_array_equal(truth, exp_truth)
-    numpy.testing.assert_array_equal(unknown, exp_weight == U)
-
-
-def _ratio_case(p):
-    """4 tokens, 9 cells x 2 labels all at probability `p`, every cell unknown
-    but the accepted one (row 3, label X)."""
-    probs = numpy.full((len(CELLS), len(LABELS)), p, dtype="float64")
-    unknown = numpy.ones(probs.shape, dtype=bool)
-    unknown[CELLS.index((1, 3)), 0] = False
-    return probs, unknown
-
-
-@pytest.mark.parametrize(
-    "p,ratio,sign",
-    [
-        (0.05, 0.225, 0),  # expects 18 * 0.05 / 4 = 0.225 entities per token: on target
-        (0.05, 0.21, 0),  # 7% over, inside the 10% band
-        (0.05, 0.15, 1),  # 50% over: unknown cells pushed down
-        (0.05, 0.40, -1),  # 44% under: pushed up
-    ],
-)
-def test_entity_ratio_loss_hinge_and_gradient(p, ratio, sign):
-    probs, unknown = _ratio_case(p)
-    loss, d = entity_ratio_loss(probs, unknown, 4, ratio, 0.1, 0.5)
-    assert d.dtype == numpy.float32 and d.shape == probs.shape
-    assert not d[~unknown].any()  # an answered cell is left to its answer
-    if sign == 0:
-        assert loss == 0.0 and not d.any()
-        return
-    assert loss > 0 and numpy.all(numpy.sign(d[unknown]) == sign)
-    # The gradient is the loss's derivative with respect to each unknown logit.
-    logits = numpy.log(probs / (1 - probs))
-    eps = 1e-5
-    for row, col in [(0, 0), (8, 1)]:
-        bumped = logits.copy()
-        bumped[row, col] += eps
-        loss_up, _ = entity_ratio_loss(1 / (1 + numpy.exp(-bumped)), unknown, 4, ratio, 0.1, 0.5)
-        assert (loss_up - loss) / eps == pytest.approx(d[row, col], rel=1e-3)
-
-
-def test_entity_ratio_loss_empty_batch():
-    loss, d = entity_ratio_loss(numpy.zeros((0, 2)), numpy.zeros((0, 2), dtype=bool), 0, 0.1, 0.1, 0.5)
-    assert loss == 0.0 and d.shape == (0, 2)
