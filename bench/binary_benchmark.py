@@ -514,6 +514,13 @@ def main(argv=None):
     p.add_argument("--eval-frequency", type=int, default=200)
     p.add_argument("--lang", default=None, help="zh or en (default: from the data folder name)")
     p.add_argument("--quick", action="store_true", help="150 training sentences, 100 dev/test, 40 steps")
+    p.add_argument(
+        "--train-sentences",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train on the first N training sentences only (after any held-out dev split); 0: all",
+    )
     p.add_argument("--teachsim", type=Path, default=SHARED_BENCH / "teachsim.py")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument(
@@ -604,7 +611,7 @@ def main(argv=None):
             "are the dev split",
             file=sys.stderr,
         )
-    limit = 150 if args.quick else 0
+    limit = 150 if args.quick else args.train_sentences
     eval_limit = 100 if args.quick else 0
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -620,6 +627,8 @@ def main(argv=None):
             train_records = train_records[:-held_out_dev][: limit or None]
         else:
             dev_records = read_gold(dev_file, eval_limit)
+        if args.train_sentences:
+            print(f"training on the first {len(train_records)} training sentences", file=sys.stderr)
         write_jsonl(train_records, gold_train)
         dev = workdir / "dev.jsonl"
         write_jsonl(dev_records, dev)
@@ -666,6 +675,7 @@ def main(argv=None):
         "n_decisions": n_decisions,
         "seeds": seeds,
         "max_steps": args.max_steps,
+        "train_sentences": len(train_records),
         "vectors": str(args.vectors) if args.vectors else None,
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
