@@ -6,3 +6,5 @@ DEFAULT_INCORRECT_SPANS_KEY = "incorrect_spans"
 DEFAULT_SCORES_KEY = "binary_ner_scores"
 # The answers a teach record may carry.
 ANSWERS = ("accept", "reject", "ignore")
+# Span group of weak entities: accepted strings found again in other answered texts.
+DEFAULT_WEAK_SPANS_KEY = "binary_ner_weak"

@@ -6,8 +6,9 @@
 
 The `.spacy` file trains the `binary_ner` pipe through spaCy's own
 `spacy.Corpus.v1` reader: accepted spans are `doc.ents` with every other token
-missing, rejected spans are in `doc.spans["incorrect_spans"]`, and complete
-annotations have every other token "O".
+missing, rejected spans are in `doc.spans["incorrect_spans"]`, complete
+annotations have every other token "O", and with `--propagate-accepts` the weak
+entities are in `doc.spans["binary_ner_weak"]`.
 """
 
 import argparse
@@ -83,6 +84,7 @@ def convert(
         "settings": {k: (sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in settings.items()},
         "files": files,
         "total": reader.total().to_dict(),
+        "propagated": dict(sorted(reader.propagated.items())),
     }
 
 
@@ -116,6 +118,9 @@ def format_account(report: Dict[str, Any]) -> str:
         "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
         for row in table
     ]
+    if report.get("propagated"):
+        lines += ["", "accepted strings propagated as weak entities:"]
+        lines += [f"  {name}: {n}" for name, n in report["propagated"].items()]
     where = report["total"]["where"]
     notes = [f"  {reason}: {', '.join(places)}" for reason, places in where.items() if reason != "ignore answer"]
     if notes:
@@ -174,6 +179,18 @@ def main(argv: List[str]) -> int:
         default=DEFAULT_INCORRECT_SPANS_KEY,
         help="span group of rejected spans (the pipe's incorrect_spans_key)",
     )
+    p.add_argument(
+        "--propagate-accepts",
+        action="store_true",
+        help="find accepted strings again in the other answered texts and store them as weak entities "
+        "(doc.spans['binary_ner_weak'], trained with the pipe's weak_weight)",
+    )
+    p.add_argument(
+        "--propagate-min-rate",
+        type=float,
+        default=0.03,
+        help="leave out strings accepted in fewer than this share of the places they occur (default 0.03)",
+    )
     args = p.parse_args(argv)
     *inputs, output = args.paths
     if not inputs and not args.complete:
@@ -190,6 +207,8 @@ def main(argv: List[str]) -> int:
         strict=args.strict,
         use_tokens=not args.ignore_tokens,
         offsets=args.offsets,
+        propagate_accepts=args.propagate_accepts,
+        propagate_min_rate=args.propagate_min_rate,
     )
     try:
         nlp = make_nlp(args.lang, args.segmenter)

@@ -30,7 +30,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .constants import DEFAULT_INCORRECT_SPANS_KEY
+from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_WEAK_SPANS_KEY
+from .propagate import propagate_accepts
 from .records import (
     ALIGNMENT_MODES,
     FATAL_REASONS,
@@ -193,6 +194,13 @@ class TeachReader:
     offsets (str): What span and token offsets count: "chars" (Unicode code
         points, as Python and spaCy count) or "utf16" (UTF-16 code units, as
         JavaScript counts; converted).
+    propagate_accepts (bool): Find accepted strings again in the other
+        answered texts and add them as weak entities (see
+        `spacy_binary_ner.propagate`); the account is in `self.propagated`.
+    propagate_min_rate (float): Strings accepted in fewer than this share of
+        the places they occur are not propagated.
+    weak_spans_key (str): Key of the weak entities in `reference.spans`; must
+        match the pipe's `weak_spans_key`.
     """
 
     def __init__(
@@ -207,6 +215,9 @@ class TeachReader:
         strict: bool = False,
         use_tokens: bool = True,
         offsets: str = "chars",
+        propagate_accepts: bool = False,
+        propagate_min_rate: float = 0.03,
+        weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
     ) -> None:
         if offsets not in OFFSET_UNITS:
             raise ValueError(f"offsets must be one of {OFFSET_UNITS}, not {offsets!r}")
@@ -216,6 +227,8 @@ class TeachReader:
             raise ValueError(f"long_texts must be one of {LONG_TEXT_MODES}, not {long_texts!r}")
         if max_length < 0:
             raise ValueError(f"max_length must be 0 (no limit) or positive, not {max_length}")
+        if not 0.0 <= propagate_min_rate <= 1.0:
+            raise ValueError(f"propagate_min_rate must be between 0 and 1, not {propagate_min_rate}")
         self.nlp = nlp
         self.incorrect_spans_key = incorrect_spans_key
         self.alignment = alignment
@@ -225,6 +238,10 @@ class TeachReader:
         self.strict = strict
         self.use_tokens = use_tokens
         self.offsets = offsets
+        self.propagate_accepts = propagate_accepts
+        self.propagate_min_rate = propagate_min_rate
+        self.weak_spans_key = weak_spans_key
+        self.propagated: Counter = Counter()
         self.sources: List[str] = []
         self.complete: List[bool] = []
         self.stats: List[ReadStats] = []
@@ -380,6 +397,13 @@ class TeachReader:
             elif state.reason != "skipped":
                 stats.skipped[state.reason or "conflicting answers"] += 1
         self._used = used
+        if self.propagate_accepts:
+            self.propagated = propagate_accepts(
+                examples,
+                weak_spans_key=self.weak_spans_key,
+                incorrect_spans_key=self.incorrect_spans_key,
+                min_rate=self.propagate_min_rate,
+            )
         for sentence in self._order:
             first = True
             for rec in sentence.records:
@@ -564,6 +588,8 @@ def records_to_examples(
     long_texts: str = "split",
     strict: bool = False,
     offsets: str = "chars",
+    propagate_accepts: bool = False,
+    propagate_min_rate: float = 0.03,
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -572,7 +598,8 @@ def records_to_examples(
     complete (bool): Whether the records are complete annotations.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     stats (Optional[ReadStats]): The account is added here if given.
-    alignment, labels, max_length, long_texts, strict, offsets: See `TeachReader`.
+    alignment, labels, max_length, long_texts, strict, offsets,
+        propagate_accepts, propagate_min_rate: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
     reader = TeachReader(
@@ -584,6 +611,8 @@ def records_to_examples(
         long_texts=long_texts,
         strict=strict,
         offsets=offsets,
+        propagate_accepts=propagate_accepts,
+        propagate_min_rate=propagate_min_rate,
     )
     reader.read_records(records, complete=complete)
     examples = reader.examples()
@@ -636,6 +665,9 @@ def create_teach_corpus(
     strict: bool = False,
     use_tokens: bool = True,
     offsets: str = "chars",
+    propagate_accepts: bool = False,
+    propagate_min_rate: float = 0.03,
+    weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
 ) -> Callable[[Language], Iterable[Example]]:
     """Read teach answers and complete annotations for `spacy train`. Records
     of the same sentence are merged across all the files; the account of every
@@ -654,6 +686,11 @@ def create_teach_corpus(
     use_tokens (bool): Use the records' `tokens`; if false, the pipeline's tokenizer.
     offsets (str): "chars" (span and token offsets in Unicode code points) or
         "utf16" (in UTF-16 code units, as JavaScript tools write them).
+    propagate_accepts (bool): Add accepted strings found again in other
+        answered texts as weak entities (trained with the pipe's `weak_weight`).
+    propagate_min_rate (float): Leave out strings accepted in fewer than this
+        share of the places they occur.
+    weak_spans_key (str): Must match components.binary_ner.weak_spans_key.
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
     cache: Dict[int, List[Example]] = {}
@@ -666,6 +703,9 @@ def create_teach_corpus(
         strict=strict,
         use_tokens=use_tokens,
         offsets=offsets,
+        propagate_accepts=propagate_accepts,
+        propagate_min_rate=propagate_min_rate,
+        weak_spans_key=weak_spans_key,
     )
     TeachReader(Language(), **settings)  # fail early on bad settings
 
@@ -690,6 +730,11 @@ def create_teach_corpus(
                         ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items()) if r not in HARMLESS_REASONS),
                         "; ".join(f"{r}: {p[0]}" for r, p in sorted(stats.where.items()) if r not in HARMLESS_REASONS),
                     )
+            if reader.propagated:
+                logger.info(
+                    "Accepted strings propagated as weak entities: %s",
+                    ", ".join(f"{name} {n}" for name, n in sorted(reader.propagated.items())),
+                )
             cache.clear()
             cache[id(nlp)] = examples[:limit] if limit else examples
         for eg in cache[id(nlp)]:

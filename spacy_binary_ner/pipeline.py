@@ -20,7 +20,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from .about import __version__
-from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY
+from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY, DEFAULT_WEAK_SPANS_KEY
 from .records import v2_label_error
 from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
 
@@ -61,6 +61,9 @@ SETTINGS = (
     "unknown_mask_above",
     "pseudo_above",
     "pseudo_weight",
+    "weak_weight",
+    "weak_until",
+    "weak_spans_key",
     "incorrect_spans_key",
     "scores_key",
     "candidates_threshold",
@@ -80,6 +83,9 @@ CONFIG_SETTINGS = "config_settings"
         "unknown_mask_above": 0.5,
         "pseudo_above": None,
         "pseudo_weight": 0.1,
+        "weak_weight": 0.2,
+        "weak_until": None,
+        "weak_spans_key": DEFAULT_WEAK_SPANS_KEY,
         "incorrect_spans_key": DEFAULT_INCORRECT_SPANS_KEY,
         "scores_key": DEFAULT_SCORES_KEY,
         "candidates_threshold": 0.05,
@@ -103,6 +109,9 @@ def make_binary_ner(
     unknown_mask_above: Optional[float],
     pseudo_above: Optional[float],
     pseudo_weight: float,
+    weak_weight: float,
+    weak_until: Optional[float],
+    weak_spans_key: str,
     incorrect_spans_key: str,
     scores_key: Optional[str],
     candidates_threshold: float,
@@ -123,6 +132,12 @@ def make_binary_ner(
         this high are taken as entities of that label (self-training), with
         weight `pseudo_weight`; None (the default) to never do so.
     pseudo_weight (float): Weight of those self-training targets.
+    weak_weight (float): Weight of the weak entities in `weak_spans_key`
+        (accepted strings found again in other answered texts, added by the
+        reader's `propagate_accepts`); 0 to train none.
+    weak_until (Optional[float]): Weak entities the model already scores at
+        least this high get no further push; None: push them all.
+    weak_spans_key (str): Key in `reference.spans` of the weak entities.
     incorrect_spans_key (str): Key in `reference.spans` of rejected spans.
     scores_key (Optional[str]): Span group receiving every candidate span and
         label with probability >= candidates_threshold, its probabilities in
@@ -145,6 +160,9 @@ def make_binary_ner(
         unknown_mask_above=unknown_mask_above,
         pseudo_above=pseudo_above,
         pseudo_weight=pseudo_weight,
+        weak_weight=weak_weight,
+        weak_until=weak_until,
+        weak_spans_key=weak_spans_key,
         incorrect_spans_key=incorrect_spans_key,
         scores_key=scores_key,
         candidates_threshold=candidates_threshold,
@@ -188,6 +206,9 @@ class BinaryNER(TrainablePipe):
         unknown_mask_above: Optional[float] = 0.5,
         pseudo_above: Optional[float] = None,
         pseudo_weight: float = 0.1,
+        weak_weight: float = 0.2,
+        weak_until: Optional[float] = None,
+        weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
         incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
         scores_key: Optional[str] = DEFAULT_SCORES_KEY,
         candidates_threshold: float = 0.05,
@@ -207,6 +228,9 @@ class BinaryNER(TrainablePipe):
             "unknown_mask_above": unknown_mask_above,
             "pseudo_above": pseudo_above,
             "pseudo_weight": pseudo_weight,
+            "weak_weight": weak_weight,
+            "weak_until": weak_until,
+            "weak_spans_key": weak_spans_key,
             "incorrect_spans_key": incorrect_spans_key,
             "scores_key": scores_key,
             "candidates_threshold": candidates_threshold,
@@ -498,6 +522,9 @@ class BinaryNER(TrainablePipe):
             unknown_mask_above=self.cfg["unknown_mask_above"],
             pseudo_above=self.cfg["pseudo_above"] if self_training else None,
             pseudo_weight=self.cfg["pseudo_weight"],
+            weak_spans_key=self.cfg.get("weak_spans_key"),
+            weak_weight=self.cfg.get("weak_weight", 0.0),
+            weak_until=self.cfg.get("weak_until"),
         )
         # The derivative of binary cross-entropy with respect to the logit is
         # p - t: positive pushes the logit down, towards "not this label".

@@ -24,6 +24,8 @@ a known entity, any other label         0           1
 overlaps a known entity, or holds an    0           1 (flat entities: it cannot
 "O" token                                           be an entity)
 rejected (span, label)                  0           1 (that label only)
+a weak entity (an accepted string       1           `weak_weight` (that label
+found again), its label, if unknown                 only)
 anything else (unknown)                 0           `unknown_weight`
 longer than the doc                     0           0
 =====================================  ==========  ==========================
@@ -31,6 +33,9 @@ longer than the doc                     0           0
 A teach accept is a reference with one entity and every other token unknown;
 a complete annotation has every token either in an entity or "O"; a reject
 leaves the tokens unknown and adds one span to the incorrect-spans group.
+Weak entities are in `doc.spans[weak_spans_key]` (see
+`spacy_binary_ner.propagate`); a weak entity's cell is not unknown, so the
+mask and self-training below leave it alone.
 """
 
 from functools import lru_cache
@@ -61,6 +66,9 @@ def build_targets(
     unknown_mask_above: Optional[float] = None,
     pseudo_above: Optional[float] = None,
     pseudo_weight: float = 0.1,
+    weak_spans_key: Optional[str] = None,
+    weak_weight: float = 0.0,
+    weak_until: Optional[float] = None,
 ) -> Targets:
     """Build the targets and weights of a batch.
 
@@ -78,6 +86,12 @@ def build_targets(
         this probability become targets 1 with weight `pseudo_weight`
         (self-training); needs `probs`. None: never.
     pseudo_weight (float): Weight of those targets.
+    weak_spans_key (Optional[str]): Key of the weak entities in
+        `reference.spans`; None: none are read.
+    weak_weight (float): Weight of a weak entity's cell; 0 reads none.
+    weak_until (Optional[float]): Weak cells the model already gives at least
+        this probability get weight 0: weak evidence lifts a span to the
+        decision boundary, not beyond. Needs `probs`; None: never.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `(truths, weights)`, both
         float32 of shape (n_spans, n_labels), one row per span the model scores,
         in the model's order (see `span_cells`).
@@ -86,12 +100,18 @@ def build_targets(
     truths: List[numpy.ndarray] = []
     weights: List[numpy.ndarray] = []
     unknowns: List[numpy.ndarray] = []
+    weaks: List[numpy.ndarray] = []
     for eg in examples:
         truth, weight, unknown = _doc_targets(eg, label_index, max_span_length, unknown_weight, incorrect_spans_key)
+        weak = numpy.zeros_like(unknown)
+        if weak_spans_key is not None and weak_weight > 0 and weak_spans_key in eg.reference.spans:
+            spans = eg.reference.spans[weak_spans_key]
+            _add_weak(eg, spans, label_index, max_span_length, weak_weight, truth, weight, unknown, weak)
         cells = span_cells(len(eg.predicted), max_span_length)
         truths.append(truth[cells])
         weights.append(weight[cells])
         unknowns.append(unknown[cells])
+        weaks.append(weak[cells])
     if not truths:
         empty = numpy.zeros((0, len(labels)), dtype="float32")
         return empty, empty.copy()
@@ -104,6 +124,8 @@ def build_targets(
             pseudo = unknown_rows & (probs >= pseudo_above)
             truth_rows[pseudo] = 1.0
             weight_rows[pseudo] = pseudo_weight
+    if probs is not None and weak_until is not None:
+        weight_rows[numpy.concatenate(weaks) & (probs >= weak_until)] = 0.0
     return truth_rows, weight_rows
 
 
@@ -220,6 +242,30 @@ def _doc_targets(
             weight[span.start, width, k] = 1.0
             unknown[span.start, width, k] = False
     return truth, weight, unknown
+
+
+def _add_weak(
+    eg: Example,
+    spans: Iterable[Span],
+    label_index: Dict[str, int],
+    L: int,
+    weak_weight: float,
+    truth: numpy.ndarray,
+    weight: numpy.ndarray,
+    unknown: numpy.ndarray,
+    weak: numpy.ndarray,
+) -> None:
+    """Weak entities become targets 1 with `weak_weight`, in unknown cells only
+    (marked in `weak`)."""
+    for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True):
+        width = span.end - span.start - 1
+        k = label_index.get(span.label_)
+        if k is None or width >= L or not unknown[span.start, width, k]:
+            continue
+        truth[span.start, width, k] = 1.0
+        weight[span.start, width, k] = weak_weight
+        unknown[span.start, width, k] = False
+        weak[span.start, width, k] = True
 
 
 def blocked_tokens(doc: Doc) -> numpy.ndarray:

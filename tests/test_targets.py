@@ -175,3 +175,58 @@ def test_cell_coordinates_are_the_span_cells_in_row_order(n_tokens, max_span_len
     expected_starts, expected_widths = numpy.nonzero(span_cells(n_tokens, max_span_length))
     assert starts.tolist() == expected_starts.tolist() and widths.tolist() == expected_widths.tolist()
     assert len(starts) == n_span_cells(n_tokens, max_span_length) and starts.dtype == numpy.int32
+
+
+def test_weak_entities_are_positive_only_in_unknown_cells():
+    nlp = spacy.blank("en")
+    eg = make_example(nlp, WORDS, ents=[(1, 3, "X")], rejects=[(3, 4, "Y")])
+    weak = [(0, 1, "X"), (3, 4, "Y"), (1, 2, "X"), (3, 4, "X"), (0, 1, "Z")]
+    eg.reference.spans["weak"] = [Span(eg.reference, s, e, label=lab) for s, e, lab in weak]
+    truth, weight = build_targets([eg], LABELS, L, U, "incorrect_spans", weak_spans_key="weak", weak_weight=0.4)
+    exp_truth, exp_weight = expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})
+    # "a" X and "d" X were unknown: weak positives. "d" Y was rejected and "b"
+    # crosses the accepted entity: both stay known negatives. Z is no label.
+    a, d = CELLS.index((0, 1)), CELLS.index((3, 4))
+    exp_truth[a, 0] = exp_truth[d, 0] = 1.0
+    exp_weight[a, 0] = exp_weight[d, 0] = 0.4
+    numpy.testing.assert_array_equal(truth, exp_truth)
+    numpy.testing.assert_array_equal(weight, exp_weight)
+    # A weak cell is not unknown: the mask and self-training leave it as it is.
+    probs = numpy.full((len(CELLS), len(LABELS)), 0.95, dtype="float32")
+    truth2, weight2 = build_targets(
+        [eg],
+        LABELS,
+        L,
+        U,
+        "incorrect_spans",
+        probs=probs,
+        unknown_mask_above=0.5,
+        pseudo_above=0.9,
+        pseudo_weight=0.1,
+        weak_spans_key="weak",
+        weak_weight=0.4,
+    )
+    assert weight2[a, 0] == weight2[d, 0] == 0.4
+    # Weight 0, or another key: the weak entities are not read.
+    for kwargs in (dict(weak_spans_key="weak", weak_weight=0.0), dict(weak_spans_key="other", weak_weight=0.4)):
+        plain = build_targets([eg], LABELS, L, U, "incorrect_spans", **kwargs)
+        numpy.testing.assert_array_equal(plain[1], expected({(1, 3, "X")}, CROSSING_BC, rejected={(3, 4, "Y")})[1])
+
+
+def test_weak_until_stops_the_push_at_the_boundary():
+    nlp = spacy.blank("en")
+    eg = make_example(nlp, WORDS, ents=[(1, 3, "X")])
+    eg.reference.spans["weak"] = [Span(eg.reference, 0, 1, label="X"), Span(eg.reference, 3, 4, label="X")]
+    a, d = CELLS.index((0, 1)), CELLS.index((3, 4))
+    probs = numpy.full((len(CELLS), len(LABELS)), 0.2, dtype="float32")
+    probs[a, 0] = 0.6  # "a" X: already past the boundary
+    truth, weight = build_targets(
+        [eg], LABELS, L, U, "incorrect_spans", probs=probs, weak_spans_key="weak", weak_weight=0.4, weak_until=0.5
+    )
+    assert truth[a, 0] == truth[d, 0] == 1.0
+    assert (weight[a, 0], weight[d, 0]) == (0.0, numpy.float32(0.4))
+    # The other cells are as without weak entities.
+    exp_weight = expected({(1, 3, "X")}, CROSSING_BC)[1]
+    mask = numpy.ones_like(weight, dtype=bool)
+    mask[a, 0] = mask[d, 0] = False
+    numpy.testing.assert_array_equal(weight[mask], exp_weight[mask])

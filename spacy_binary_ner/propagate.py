@@ -1,0 +1,128 @@
+"""Accepted strings found again in other answered texts, as weak entities.
+
+A teach answer names one span of its text, so most entities of the answered
+texts are unknown to the loss. Many of them are strings that were accepted in
+another text. `propagate_accepts` finds those strings again in every answered
+text and puts them, with the label they were accepted with, into the span
+group `reference.spans[weak_spans_key]`; the pipe trains them as entities
+with a small weight (`weak_weight`).
+
+A string is propagated only if every answer about it agrees: accepted with one
+label only, never rejected with that label. A string that is an entity in few
+of the places it occurs (a Chinese character that is a place name on its own
+and part of many words) is accepted in few of them: strings whose accepts are
+fewer than `min_rate` of their occurrences in the answered texts are left out.
+A match becomes a weak entity only where all its tokens are unknown, and not
+where that span and label was rejected. Texts with complete annotations are
+neither searched nor used as a source: they have no unknown tokens.
+"""
+
+from collections import Counter, defaultdict
+from typing import Dict, Iterable, Iterator, Sequence, Tuple
+
+from spacy.tokens import Span
+from spacy.training import Example
+
+Key = Tuple[str, ...]
+
+
+def propagate_accepts(
+    examples: Iterable[Example],
+    *,
+    weak_spans_key: str,
+    incorrect_spans_key: str,
+    min_rate: float = 0.03,
+) -> Counter:
+    """Add weak entities to the references of the answered examples, in place.
+
+    examples (Iterable[Example]): The examples, as the reader built them.
+    weak_spans_key (str): Span group of the weak entities in `reference.spans`.
+    incorrect_spans_key (str): Span group of the rejected spans.
+    min_rate (float): Smallest share of a string's occurrences that must have
+        been accepted for the string to be propagated.
+    RETURNS (Counter): The account: "strings accepted", "strings propagated",
+        "strings left out: several labels", "... rejected", "... rarely
+        accepted", and "weak entities" added.
+    """
+    if not 0.0 <= min_rate <= 1.0:
+        raise ValueError(f"min_rate must be between 0 and 1, not {min_rate}")
+    answered = [eg for eg in examples if _has_unknown_tokens(eg)]
+    accepted: Dict[Key, Counter] = defaultdict(Counter)
+    rejected: Dict[Key, Counter] = defaultdict(Counter)
+    for eg in answered:
+        ref = eg.reference
+        for ent in ref.ents:
+            accepted[_key(ent)][ent.label_] += 1
+        for span in ref.spans.get(incorrect_spans_key, []):
+            rejected[_key(span)][span.label_] += 1
+    account: Counter = Counter()
+    account["strings accepted"] = len(accepted)
+    candidates: Dict[Key, str] = {}
+    for key, labels in accepted.items():
+        if len(labels) > 1:
+            account["strings left out: several labels"] += 1
+            continue
+        label = next(iter(labels))
+        if rejected.get(key, Counter())[label]:
+            account["strings left out: rejected"] += 1
+            continue
+        candidates[key] = label
+    occurrences: Counter = Counter()
+    lexicon = _Lexicon(candidates)
+    for eg in answered:
+        for start, end, key in lexicon.matches([t.text for t in eg.reference]):
+            occurrences[key] += 1
+    kept = {}
+    for key, label in candidates.items():
+        if sum(accepted[key].values()) >= min_rate * occurrences[key]:
+            kept[key] = label
+        else:
+            account["strings left out: rarely accepted"] += 1
+    account["strings propagated"] = len(kept)
+    lexicon = _Lexicon(kept)
+    for eg in answered:
+        ref = eg.reference
+        known = {(s.start, s.end, s.label_) for s in ref.spans.get(incorrect_spans_key, [])}
+        weak = []
+        for start, end, key in lexicon.matches([t.text for t in ref]):
+            label = kept[key]
+            if (start, end, label) in known or any(t.ent_iob_ for t in ref[start:end]):
+                continue
+            weak.append(Span(ref, start, end, label=label))
+        if weak:
+            ref.spans[weak_spans_key] = weak
+            account["weak entities"] += len(weak)
+    return account
+
+
+def _has_unknown_tokens(eg: Example) -> bool:
+    return any(not token.ent_iob_ for token in eg.reference)
+
+
+def _key(span: Span) -> Key:
+    return tuple(token.text for token in span)
+
+
+class _Lexicon:
+    """Token strings, found in texts left to right, the longest at each place."""
+
+    def __init__(self, strings: Iterable[Key]) -> None:
+        self.strings = set(strings)
+        lengths: Dict[str, set] = defaultdict(set)
+        for key in self.strings:
+            lengths[key[0]].add(len(key))
+        # First token -> the lengths of the strings starting with it, longest first.
+        self.lengths = {first: sorted(found, reverse=True) for first, found in lengths.items()}
+
+    def matches(self, words: Sequence[str]) -> Iterator[Tuple[int, int, Key]]:
+        """Non-overlapping occurrences in `words`: (start, end, key)."""
+        i, n = 0, len(words)
+        while i < n:
+            end = i + 1
+            for length in self.lengths.get(words[i], ()):
+                key = tuple(words[i : i + length])
+                if i + length <= n and key in self.strings:
+                    yield i, i + length, key
+                    end = i + length
+                    break
+            i = end

@@ -1,0 +1,168 @@
+"""Accepted strings propagated to other answered texts as weak entities."""
+
+import json
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.util import fix_random_seed
+
+from spacy_binary_ner.__main__ import main as cli
+from spacy_binary_ner.data import read_teach_data
+from spacy_binary_ner.propagate import propagate_accepts
+
+from .util import SMALL_MODEL
+
+
+def record(text, start, end, label, answer):
+    return {"text": text, "spans": [{"start": start, "end": end, "label": label}], "answer": answer}
+
+
+def weak_of(examples, key="binary_ner_weak"):
+    return {
+        eg.reference.text: [(s.text, s.label_) for s in eg.reference.spans[key]]
+        for eg in examples
+        if key in eg.reference.spans
+    }
+
+
+def read(records, tmp_path, complete=(), **settings):
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf8")
+    complete_path = None
+    if complete:
+        complete_path = tmp_path / "complete.jsonl"
+        complete_path.write_text("\n".join(json.dumps(r) for r in complete) + "\n", encoding="utf8")
+    return read_teach_data(spacy.blank("en"), path, complete_path, **settings)
+
+
+RECORDS = [
+    record("I met Anna Smith today .", 6, 16, "PER", "accept"),
+    record("Anna Smith lives in Paris .", 20, 25, "LOC", "accept"),
+    record("Later Anna Smith went to Paris .", 0, 5, "PER", "reject"),
+    # "Jordan": accepted as PER and as LOC, so never propagated.
+    record("Jordan spoke .", 0, 6, "PER", "accept"),
+    record("We flew to Jordan .", 11, 17, "LOC", "accept"),
+    record("Jordan again .", 7, 12, "LOC", "reject"),
+    # "Nile": accepted, but also rejected as LOC in another text.
+    record("The Nile is long .", 4, 8, "LOC", "accept"),
+    record("Nile Rodgers plays .", 0, 4, "LOC", "reject"),
+]
+
+
+def test_reader_adds_weak_entities_where_tokens_are_unknown(tmp_path):
+    examples, reader = read(RECORDS, tmp_path, propagate_accepts=True)
+    weak = weak_of(examples)
+    # Where nothing is known of their tokens: not on the accepted "Paris" itself.
+    assert weak == {
+        "Anna Smith lives in Paris .": [("Anna Smith", "PER")],
+        "Later Anna Smith went to Paris .": [("Anna Smith", "PER"), ("Paris", "LOC")],
+    }
+    assert reader.propagated == {
+        "strings accepted": 4,
+        "strings propagated": 2,
+        "strings left out: several labels": 1,
+        "strings left out: rejected": 1,
+        "weak entities": 3,
+    }
+    # Off by default.
+    examples, reader = read(RECORDS, tmp_path)
+    assert weak_of(examples) == {} and not reader.propagated
+
+
+def test_accepted_span_and_rejected_cell_are_not_weak(tmp_path):
+    records = [
+        record("Paris and Paris .", 0, 5, "LOC", "accept"),
+        record("Rome or Paris .", 8, 13, "LOC", "reject"),
+        record("Rome or Paris .", 0, 4, "LOC", "accept"),
+    ]
+    # "Paris" is rejected as LOC once, so it is not propagated; "Rome" is.
+    examples, reader = read(records, tmp_path, propagate_accepts=True)
+    assert weak_of(examples) == {}
+    assert reader.propagated["strings left out: rejected"] == 1
+    records[1] = record("Rome or Paris .", 8, 13, "PER", "reject")
+    examples, _ = read(records, tmp_path, propagate_accepts=True)
+    # The second "Paris" of the first text is weak, not the accepted one.
+    assert weak_of(examples) == {"Paris and Paris .": [("Paris", "LOC")], "Rome or Paris .": [("Paris", "LOC")]}
+
+
+def test_rarely_accepted_strings_are_left_out(tmp_path):
+    texts = [f"a {i} b ." for i in range(40)]
+    records = [record("x a y .", 2, 3, "LOC", "accept")] + [
+        record(t, len(t) - 1, len(t), "LOC", "reject") for t in texts
+    ]
+    # "a" occurs 41 times, accepted once: a rate of 1/41 < 0.03.
+    examples, reader = read(records, tmp_path, propagate_accepts=True)
+    assert reader.propagated["strings left out: rarely accepted"] == 1 and weak_of(examples) == {}
+    examples, reader = read(records, tmp_path, propagate_accepts=True, propagate_min_rate=0.02)
+    assert reader.propagated["weak entities"] == 40
+
+
+def test_complete_annotations_are_neither_source_nor_target(tmp_path):
+    complete = [{"text": "Anna Smith is here .", "spans": [], "answer": "accept"}]
+    records = [
+        record("I met Anna Smith today .", 6, 16, "PER", "accept"),
+        record("Call Anna Smith .", 0, 4, "PER", "reject"),
+    ]
+    examples, _ = read(records, tmp_path, complete=complete, propagate_accepts=True)
+    assert weak_of(examples) == {"Call Anna Smith .": [("Anna Smith", "PER")]}
+    complete = [{"text": "Bob Lee is here .", "spans": [{"start": 0, "end": 7, "label": "PER"}], "answer": "accept"}]
+    records = [record("Call Bob Lee .", 0, 4, "PER", "reject")]
+    examples, reader = read(records, tmp_path, complete=complete, propagate_accepts=True)
+    assert weak_of(examples) == {} and reader.propagated["strings accepted"] == 0
+
+
+def test_bad_min_rate_is_an_error():
+    with pytest.raises(ValueError, match="propagate_min_rate must be between 0 and 1"):
+        read_teach_data(spacy.blank("en"), None, propagate_min_rate=2.0)
+    with pytest.raises(ValueError, match="min_rate must be between 0 and 1"):
+        propagate_accepts([], weak_spans_key="w", incorrect_spans_key="i", min_rate=-1)
+
+
+def person_score(nlp, text, name):
+    doc = nlp(text)
+    group = doc.spans["binary_ner_scores"]
+    scores = [s for span, s in zip(group, group.attrs["scores"]) if span.text == name and span.label_ == "PER"]
+    return max(scores, default=0.0)
+
+
+def test_weak_entities_teach_the_pipe_the_other_places(tmp_path):
+    others = [f"Then Zorblat saw {city} ." for city in ("Rome", "Oslo", "Lima", "Kiev", "Bern", "Doha")]
+    records = [record("I met Zorblat today .", 6, 13, "PER", "accept")]
+    records += [record(text, len(text) - 1, len(text), "LOC", "reject") for text in others]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf8")
+    scores = {}
+    for weak_weight in (0.0, 0.5):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL, "weak_weight": weak_weight})
+        examples, reader = read_teach_data(nlp, path, propagate_accepts=True)
+        assert reader.propagated["weak entities"] == len(others)
+        fix_random_seed(0)
+        optimizer = nlp.initialize(lambda: examples)
+        for _ in range(30):
+            nlp.update(examples, sgd=optimizer)
+        scores[weak_weight] = person_score(nlp, "Later Zorblat left Rome .", "Zorblat")
+    # Here 0.30 against 0.08: the one accept alone teaches little about the other places.
+    assert scores[0.5] > 2 * scores[0.0]
+
+
+def test_converter_keeps_the_weak_entities(tmp_path, capsys):
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n", encoding="utf8")
+    out, report = tmp_path / "train.spacy", tmp_path / "report.json"
+    assert cli(["convert", str(path), str(out), "--propagate-accepts", "--report", str(report)]) == 0
+    assert "weak entities: 3" in capsys.readouterr().out
+    assert json.loads(report.read_text())["propagated"]["weak entities"] == 3
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    weak = {
+        doc.text: [(s.text, s.label_) for s in doc.spans["binary_ner_weak"]]
+        for doc in docs
+        if doc.spans.get("binary_ner_weak")
+    }
+    assert weak["Later Anna Smith went to Paris ."] == [("Anna Smith", "PER"), ("Paris", "LOC")]
+    assert cli(["convert", str(path), str(tmp_path / "plain.spacy")]) == 0
+    assert not any(
+        "binary_ner_weak" in doc.spans
+        for doc in DocBin().from_disk(tmp_path / "plain.spacy").get_docs(spacy.blank("en").vocab)
+    )
