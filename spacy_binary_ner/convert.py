@@ -191,6 +191,13 @@ def main(argv: List[str]) -> int:
         default=0.03,
         help="leave out strings accepted in fewer than this share of the places they occur (default 0.03)",
     )
+    p.add_argument(
+        "--propagate-max-nested",
+        type=float,
+        default=0.3,
+        help="leave out strings that, of their places in accepted entities, are inside a longer one more often "
+        "than this share (default 0.3)",
+    )
     args = p.parse_args(argv)
     *inputs, output = args.paths
     if not inputs and not args.complete:
@@ -209,6 +216,7 @@ def main(argv: List[str]) -> int:
         offsets=args.offsets,
         propagate_accepts=args.propagate_accepts,
         propagate_min_rate=args.propagate_min_rate,
+        propagate_max_nested=args.propagate_max_nested,
     )
     try:
         nlp = make_nlp(args.lang, args.segmenter)

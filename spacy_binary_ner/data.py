@@ -199,6 +199,9 @@ class TeachReader:
         `spacy_binary_ner.propagate`); the account is in `self.propagated`.
     propagate_min_rate (float): Strings accepted in fewer than this share of
         the places they occur are not propagated.
+    propagate_max_nested (float): Strings that, of their places in accepted
+        entities, are inside a longer accepted entity more often than this
+        share are not propagated.
     weak_spans_key (str): Key of the weak entities in `reference.spans`; must
         match the pipe's `weak_spans_key`.
     """
@@ -217,6 +220,7 @@ class TeachReader:
         offsets: str = "chars",
         propagate_accepts: bool = False,
         propagate_min_rate: float = 0.03,
+        propagate_max_nested: float = 0.3,
         weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
     ) -> None:
         if offsets not in OFFSET_UNITS:
@@ -227,8 +231,9 @@ class TeachReader:
             raise ValueError(f"long_texts must be one of {LONG_TEXT_MODES}, not {long_texts!r}")
         if max_length < 0:
             raise ValueError(f"max_length must be 0 (no limit) or positive, not {max_length}")
-        if not 0.0 <= propagate_min_rate <= 1.0:
-            raise ValueError(f"propagate_min_rate must be between 0 and 1, not {propagate_min_rate}")
+        for name, value in (("propagate_min_rate", propagate_min_rate), ("propagate_max_nested", propagate_max_nested)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
         self.nlp = nlp
         self.incorrect_spans_key = incorrect_spans_key
         self.alignment = alignment
@@ -240,6 +245,7 @@ class TeachReader:
         self.offsets = offsets
         self.propagate_accepts = propagate_accepts
         self.propagate_min_rate = propagate_min_rate
+        self.propagate_max_nested = propagate_max_nested
         self.weak_spans_key = weak_spans_key
         self.propagated: Counter = Counter()
         self.sources: List[str] = []
@@ -403,6 +409,7 @@ class TeachReader:
                 weak_spans_key=self.weak_spans_key,
                 incorrect_spans_key=self.incorrect_spans_key,
                 min_rate=self.propagate_min_rate,
+                max_nested=self.propagate_max_nested,
             )
         for sentence in self._order:
             first = True
@@ -590,6 +597,7 @@ def records_to_examples(
     offsets: str = "chars",
     propagate_accepts: bool = False,
     propagate_min_rate: float = 0.03,
+    propagate_max_nested: float = 0.3,
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -599,7 +607,7 @@ def records_to_examples(
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     stats (Optional[ReadStats]): The account is added here if given.
     alignment, labels, max_length, long_texts, strict, offsets,
-        propagate_accepts, propagate_min_rate: See `TeachReader`.
+        propagate_accepts, propagate_min_rate, propagate_max_nested: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
     reader = TeachReader(
@@ -613,6 +621,7 @@ def records_to_examples(
         offsets=offsets,
         propagate_accepts=propagate_accepts,
         propagate_min_rate=propagate_min_rate,
+        propagate_max_nested=propagate_max_nested,
     )
     reader.read_records(records, complete=complete)
     examples = reader.examples()
@@ -667,6 +676,7 @@ def create_teach_corpus(
     offsets: str = "chars",
     propagate_accepts: bool = False,
     propagate_min_rate: float = 0.03,
+    propagate_max_nested: float = 0.3,
     weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
 ) -> Callable[[Language], Iterable[Example]]:
     """Read teach answers and complete annotations for `spacy train`. Records
@@ -690,6 +700,8 @@ def create_teach_corpus(
         answered texts as weak entities (trained with the pipe's `weak_weight`).
     propagate_min_rate (float): Leave out strings accepted in fewer than this
         share of the places they occur.
+    propagate_max_nested (float): Leave out strings that, of their places in
+        accepted entities, are inside a longer one more often than this share.
     weak_spans_key (str): Must match components.binary_ner.weak_spans_key.
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
@@ -705,6 +717,7 @@ def create_teach_corpus(
         offsets=offsets,
         propagate_accepts=propagate_accepts,
         propagate_min_rate=propagate_min_rate,
+        propagate_max_nested=propagate_max_nested,
         weak_spans_key=weak_spans_key,
     )
     TeachReader(Language(), **settings)  # fail early on bad settings

@@ -11,7 +11,10 @@ A string is propagated only if every answer about it agrees: accepted with one
 label only, never rejected with that label. A string that is an entity in few
 of the places it occurs (a Chinese character that is a place name on its own
 and part of many words) is accepted in few of them: strings whose accepts are
-fewer than `min_rate` of their occurrences in the answered texts are left out.
+fewer than `min_rate` of their occurrences in the answered texts are left out,
+and so are strings that, of the places where they are part of an accepted
+entity, are inside a longer one in more than `max_nested` of them (a surname
+accepted alone but mostly seen inside full names).
 A match becomes a weak entity only where all its tokens are unknown, and not
 where that span and label was rejected. Texts with complete annotations are
 neither searched nor used as a source: they have no unknown tokens.
@@ -32,6 +35,7 @@ def propagate_accepts(
     weak_spans_key: str,
     incorrect_spans_key: str,
     min_rate: float = 0.03,
+    max_nested: float = 0.3,
 ) -> Counter:
     """Add weak entities to the references of the answered examples, in place.
 
@@ -40,12 +44,15 @@ def propagate_accepts(
     incorrect_spans_key (str): Span group of the rejected spans.
     min_rate (float): Smallest share of a string's occurrences that must have
         been accepted for the string to be propagated.
+    max_nested (float): Largest share of a string's places in accepted
+        entities that may be inside a longer accepted entity.
     RETURNS (Counter): The account: "strings accepted", "strings propagated",
         "strings left out: several labels", "... rejected", "... rarely
         accepted", and "weak entities" added.
     """
-    if not 0.0 <= min_rate <= 1.0:
-        raise ValueError(f"min_rate must be between 0 and 1, not {min_rate}")
+    for name, value in (("min_rate", min_rate), ("max_nested", max_nested)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, not {value}")
     answered = [eg for eg in examples if _has_unknown_tokens(eg)]
     accepted: Dict[Key, Counter] = defaultdict(Counter)
     rejected: Dict[Key, Counter] = defaultdict(Counter)
@@ -72,12 +79,26 @@ def propagate_accepts(
     for eg in answered:
         for start, end, key in lexicon.matches([t.text for t in eg.reference]):
             occurrences[key] += 1
+    # How often each string is part of a longer accepted entity: there it is
+    # no entity of its own, and neither are its propagated look-alikes.
+    nested: Counter = Counter()
+    for eg in answered:
+        for ent in eg.reference.ents:
+            words = [t.text for t in ent]
+            for i in range(len(words)):
+                for j in range(i + 1, len(words) + 1):
+                    key = tuple(words[i:j])
+                    if key in candidates and j - i < len(words):
+                        nested[key] += 1
     kept = {}
     for key, label in candidates.items():
-        if sum(accepted[key].values()) >= min_rate * occurrences[key]:
-            kept[key] = label
-        else:
+        n_accepted = sum(accepted[key].values())
+        if n_accepted < min_rate * occurrences[key]:
             account["strings left out: rarely accepted"] += 1
+        elif nested[key] > max_nested * (n_accepted + nested[key]):
+            account["strings left out: part of longer entities"] += 1
+        else:
+            kept[key] = label
     account["strings propagated"] = len(kept)
     lexicon = _Lexicon(kept)
     for eg in answered:

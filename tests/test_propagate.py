@@ -166,3 +166,20 @@ def test_converter_keeps_the_weak_entities(tmp_path, capsys):
         "binary_ner_weak" in doc.spans
         for doc in DocBin().from_disk(tmp_path / "plain.spacy").get_docs(spacy.blank("en").vocab)
     )
+
+
+def test_strings_mostly_inside_longer_entities_are_left_out(tmp_path):
+    records = [
+        record("Lee spoke .", 0, 3, "PER", "accept"),
+        record("Bob Lee spoke .", 0, 7, "PER", "accept"),
+        record("Ann Lee spoke .", 0, 7, "PER", "accept"),
+        record("Then Lee left .", 0, 4, "PER", "reject"),
+    ]
+    # "Lee" is accepted once alone and seen twice inside longer accepted names: 2 of 3.
+    examples, reader = read(records, tmp_path, propagate_accepts=True, propagate_max_nested=0.5)
+    assert reader.propagated["strings left out: part of longer entities"] == 1
+    assert weak_of(examples) == {}
+    examples, reader = read(records, tmp_path, propagate_accepts=True, propagate_max_nested=0.7)
+    assert weak_of(examples) == {"Then Lee left .": [("Lee", "PER")]}
+    with pytest.raises(ValueError, match="propagate_max_nested must be between 0 and 1"):
+        read(records, tmp_path, propagate_accepts=True, propagate_max_nested=1.5)
