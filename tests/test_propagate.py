@@ -2,6 +2,7 @@
 
 import json
 
+import numpy
 import pytest
 import spacy
 from spacy.tokens import DocBin
@@ -10,6 +11,7 @@ from spacy.util import fix_random_seed
 from spacy_binary_ner.__main__ import main as cli
 from spacy_binary_ner.data import read_teach_data
 from spacy_binary_ner.propagate import propagate_accepts
+from spacy_binary_ner.targets import cell_coordinates
 
 from .util import SMALL_MODEL
 
@@ -119,32 +121,33 @@ def test_bad_min_rate_is_an_error():
         propagate_accepts([], weak_spans_key="w", incorrect_spans_key="i", min_rate=-1)
 
 
-def person_score(nlp, text, name):
-    doc = nlp(text)
-    group = doc.spans["binary_ner_scores"]
-    scores = [s for span, s in zip(group, group.attrs["scores"]) if span.text == name and span.label_ == "PER"]
-    return max(scores, default=0.0)
-
-
-def test_weak_entities_teach_the_pipe_the_other_places(tmp_path):
-    others = [f"Then Zorblat saw {city} ." for city in ("Rome", "Oslo", "Lima", "Kiev", "Bern", "Doha")]
+def test_weak_entities_push_the_other_places_up(tmp_path):
+    others = [f"Then Zorblat saw {city} ." for city in ("Rome", "Oslo", "Lima")]
     records = [record("I met Zorblat today .", 6, 13, "PER", "accept")]
     records += [record(text, len(text) - 1, len(text), "LOC", "reject") for text in others]
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf8")
-    scores = {}
+    pushes = {}
     for weak_weight in (0.0, 0.5):
         nlp = spacy.blank("en")
-        nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL, "weak_weight": weak_weight})
+        ner = nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL, "weak_weight": weak_weight})
         examples, reader = read_teach_data(nlp, path, propagate_accepts=True)
         assert reader.propagated["weak entities"] == len(others)
         fix_random_seed(0)
-        optimizer = nlp.initialize(lambda: examples)
-        for _ in range(30):
-            nlp.update(examples, sgd=optimizer)
-        scores[weak_weight] = person_score(nlp, "Later Zorblat left Rome .", "Zorblat")
-    # Here 0.30 against 0.08: the one accept alone teaches little about the other places.
-    assert scores[0.5] > 2 * scores[0.0]
+        nlp.initialize(lambda: examples)
+        scores = ner.model.predict([eg.predicted for eg in examples])
+        _, d_scores = ner.get_loss(examples, scores)
+        per = ner.labels.index("PER")
+        rows, offset = [], 0
+        for eg in examples:
+            starts, widths = cell_coordinates(len(eg.predicted), ner.max_span_length)
+            if eg.reference.text in others:  # "Zorblat" is token 1, one token wide
+                rows.append(offset + int(numpy.flatnonzero((starts == 1) & (widths == 0))[0]))
+            offset += len(starts)
+        pushes[weak_weight] = ner.model.ops.to_numpy(d_scores)[rows, per]
+    # The loss's gradient on "Zorblat" as PER in the other texts: the "no entity"
+    # prior pushes it down (positive) without weak entities, they push it up.
+    assert (pushes[0.0] > 0).all() and (pushes[0.5] < 0).all()
 
 
 def test_converter_keeps_the_weak_entities(tmp_path, capsys):
