@@ -102,8 +102,12 @@ def test_kill_9_loses_no_acknowledged_answer_and_stores_none_twice(workdir):
                 try:
                     while True:
                         if pending is None:
-                            tasks = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
-                            assert tasks, "the server ran out of questions"
+                            # A GET waits 5 s for the engine; after a restart it may need longer
+                            # (it learns the stored answers first), so "none yet" is asked again.
+                            tasks, until = [], time.monotonic() + 60
+                            while not tasks and time.monotonic() < until:
+                                tasks = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
+                            assert tasks, "the server ran out of questions (none within 60 s)"
                             seq += 1
                             key = f"k{seq}"
                             pending = (key, dict(tasks[0], answer=_answer(tasks[0]), key=key))
