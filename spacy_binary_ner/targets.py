@@ -100,18 +100,20 @@ def build_targets(
     truths: List[numpy.ndarray] = []
     weights: List[numpy.ndarray] = []
     unknowns: List[numpy.ndarray] = []
-    weaks: List[numpy.ndarray] = []
+    weaks: List[Optional[numpy.ndarray]] = []
     for eg in examples:
         truth, weight, unknown = _doc_targets(eg, label_index, max_span_length, unknown_weight, incorrect_spans_key)
-        weak = numpy.zeros_like(unknown)
+        cells = span_cells(len(eg.predicted), max_span_length)
         if weak_spans_key is not None and weak_weight > 0 and weak_spans_key in eg.reference.spans:
+            weak = numpy.zeros_like(unknown)
             spans = eg.reference.spans[weak_spans_key]
             _add_weak(eg, spans, label_index, max_span_length, weak_weight, truth, weight, unknown, weak)
-        cells = span_cells(len(eg.predicted), max_span_length)
+            weaks.append(weak[cells])
+        else:
+            weaks.append(None)
         truths.append(truth[cells])
         weights.append(weight[cells])
         unknowns.append(unknown[cells])
-        weaks.append(weak[cells])
     if not truths:
         empty = numpy.zeros((0, len(labels)), dtype="float32")
         return empty, empty.copy()
@@ -124,8 +126,10 @@ def build_targets(
             pseudo = unknown_rows & (probs >= pseudo_above)
             truth_rows[pseudo] = 1.0
             weight_rows[pseudo] = pseudo_weight
-    if probs is not None and weak_until is not None:
-        weight_rows[numpy.concatenate(weaks) & (probs >= weak_until)] = 0.0
+    # Only batches holding weak entities pay for their mask.
+    if probs is not None and weak_until is not None and any(w is not None for w in weaks):
+        weak_rows = numpy.concatenate([numpy.zeros_like(u) if w is None else w for w, u in zip(weaks, unknowns)])
+        weight_rows[weak_rows & (probs >= weak_until)] = 0.0
     return truth_rows, weight_rows
 
 
