@@ -17,6 +17,7 @@ from thinc.api import (
 from thinc.shims import PyTorchShim
 from thinc.types import Floats1d, Floats2d
 
+from .averaging import with_averaging
 from .grouping import is_listener, with_groups, with_windows
 from .output import resize_hook
 from .pytorch.span_encoder import SpanEncoder
@@ -89,17 +90,19 @@ def build_span_scorer(
             "wide its vectors are. Set tok2vec_width in the architecture's config, "
             "e.g. tok2vec_width = 768 for a base-size transformer."
         )
-    encoder = PyTorchWrapper_v2(
-        SpanEncoder(
-            n_in,
-            hidden_width,
-            max_span_length,
-            lstm_width=lstm_width,
-            lstm_depth=lstm_depth,
-            dropout=dropout,
-        ),
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
+    encoder = with_averaging(
+        PyTorchWrapper_v2(
+            SpanEncoder(
+                n_in,
+                hidden_width,
+                max_span_length,
+                lstm_width=lstm_width,
+                lstm_depth=lstm_depth,
+                dropout=dropout,
+            ),
+            convert_inputs=_convert_inputs,
+            convert_outputs=_convert_outputs,
+        )
     )
     output_layer = _output_layer(nO=nO, nI=hidden_width)
     head = span_head(encoder, output_layer, hidden_width, max_span_length)

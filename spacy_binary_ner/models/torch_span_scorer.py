@@ -16,6 +16,7 @@ from thinc.shims import PyTorchShim
 from thinc.types import Floats2d, Ints2d
 
 from ..targets import n_span_cells
+from .averaging import with_averaging
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
 from .grouping import is_listener, with_groups, with_windows
 from .output import resize_hook
@@ -158,11 +159,13 @@ def _module_layer(
     module: torch.nn.Module, output: str, width: int, max_span_length: int, mixed_precision: bool
 ) -> Model[TokenInputs, Union[List[Floats2d], Floats2d]]:
     convert_outputs = _convert_token_outputs if output == OUTPUT_TOKENS else _convert_span_outputs
-    wrapper = PyTorchWrapper_v2(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=convert_outputs,
-        mixed_precision=mixed_precision,
+    wrapper = with_averaging(
+        PyTorchWrapper_v2(
+            module,
+            convert_inputs=_convert_inputs,
+            convert_outputs=convert_outputs,
+            mixed_precision=mixed_precision,
+        )
     )
     wrapper.attrs.update(output=output, width=width, max_span_length=max_span_length)
     return Model(
