@@ -198,6 +198,13 @@ def main(argv: List[str]) -> int:
         help="leave out strings that, of their places in accepted entities, are inside a longer one more often "
         "than this share (default 0.3)",
     )
+    p.add_argument(
+        "--propagate-max-rejected",
+        type=float,
+        default=0.0,
+        help="leave out strings rejected with their label in more than this share of their answers with it "
+        "(default 0: rejected once)",
+    )
     args = p.parse_args(argv)
     *inputs, output = args.paths
     if not inputs and not args.complete:
@@ -217,6 +224,7 @@ def main(argv: List[str]) -> int:
         propagate_accepts=args.propagate_accepts,
         propagate_min_rate=args.propagate_min_rate,
         propagate_max_nested=args.propagate_max_nested,
+        propagate_max_rejected=args.propagate_max_rejected,
     )
     try:
         nlp = make_nlp(args.lang, args.segmenter)

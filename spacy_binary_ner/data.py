@@ -202,6 +202,9 @@ class TeachReader:
     propagate_max_nested (float): Strings that, of their places in accepted
         entities, are inside a longer accepted entity more often than this
         share are not propagated.
+    propagate_max_rejected (float): Strings rejected with their label in more
+        than this share of their answers with it are not propagated (0: one
+        reject leaves a string out).
     weak_spans_key (str): Key of the weak entities in `reference.spans`; must
         match the pipe's `weak_spans_key`.
     """
@@ -221,6 +224,7 @@ class TeachReader:
         propagate_accepts: bool = False,
         propagate_min_rate: float = 0.03,
         propagate_max_nested: float = 0.3,
+        propagate_max_rejected: float = 0.0,
         weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
     ) -> None:
         if offsets not in OFFSET_UNITS:
@@ -231,7 +235,11 @@ class TeachReader:
             raise ValueError(f"long_texts must be one of {LONG_TEXT_MODES}, not {long_texts!r}")
         if max_length < 0:
             raise ValueError(f"max_length must be 0 (no limit) or positive, not {max_length}")
-        for name, value in (("propagate_min_rate", propagate_min_rate), ("propagate_max_nested", propagate_max_nested)):
+        for name, value in (
+            ("propagate_min_rate", propagate_min_rate),
+            ("propagate_max_nested", propagate_max_nested),
+            ("propagate_max_rejected", propagate_max_rejected),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {value}")
         self.nlp = nlp
@@ -246,6 +254,7 @@ class TeachReader:
         self.propagate_accepts = propagate_accepts
         self.propagate_min_rate = propagate_min_rate
         self.propagate_max_nested = propagate_max_nested
+        self.propagate_max_rejected = propagate_max_rejected
         self.weak_spans_key = weak_spans_key
         self.propagated: Counter = Counter()
         self.sources: List[str] = []
@@ -410,6 +419,7 @@ class TeachReader:
                 incorrect_spans_key=self.incorrect_spans_key,
                 min_rate=self.propagate_min_rate,
                 max_nested=self.propagate_max_nested,
+                max_rejected=self.propagate_max_rejected,
             )
         for sentence in self._order:
             first = True
@@ -598,6 +608,7 @@ def records_to_examples(
     propagate_accepts: bool = False,
     propagate_min_rate: float = 0.03,
     propagate_max_nested: float = 0.3,
+    propagate_max_rejected: float = 0.0,
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -607,7 +618,8 @@ def records_to_examples(
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     stats (Optional[ReadStats]): The account is added here if given.
     alignment, labels, max_length, long_texts, strict, offsets,
-        propagate_accepts, propagate_min_rate, propagate_max_nested: See `TeachReader`.
+        propagate_accepts, propagate_min_rate, propagate_max_nested,
+        propagate_max_rejected: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
     reader = TeachReader(
@@ -622,6 +634,7 @@ def records_to_examples(
         propagate_accepts=propagate_accepts,
         propagate_min_rate=propagate_min_rate,
         propagate_max_nested=propagate_max_nested,
+        propagate_max_rejected=propagate_max_rejected,
     )
     reader.read_records(records, complete=complete)
     examples = reader.examples()
@@ -677,6 +690,7 @@ def create_teach_corpus(
     propagate_accepts: bool = False,
     propagate_min_rate: float = 0.03,
     propagate_max_nested: float = 0.3,
+    propagate_max_rejected: float = 0.0,
     weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
 ) -> Callable[[Language], Iterable[Example]]:
     """Read teach answers and complete annotations for `spacy train`. Records
@@ -702,6 +716,8 @@ def create_teach_corpus(
         share of the places they occur.
     propagate_max_nested (float): Leave out strings that, of their places in
         accepted entities, are inside a longer one more often than this share.
+    propagate_max_rejected (float): Leave out strings rejected with their label
+        in more than this share of their answers with it (0: rejected once).
     weak_spans_key (str): Must match components.binary_ner.weak_spans_key.
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
@@ -718,6 +734,7 @@ def create_teach_corpus(
         propagate_accepts=propagate_accepts,
         propagate_min_rate=propagate_min_rate,
         propagate_max_nested=propagate_max_nested,
+        propagate_max_rejected=propagate_max_rejected,
         weak_spans_key=weak_spans_key,
     )
     TeachReader(Language(), **settings)  # fail early on bad settings

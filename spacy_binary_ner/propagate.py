@@ -36,6 +36,7 @@ def propagate_accepts(
     incorrect_spans_key: str,
     min_rate: float = 0.03,
     max_nested: float = 0.3,
+    max_rejected: float = 0.0,
 ) -> Counter:
     """Add weak entities to the references of the answered examples, in place.
 
@@ -46,11 +47,13 @@ def propagate_accepts(
         been accepted for the string to be propagated.
     max_nested (float): Largest share of a string's places in accepted
         entities that may be inside a longer accepted entity.
+    max_rejected (float): Largest share of a string's answers with its label
+        that may be rejects (0: a string rejected once is left out).
     RETURNS (Counter): The account: "strings accepted", "strings propagated",
         "strings left out: several labels", "... rejected", "... rarely
         accepted", and "weak entities" added.
     """
-    for name, value in (("min_rate", min_rate), ("max_nested", max_nested)):
+    for name, value in (("min_rate", min_rate), ("max_nested", max_nested), ("max_rejected", max_rejected)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, not {value}")
     answered = [eg for eg in examples if _has_unknown_tokens(eg)]
@@ -70,7 +73,8 @@ def propagate_accepts(
             account["strings left out: several labels"] += 1
             continue
         label = next(iter(labels))
-        if rejected.get(key, Counter())[label]:
+        n_rejected = rejected.get(key, Counter())[label]
+        if n_rejected and n_rejected > max_rejected * (labels[label] + n_rejected):
             account["strings left out: rejected"] += 1
             continue
         candidates[key] = label

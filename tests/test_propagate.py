@@ -186,3 +186,28 @@ def test_strings_mostly_inside_longer_entities_are_left_out(tmp_path):
     assert weak_of(examples) == {"Then Lee left .": [("Lee", "PER")]}
     with pytest.raises(ValueError, match="propagate_max_nested must be between 0 and 1"):
         read(records, tmp_path, propagate_accepts=True, propagate_max_nested=1.5)
+
+
+def test_strings_seldom_rejected_can_be_kept(tmp_path):
+    records = [record(f"{who} flew to Paris .", len(who) + 9, len(who) + 14, "LOC", "accept") for who in "ABCD"]
+    records += [
+        # One reject of four accepts: "Paris" inside a longer name.
+        record("Paris Hilton smiled .", 0, 5, "LOC", "reject"),
+        record("Paris Hilton met E in Paris .", 6, 12, "PER", "reject"),
+    ]
+    examples, reader = read(records, tmp_path, propagate_accepts=True)
+    assert reader.propagated["strings left out: rejected"] == 1 and weak_of(examples) == {}
+    examples, reader = read(records, tmp_path, propagate_accepts=True, propagate_max_rejected=0.15)
+    assert reader.propagated["strings left out: rejected"] == 1
+    examples, reader = read(records, tmp_path, propagate_accepts=True, propagate_max_rejected=0.2)
+    # 1 reject of 5 answers: kept, but never where it was rejected.
+    assert weak_of(examples) == {"Paris Hilton met E in Paris .": [("Paris", "LOC"), ("Paris", "LOC")]}
+    assert reader.propagated["strings propagated"] == 1
+    with pytest.raises(ValueError, match="propagate_max_rejected must be between 0 and 1"):
+        read(records, tmp_path, propagate_accepts=True, propagate_max_rejected=-0.1)
+    path, out = tmp_path / "answers.jsonl", tmp_path / "train.spacy"
+    args = ["convert", str(path), str(out), "--propagate-accepts", "--report", str(tmp_path / "r.json")]
+    assert cli(args + ["--propagate-max-rejected", "0.2"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["propagated"]["weak entities"] == 2
+    assert cli(args) == 0
+    assert "weak entities" not in json.loads((tmp_path / "r.json").read_text())["propagated"]
