@@ -7,8 +7,9 @@ text and puts them, with the label they were accepted with, into the span
 group `reference.spans[weak_spans_key]`; the pipe trains them as entities
 with a small weight (`weak_weight`).
 
-A string is propagated only if every answer about it agrees: accepted with one
-label only, never rejected with that label. A string that is an entity in few
+A string is propagated only if it was accepted with one label only and
+rejected with that label in at most `max_rejected` of its answers with it
+(default 0: never). A string that is an entity in few
 of the places it occurs (a Chinese character that is a place name on its own
 and part of many words) is accepted in few of them: strings whose accepts are
 fewer than `min_rate` of their occurrences in the answered texts are left out,
@@ -51,7 +52,7 @@ def propagate_accepts(
         that may be rejects (0: a string rejected once is left out).
     RETURNS (Counter): The account: "strings accepted", "strings propagated",
         "strings left out: several labels", "... rejected", "... rarely
-        accepted", and "weak entities" added.
+        accepted", "... part of longer entities", and "weak entities" added.
     """
     for name, value in (("min_rate", min_rate), ("max_nested", max_nested), ("max_rejected", max_rejected)):
         if not 0.0 <= value <= 1.0:
@@ -74,7 +75,7 @@ def propagate_accepts(
             continue
         label = next(iter(labels))
         n_rejected = rejected.get(key, Counter())[label]
-        if n_rejected and n_rejected > max_rejected * (labels[label] + n_rejected):
+        if n_rejected > max_rejected * (labels[label] + n_rejected):
             account["strings left out: rejected"] += 1
             continue
         candidates[key] = label
