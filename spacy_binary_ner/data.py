@@ -352,7 +352,17 @@ class TeachReader:
             if old is not None and self._records[old].n_spans == 0 and self._records[old].reason is None:
                 self._records[old].reason = "conflicting answers"
                 self._note(old, "conflicting answers", "replaced by a later complete annotation")
+            # The spans both annotations give now belong to the later one: the
+            # earlier one is replaced as a whole, not kept for what they share.
+            taken = set()
+            for span_key in spans:
+                answer = sentence.answers.get(span_key)
+                if old is not None and answer is not None and answer.record == old and answer.answer == "accept":
+                    sentence.answers[span_key] = _Answer("accept", rec)
+                    self._drop_span(old, "conflicting answers", "replaced by a later complete annotation")
+                    taken.add(span_key)
             sentence.owner, sentence.owner_spans = rec, span_set
+            spans = [span_key for span_key in spans if span_key not in taken]
         for span_key in spans:
             self._add_answer(sentence, span_key, record.answer, rec)
 

@@ -119,6 +119,35 @@ def test_later_complete_annotation_replaces_earlier_one():
     assert stats.skipped == {"conflicting answers": 1}
 
 
+def test_complete_annotations_that_disagree_last_one_wins_whole():
+    # conll2003_en's dev split gives one dateline three times: LOC, ORG, LOC for
+    # its first token. The last annotation is used; the two before it were
+    # replaced, not duplicates, although they share a span with it.
+    nlp = spacy.blank("en")
+    stats = ReadStats()
+    text = "BIRMINGHAM , England"
+
+    def gold(label):
+        spans = [{"start": 0, "end": 10, "label": label}, {"start": 13, "end": 20, "label": "LOC"}]
+        return {"text": text, "spans": spans, "answer": "accept"}
+
+    reader = TeachReader(nlp)
+    reader.read_records([gold("LOC"), gold("ORG"), gold("LOC")], complete=True)
+    (eg,) = reader.examples()
+    stats = reader.total()
+    assert [(e.text, e.label_) for e in eg.reference.ents] == [("BIRMINGHAM", "LOC"), ("England", "LOC")]
+    assert reader.outcomes() == ["conflicting answers", "conflicting answers", None]
+    assert stats.skipped == {"conflicting answers": 2} and stats.used == 1
+    assert stats.where["conflicting answers"] == ["<records> record 1", "<records> record 2"]
+    assert "duplicate answer" not in stats.where
+    check_balance(stats)
+    # The same annotation twice in a row stays a duplicate.
+    reader = TeachReader(nlp)
+    reader.read_records([gold("ORG"), gold("LOC"), gold("LOC")], complete=True)
+    (eg,) = reader.examples()
+    assert reader.outcomes() == ["conflicting answers", None, "duplicate answer"]
+
+
 def test_teach_and_complete_files_merge_by_text(tmp_path):
     # Teach exports carry an _input_hash, gold files often do not: same text, same example.
     teach = write_lines(tmp_path / "teach.jsonl", [rec("Anna met Bob", 5, 8, "PERSON", "reject", _input_hash=7)])
