@@ -6,8 +6,9 @@ This module knows Thinc models only; the architecture is in
 
 import contextlib
 import warnings
+from collections import Counter
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.errors import Errors
@@ -58,6 +59,7 @@ INITIAL_PRIOR = 0.01
 SETTINGS = (
     "threshold",
     "unknown_weight",
+    "unknown_decay",
     "unknown_mask_above",
     "pseudo_above",
     "pseudo_weight",
@@ -80,6 +82,7 @@ CONFIG_SETTINGS = "config_settings"
         "model": DEFAULT_MODEL,
         "threshold": 0.5,
         "unknown_weight": 0.01,
+        "unknown_decay": 0.0,
         "unknown_mask_above": 0.5,
         "pseudo_above": None,
         "pseudo_weight": 0.1,
@@ -106,6 +109,7 @@ def make_binary_ner(
     model: Model[List[Doc], Floats2d],
     threshold: float,
     unknown_weight: float,
+    unknown_decay: float,
     unknown_mask_above: Optional[float],
     pseudo_above: Optional[float],
     pseudo_weight: float,
@@ -126,6 +130,10 @@ def make_binary_ner(
     threshold (float): Smallest probability for a span to become an entity.
     unknown_weight (float): Weight of the "no entity" prior on spans the
         answers say nothing about, relative to a known answer (weight 1).
+    unknown_decay (float): The prior on an example's unknown spans is
+        `unknown_weight / n ** unknown_decay` the n-th time training sees
+        the example: repeated passes over few answers do not keep pushing
+        their texts' unannotated entities down. 0 (the default): constant.
     unknown_mask_above (Optional[float]): Unknown spans the model already scores
         at least this high get no "no entity" push; None to push them all.
     pseudo_above (Optional[float]): Unknown spans the model scores at least
@@ -157,6 +165,7 @@ def make_binary_ner(
         name,
         threshold=threshold,
         unknown_weight=unknown_weight,
+        unknown_decay=unknown_decay,
         unknown_mask_above=unknown_mask_above,
         pseudo_above=pseudo_above,
         pseudo_weight=pseudo_weight,
@@ -203,6 +212,7 @@ class BinaryNER(TrainablePipe):
         *,
         threshold: float = 0.5,
         unknown_weight: float = 0.01,
+        unknown_decay: float = 0.0,
         unknown_mask_above: Optional[float] = 0.5,
         pseudo_above: Optional[float] = None,
         pseudo_weight: float = 0.1,
@@ -225,6 +235,7 @@ class BinaryNER(TrainablePipe):
             "labels": [],
             "threshold": threshold,
             "unknown_weight": unknown_weight,
+            "unknown_decay": unknown_decay,
             "unknown_mask_above": unknown_mask_above,
             "pseudo_above": pseudo_above,
             "pseudo_weight": pseudo_weight,
@@ -238,6 +249,8 @@ class BinaryNER(TrainablePipe):
             "overwrite_ents": overwrite_ents,
         }
         self.cfg[CONFIG_SETTINGS] = {key: self.cfg[key] for key in SETTINGS}
+        # Times `update` has seen each text (for `unknown_decay`); not saved.
+        self._visits: Counter = Counter()
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -492,21 +505,42 @@ class BinaryNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         scores, backprop_scores = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores, self_training=self_training)
+        loss, d_scores = self.get_loss(
+            examples, scores, self_training=self_training, unknown_weights=self._visited(examples)
+        )
         backprop_scores(d_scores)  # type: ignore
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
+    def _visited(self, examples: List[Example]) -> Optional[List[float]]:
+        """Count a visit of each example's text; with `unknown_decay`, return
+        each example's prior weight for this visit (None: the constant one)."""
+        decay = self.cfg.get("unknown_decay", 0.0)
+        if not decay:
+            return None
+        weights = []
+        for eg in examples:
+            key = eg.reference.text
+            self._visits[key] += 1
+            weights.append(self.cfg["unknown_weight"] / self._visits[key] ** decay)
+        return weights
+
     def get_loss(
-        self, examples: Iterable[Example], scores: Floats2d, self_training: bool = True
+        self,
+        examples: Iterable[Example],
+        scores: Floats2d,
+        self_training: bool = True,
+        unknown_weights: Optional[Sequence[float]] = None,
     ) -> Tuple[float, Floats2d]:
         """Weighted binary cross-entropy of the scores against the answers.
 
         examples (Iterable[Example]): The batch.
         scores (Floats2d): The model's logits for the batch.
         self_training (bool): Whether the `pseudo_above` setting applies.
+        unknown_weights (Optional[Sequence[float]]): The prior's weight for each
+            example; None: `unknown_weight` for all.
         RETURNS (Tuple[float, Floats2d]): The loss and its gradient for the scores.
         """
         examples = list(examples)
@@ -516,7 +550,7 @@ class BinaryNER(TrainablePipe):
             examples,
             self.labels,
             self.max_span_length,
-            self.cfg["unknown_weight"],
+            self.cfg["unknown_weight"] if unknown_weights is None else unknown_weights,
             self.cfg["incorrect_spans_key"],
             probs=probs,
             unknown_mask_above=self.cfg["unknown_mask_above"],

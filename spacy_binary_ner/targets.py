@@ -39,7 +39,7 @@ mask and self-training below leave it alone.
 """
 
 from functools import lru_cache
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc, Span
@@ -60,7 +60,7 @@ def build_targets(
     examples: Iterable[Example],
     labels: Sequence[str],
     max_span_length: int,
-    unknown_weight: float,
+    unknown_weight: Union[float, Sequence[float]],
     incorrect_spans_key: str,
     probs: Optional[numpy.ndarray] = None,
     unknown_mask_above: Optional[float] = None,
@@ -75,7 +75,8 @@ def build_targets(
     examples (Iterable[Example]): The batch, in the order the model scored it.
     labels (Sequence[str]): The labels, in the order of the model's columns.
     max_span_length (int): Longest span the model scores, in tokens.
-    unknown_weight (float): Weight of the "no entity" prior on unknown cells.
+    unknown_weight (Union[float, Sequence[float]]): Weight of the "no entity"
+        prior on unknown cells: one for the batch, or one per example.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     probs (Optional[numpy.ndarray]): The model's current probabilities, one row
         per span as returned; needed for `unknown_mask_above`.
@@ -101,8 +102,15 @@ def build_targets(
     weights: List[numpy.ndarray] = []
     unknowns: List[numpy.ndarray] = []
     weaks: List[Optional[numpy.ndarray]] = []
-    for eg in examples:
-        truth, weight, unknown = _doc_targets(eg, label_index, max_span_length, unknown_weight, incorrect_spans_key)
+    examples = list(examples)
+    if isinstance(unknown_weight, (int, float)):
+        unknown_weights: Sequence[float] = [float(unknown_weight)] * len(examples)
+    else:
+        unknown_weights = list(unknown_weight)
+        if len(unknown_weights) != len(examples):
+            raise ValueError(f"{len(unknown_weights)} unknown weights for {len(examples)} examples: give one each")
+    for eg, uw in zip(examples, unknown_weights):
+        truth, weight, unknown = _doc_targets(eg, label_index, max_span_length, uw, incorrect_spans_key)
         cells = span_cells(len(eg.predicted), max_span_length)
         if weak_spans_key is not None and weak_weight > 0 and weak_spans_key in eg.reference.spans:
             weak = numpy.zeros_like(unknown)

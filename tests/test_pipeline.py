@@ -287,3 +287,30 @@ def test_tok2vec_without_width_needs_tok2vec_width():
         build_span_scorer(widthless)
     model = build_span_scorer(widthless, tok2vec_width=8)
     assert model.get_ref("output_layer").get_dim("nI") == 128
+
+
+@pytest.mark.parametrize(
+    "decay,expected", [(0.0, [0.2, 0.2, 0.2]), (1.0, [0.2, 0.1, 0.2 / 3]), (0.5, [0.2, 0.2 / 2**0.5, 0.2 / 3**0.5])]
+)
+def test_unknown_decay_weakens_the_prior_on_each_visit(decay, expected):
+    # The gradient on a cell no answer mentions is (p - 0) * weight: the prior's
+    # weight that visit, read back from it.
+    nlp = make_nlp(unknown_weight=0.2, unknown_decay=decay, unknown_mask_above=None)
+    ner = nlp.get_pipe("binary_ner")
+    eg = make_example(nlp, ["a", "b", "c", "d"], ents=[(0, 1, "PER")])
+    other = make_example(nlp, ["e", "f"], ents=[(0, 1, "PER")])
+    nlp.initialize(lambda: [eg, other])
+    seen = []
+    get_loss = ner.get_loss
+
+    def spy(examples, scores, **kwargs):
+        loss, d_scores = get_loss(examples, scores, **kwargs)
+        probs = 1 / (1 + numpy.exp(-ner.model.ops.to_numpy(scores)))
+        # Row 9 is the first doc's span "d": unknown. The gradient is divided by the batch size, 2.
+        seen.append(float(ner.model.ops.to_numpy(d_scores)[9, 0] * 2 / probs[9, 0]))
+        return loss, d_scores
+
+    ner.get_loss = spy
+    for _ in range(3):
+        nlp.update([eg, other])
+    numpy.testing.assert_allclose(seen, expected, rtol=1e-4)

@@ -230,3 +230,14 @@ def test_weak_until_stops_the_push_at_the_boundary():
     mask = numpy.ones_like(weight, dtype=bool)
     mask[a, 0] = mask[d, 0] = False
     numpy.testing.assert_array_equal(weight[mask], exp_weight[mask])
+
+
+def test_one_unknown_weight_per_example():
+    nlp = spacy.blank("en")
+    egs = [make_example(nlp, WORDS, ents=[(1, 3, "X")]), make_example(nlp, WORDS)]
+    truth, weight = build_targets(egs, LABELS, L, [0.1, 0.4], "incorrect_spans")
+    first, second = expected({(1, 3, "X")}, CROSSING_BC, unknown_weight=0.1), expected(unknown_weight=0.4)
+    numpy.testing.assert_array_equal(truth, numpy.concatenate([first[0], second[0]]))
+    numpy.testing.assert_array_equal(weight, numpy.concatenate([first[1], second[1]]))
+    with pytest.raises(ValueError, match="2 unknown weights for 1 examples"):
+        build_targets(egs[:1], LABELS, L, [0.1, 0.4], "incorrect_spans")
