@@ -10,12 +10,14 @@ the two thresholds are scored on the same resample): a dev curve that is flat
 within its noise keeps the configured threshold.
 
 In training, `spacy-binary-ner.dev_threshold.v1` is a `[training.before_to_disk]`
-callback: each time spaCy saves the pipeline (after every evaluation, with the
-weights it saves), the threshold is chosen on the dev corpus, stored, and
-logged.
+callback: the threshold is chosen on the dev corpus with the weights spaCy
+evaluates and saves, stored and logged. From its first call on, the choice is
+made as each evaluation starts, so the dev score spaCy logs and selects
+`model-best` by is the one at the threshold saved with those weights.
 """
 
 import sys
+from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
@@ -219,9 +221,12 @@ def create_dev_threshold_callback(
     component: Optional[str] = None,
     confidence: float = CONFIDENCE,
 ) -> Callable[[Language], Language]:
-    """A `[training.before_to_disk]` callback: before each save, choose the
-    `binary_ner` decision threshold on the dev corpus, store it in the pipe's
-    `cfg` and log it. It does nothing (and says why, once) where the pipeline
+    """A `[training.before_to_disk]` callback: choose the `binary_ner`
+    decision threshold on the dev corpus for the weights being saved, store it
+    in the pipe's `cfg` and log it. After the first save it makes the choice as
+    training evaluates the dev corpus (it wraps `nlp.evaluate`, acting only on
+    examples whose texts are the dev corpus's), so the logged dev score and
+    `model-best` are at the saved threshold. It does nothing (and says why, once) where the pipeline
     has no `binary_ner` or the dev corpus has no complete annotations.
 
     dev_corpus (str): Dot name of the dev corpus in the training config.
@@ -241,20 +246,7 @@ def create_dev_threshold_callback(
             raise ValueError(f"dev_threshold thresholds must be between 0 and 1 (got {thresholds}); null for none")
     state: Dict[str, Any] = {}
 
-    def before_to_disk(nlp: Language) -> Language:
-        if thresholds is None or state.get("off"):
-            return nlp
-        name = component if component is not None else _find_binary_ner(nlp)
-        if name is None:
-            _off(state, f"no binary_ner component in {nlp.pipe_names}")
-            return nlp
-        if "examples" not in state:
-            (corpus,) = resolve_dot_names(nlp.config.interpolate(), [dev_corpus])
-            state["examples"] = list(corpus(nlp))
-        examples = state["examples"]
-        if not examples or not all(is_complete(eg) for eg in examples):
-            _off(state, f"{dev_corpus} has no complete annotations")
-            return nlp
+    def choose(nlp: Language, name: str, examples: List[Example]) -> None:
         pipe = nlp.get_pipe(name)
         # Ties go to the threshold the config sets, not to the last choice.
         configured = state.setdefault("configured", pipe.cfg["threshold"])
@@ -279,6 +271,45 @@ def create_dev_threshold_callback(
                 f"below the confidence {confidence:.0%})",
                 flush=True,
             )
+
+    def watch_evaluations(nlp: Language, name: str, dev_texts: Counter) -> None:
+        """Choose the threshold on the dev examples each time training
+        evaluates them, before they are decoded: spaCy then logs, and selects
+        `model-best` by, the dev score at the threshold saved with the weights,
+        not at the one chosen for the weights of the previous evaluation."""
+        evaluate = nlp.evaluate
+
+        def evaluate_at_chosen_threshold(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+            examples = list(examples)
+            if Counter(eg.reference.text for eg in examples) == dev_texts:
+                choose(nlp, name, examples)
+                state["chosen"] = True
+            return evaluate(examples, **kwargs)
+
+        nlp.evaluate = evaluate_at_chosen_threshold  # type: ignore[method-assign]
+
+    def before_to_disk(nlp: Language) -> Language:
+        if thresholds is None or state.get("off"):
+            return nlp
+        name = component if component is not None else _find_binary_ner(nlp)
+        if name is None:
+            _off(state, f"no binary_ner component in {nlp.pipe_names}")
+            return nlp
+        if "examples" not in state:
+            (corpus,) = resolve_dot_names(nlp.config.interpolate(), [dev_corpus])
+            state["examples"] = list(corpus(nlp))
+        examples = state["examples"]
+        if not examples or not all(is_complete(eg) for eg in examples):
+            _off(state, f"{dev_corpus} has no complete annotations")
+            return nlp
+        if state.get("watching") is not nlp:
+            # From the next evaluation on, the threshold is chosen as the dev
+            # split is evaluated; until then (and for a save with no evaluation
+            # just before it, as spaCy's last), it is chosen here.
+            watch_evaluations(nlp, name, Counter(eg.reference.text for eg in examples))
+            state["watching"] = nlp
+        if not state.pop("chosen", False):
+            choose(nlp, name, examples)
         return nlp
 
     return before_to_disk

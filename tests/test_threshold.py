@@ -244,3 +244,42 @@ def test_callback_leaves_other_pipelines_alone(capsys):
     assert callback(nlp) is nlp
     assert callback(nlp) is nlp
     assert capsys.readouterr().err.count("no binary_ner component") == 1
+
+
+LOGGED: list = []
+
+
+@registry.loggers("test-binary-ner.record_scores.v1")
+def record_scores_logger():
+    def setup(nlp, stdout=None, stderr=None):
+        def log_step(info):
+            if info is not None:
+                LOGGED.append(info["other_scores"]["ents_f"])
+
+        return log_step, lambda: None
+
+    return setup
+
+
+def test_training_logs_and_selects_by_the_dev_score_at_the_saved_threshold(tmp_path, capsys):
+    # spaCy evaluates, then saves (the callback runs), then logs. Each evaluation
+    # after the first must be scored at the threshold chosen for its own weights,
+    # the one printed and saved with them, not at the previous evaluation's.
+    LOGGED.clear()
+    logged = LOGGED
+    config = small_config(tmp_path, confidence=0.0)
+    config["training"]["max_steps"] = 60
+    config["training"]["optimizer"]["learn_rate"] = 0.01
+    config["components"]["binary_ner"]["threshold"] = 0.02
+    config["training"]["logger"] = {"@loggers": "test-binary-ner.record_scores.v1"}
+    loaded = train_and_load(config, tmp_path)
+    out = capsys.readouterr().out
+    chosen = [line for line in out.splitlines() if "chosen on corpora.dev" in line]
+    thresholds = [float(line.split("threshold ")[1].split()[0]) for line in chosen]
+    f_at_chosen = [float(line.split("(ents_f ")[1].split(";")[0]) for line in chosen]
+    assert len(logged) == 7 and len(chosen) == 8  # evaluations at steps 0-60, then the final save
+    assert len(set(thresholds)) > 1  # the choice moved, so a stale one would show
+    # chosen[k] was made for evaluation k (chosen[0] after the first evaluation, for its save).
+    for k in range(1, len(logged)):
+        assert logged[k] == pytest.approx(f_at_chosen[k], abs=5e-5), (k, thresholds)
+    assert loaded.get_pipe("binary_ner").cfg["threshold"] in thresholds
