@@ -484,6 +484,7 @@ class BinaryNER(TrainablePipe):
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
         self_training: bool = True,
+        unknown_decay: bool = True,
     ) -> Dict[str, float]:
         """Learn from a batch of examples.
 
@@ -493,6 +494,8 @@ class BinaryNER(TrainablePipe):
         losses (Optional[Dict[str, float]]): The losses so far, updated in place.
         self_training (bool): Whether the `pseudo_above` setting applies (the
             annotation loop turns it off).
+        unknown_decay (bool): Whether the `unknown_decay` setting applies (the
+            annotation loop turns it off); if not, the prior is constant.
         RETURNS (Dict[str, float]): The losses.
         """
         if losses is None:
@@ -506,7 +509,10 @@ class BinaryNER(TrainablePipe):
         set_dropout_rate(self.model, drop)
         scores, backprop_scores = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_scores = self.get_loss(
-            examples, scores, self_training=self_training, unknown_weights=self._visited(examples)
+            examples,
+            scores,
+            self_training=self_training,
+            unknown_weights=self._visited(examples) if unknown_decay else None,
         )
         backprop_scores(d_scores)  # type: ignore
         if sgd is not None:

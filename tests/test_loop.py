@@ -202,9 +202,9 @@ def test_loop_updates_without_self_training_unless_asked(self_training):
     seen = []
     get_loss = pipe.get_loss
 
-    def spy(examples, scores, self_training=True):
+    def spy(examples, scores, self_training=True, **kwargs):
         seen.append(pipe.cfg["pseudo_above"] if self_training else None)
-        return get_loss(examples, scores, self_training=self_training)
+        return get_loss(examples, scores, self_training=self_training, **kwargs)
 
     pipe.get_loss = spy
     loop = AnnotationLoop(nlp, optimizer=optimizer, self_training=self_training)
@@ -213,6 +213,30 @@ def test_loop_updates_without_self_training_unless_asked(self_training):
     loop.update([{"text": record["text"], "spans": [span], "answer": "accept"}])
     assert seen == [0.9 if self_training else None]
     assert pipe.cfg["pseudo_above"] == 0.9  # the pipeline's setting is back
+
+
+@pytest.mark.parametrize("unknown_decay", [False, True])
+def test_loop_keeps_the_prior_constant_unless_asked(unknown_decay):
+    nlp = make_nlp(seed=0)
+    pool = toy_corpus(20, seed=1)
+    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
+    pipe = nlp.get_pipe("binary_ner")
+    pipe.cfg["unknown_weight"], pipe.cfg["unknown_decay"] = 0.03, 1.0
+    seen = []
+    get_loss = pipe.get_loss
+
+    def spy(examples, scores, unknown_weights=None, **kwargs):
+        seen.append(unknown_weights)
+        return get_loss(examples, scores, unknown_weights=unknown_weights, **kwargs)
+
+    pipe.get_loss = spy
+    loop = AnnotationLoop(nlp, optimizer=optimizer, unknown_decay=unknown_decay)
+    record = pool[0]
+    answer = {"text": record["text"], "spans": [dict(record["spans"][0], label="LOC")], "answer": "accept"}
+    loop.update([answer])
+    loop.update([dict(answer, spans=[dict(answer["spans"][0], label="LOC")])])
+    # None: the component's constant unknown_weight; else the text's weight at each visit.
+    assert seen == ([[0.03], [0.015]] if unknown_decay else [None, None])
 
 
 @pytest.mark.parametrize("threshold,expected", [("default", LOOP_THRESHOLD), (None, 0.5), (0.35, 0.35)])
