@@ -192,49 +192,41 @@ def test_loop_proposes_with_the_averaged_weights(average_weights):
     assert probability() == live  # the live weights are back
 
 
-@pytest.mark.parametrize("self_training", [False, True])
-def test_loop_updates_without_self_training_unless_asked(self_training):
+def spied_loop(record_loss_kwargs, **loop_settings):
+    """A loop over a toy corpus whose pipe records, per update, what
+    `record_loss_kwargs(kwargs)` reads from the keyword arguments of `get_loss`."""
     nlp = make_nlp(seed=0)
     pool = toy_corpus(20, seed=1)
     optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
     pipe = nlp.get_pipe("binary_ner")
-    pipe.cfg["pseudo_above"] = 0.9
     seen = []
     get_loss = pipe.get_loss
 
-    def spy(examples, scores, self_training=True, **kwargs):
-        seen.append(pipe.cfg["pseudo_above"] if self_training else None)
-        return get_loss(examples, scores, self_training=self_training, **kwargs)
+    def spy(examples, scores, **kwargs):
+        seen.append(record_loss_kwargs(kwargs))
+        return get_loss(examples, scores, **kwargs)
 
     pipe.get_loss = spy
-    loop = AnnotationLoop(nlp, optimizer=optimizer, self_training=self_training)
-    record = pool[0]
-    span = dict(record["spans"][0], label="LOC")
-    loop.update([{"text": record["text"], "spans": [span], "answer": "accept"}])
-    assert seen == [0.9 if self_training else None]
+    loop = AnnotationLoop(nlp, optimizer=optimizer, **loop_settings)
+    answer = {"text": pool[0]["text"], "spans": [dict(pool[0]["spans"][0], label="LOC")], "answer": "accept"}
+    return loop, pipe, answer, seen
+
+
+@pytest.mark.parametrize("self_training", [False, True])
+def test_loop_updates_without_self_training_unless_asked(self_training):
+    loop, pipe, answer, seen = spied_loop(lambda kwargs: kwargs.get("self_training", True), self_training=self_training)
+    pipe.cfg["pseudo_above"] = 0.9
+    loop.update([answer])
+    assert seen == [self_training]
     assert pipe.cfg["pseudo_above"] == 0.9  # the pipeline's setting is back
 
 
 @pytest.mark.parametrize("unknown_decay", [False, True])
 def test_loop_keeps_the_prior_constant_unless_asked(unknown_decay):
-    nlp = make_nlp(seed=0)
-    pool = toy_corpus(20, seed=1)
-    optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
-    pipe = nlp.get_pipe("binary_ner")
+    loop, pipe, answer, seen = spied_loop(lambda kwargs: kwargs.get("unknown_weights"), unknown_decay=unknown_decay)
     pipe.cfg["unknown_weight"], pipe.cfg["unknown_decay"] = 0.03, 1.0
-    seen = []
-    get_loss = pipe.get_loss
-
-    def spy(examples, scores, unknown_weights=None, **kwargs):
-        seen.append(unknown_weights)
-        return get_loss(examples, scores, unknown_weights=unknown_weights, **kwargs)
-
-    pipe.get_loss = spy
-    loop = AnnotationLoop(nlp, optimizer=optimizer, unknown_decay=unknown_decay)
-    record = pool[0]
-    answer = {"text": record["text"], "spans": [dict(record["spans"][0], label="LOC")], "answer": "accept"}
     loop.update([answer])
-    loop.update([dict(answer, spans=[dict(answer["spans"][0], label="LOC")])])
+    loop.update([answer])
     # None: the component's constant unknown_weight; else the text's weight at each visit.
     assert seen == ([[0.03], [0.015]] if unknown_decay else [None, None])
 
