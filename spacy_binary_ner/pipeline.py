@@ -331,6 +331,7 @@ class BinaryNER(TrainablePipe):
         # entity, and an untrained model near 0.5 everywhere floods the decoder.
         output_layer = self.model.get_ref("output_layer")
         output_layer.set_param("b", output_layer.ops.alloc1f(len(self.labels)) + _prior_logit())
+        self._visits.clear()
 
     def from_disk(self, path: Any, *, exclude: Iterable[str] = ()) -> "BinaryNER":
         """Load the pipe from a directory. Settings given to the factory that

@@ -314,3 +314,7 @@ def test_unknown_decay_weakens_the_prior_on_each_visit(decay, expected):
     for _ in range(3):
         nlp.update([eg, other])
     numpy.testing.assert_allclose(seen, expected, rtol=1e-4)
+    # A new training run starts counting again.
+    nlp.initialize(lambda: [eg, other])
+    nlp.update([eg, other])
+    assert seen[-1] == pytest.approx(0.2, rel=1e-4)
