@@ -345,24 +345,21 @@ class TeachReader:
                     state.reason = "duplicate answer"
                     self._note(rec, "duplicate answer")
                 return
-            # A new complete annotation replaces the accepts it does not repeat.
-            for span_key in [k for k, a in sentence.answers.items() if a.answer == "accept" and k not in span_set]:
-                self._drop_span(sentence.answers.pop(span_key).record, "conflicting answers")
+            # A new complete annotation replaces the accepts it does not repeat,
+            # and the earlier complete annotation as a whole (the spans both
+            # give then belong to the later one).
             old = sentence.owner
+            replaced = [
+                k
+                for k, a in sentence.answers.items()
+                if a.answer == "accept" and (k not in span_set or (old is not None and a.record == old))
+            ]
+            for span_key in replaced:
+                self._drop_span(sentence.answers.pop(span_key).record, "conflicting answers")
             if old is not None and self._records[old].n_spans == 0 and self._records[old].reason is None:
                 self._records[old].reason = "conflicting answers"
                 self._note(old, "conflicting answers", "replaced by a later complete annotation")
-            # The spans both annotations give now belong to the later one: the
-            # earlier one is replaced as a whole, not kept for what they share.
-            taken = set()
-            for span_key in spans:
-                answer = sentence.answers.get(span_key)
-                if old is not None and answer is not None and answer.record == old and answer.answer == "accept":
-                    sentence.answers[span_key] = _Answer("accept", rec)
-                    self._drop_span(old, "conflicting answers", "replaced by a later complete annotation")
-                    taken.add(span_key)
             sentence.owner, sentence.owner_spans = rec, span_set
-            spans = [span_key for span_key in spans if span_key not in taken]
         for span_key in spans:
             self._add_answer(sentence, span_key, record.answer, rec)
 

@@ -226,8 +226,9 @@ def create_dev_threshold_callback(
     in the pipe's `cfg` and log it. After the first save it makes the choice as
     training evaluates the dev corpus (it wraps `nlp.evaluate`, acting only on
     examples whose texts are the dev corpus's), so the logged dev score and
-    `model-best` are at the saved threshold. It does nothing (and says why, once) where the pipeline
-    has no `binary_ner` or the dev corpus has no complete annotations.
+    `model-best` are at the saved threshold. It does nothing (and says why,
+    once) where the pipeline has no `binary_ner` or the dev corpus has no
+    complete annotations.
 
     dev_corpus (str): Dot name of the dev corpus in the training config.
     thresholds (Optional[List[float]]): The candidates; null keeps the pipe's
