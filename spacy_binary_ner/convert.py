@@ -205,6 +205,13 @@ def main(argv: List[str]) -> int:
         help="leave out strings rejected with their label in more than this share of their answers with it "
         "(default 0: rejected once)",
     )
+    p.add_argument(
+        "--propagate-unpushed",
+        action="store_true",
+        help="with --propagate-accepts: also store every other place of a string with a label it was accepted with "
+        "in at least --propagate-min-rate of its places (doc.spans['binary_ner_weak_unpushed']); the pipe gives "
+        "them no 'no entity' prior",
+    )
     args = p.parse_args(argv)
     *inputs, output = args.paths
     if not inputs and not args.complete:
@@ -225,6 +232,7 @@ def main(argv: List[str]) -> int:
         propagate_min_rate=args.propagate_min_rate,
         propagate_max_nested=args.propagate_max_nested,
         propagate_max_rejected=args.propagate_max_rejected,
+        propagate_unpushed=args.propagate_unpushed,
     )
     try:
         nlp = make_nlp(args.lang, args.segmenter)

@@ -205,6 +205,9 @@ class TeachReader:
     propagate_max_rejected (float): Strings rejected with their label in more
         than this share of their answers with it are not propagated (0: one
         reject leaves a string out).
+    propagate_unpushed (bool): Also store every other place of a string with
+        a label it was accepted with in at least `propagate_min_rate` of its
+        places; the pipe gives those cells no "no entity" prior.
     weak_spans_key (str): Key of the weak entities in `reference.spans`; must
         match the pipe's `weak_spans_key`.
     """
@@ -225,6 +228,7 @@ class TeachReader:
         propagate_min_rate: float = 0.03,
         propagate_max_nested: float = 0.3,
         propagate_max_rejected: float = 0.0,
+        propagate_unpushed: bool = False,
         weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
     ) -> None:
         if offsets not in OFFSET_UNITS:
@@ -242,6 +246,8 @@ class TeachReader:
         ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        if propagate_unpushed and not propagate_accepts:
+            raise ValueError("propagate_unpushed works with propagate_accepts: set both, or neither")
         self.nlp = nlp
         self.incorrect_spans_key = incorrect_spans_key
         self.alignment = alignment
@@ -255,6 +261,7 @@ class TeachReader:
         self.propagate_min_rate = propagate_min_rate
         self.propagate_max_nested = propagate_max_nested
         self.propagate_max_rejected = propagate_max_rejected
+        self.propagate_unpushed = propagate_unpushed
         self.weak_spans_key = weak_spans_key
         self.propagated: Counter = Counter()
         self.sources: List[str] = []
@@ -427,6 +434,7 @@ class TeachReader:
                 min_rate=self.propagate_min_rate,
                 max_nested=self.propagate_max_nested,
                 max_rejected=self.propagate_max_rejected,
+                unpushed=self.propagate_unpushed,
             )
         for sentence in self._order:
             first = True
@@ -616,6 +624,7 @@ def records_to_examples(
     propagate_min_rate: float = 0.03,
     propagate_max_nested: float = 0.3,
     propagate_max_rejected: float = 0.0,
+    propagate_unpushed: bool = False,
 ) -> List[Example]:
     """Merge records by sentence and turn them into training examples.
 
@@ -626,7 +635,7 @@ def records_to_examples(
     stats (Optional[ReadStats]): The account is added here if given.
     alignment, labels, max_length, long_texts, strict, offsets,
         propagate_accepts, propagate_min_rate, propagate_max_nested,
-        propagate_max_rejected: See `TeachReader`.
+        propagate_max_rejected, propagate_unpushed: See `TeachReader`.
     RETURNS (List[Example]): One example per sentence, in first-seen order.
     """
     reader = TeachReader(
@@ -642,6 +651,7 @@ def records_to_examples(
         propagate_min_rate=propagate_min_rate,
         propagate_max_nested=propagate_max_nested,
         propagate_max_rejected=propagate_max_rejected,
+        propagate_unpushed=propagate_unpushed,
     )
     reader.read_records(records, complete=complete)
     examples = reader.examples()
@@ -698,6 +708,7 @@ def create_teach_corpus(
     propagate_min_rate: float = 0.03,
     propagate_max_nested: float = 0.3,
     propagate_max_rejected: float = 0.0,
+    propagate_unpushed: bool = False,
     weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
 ) -> Callable[[Language], Iterable[Example]]:
     """Read teach answers and complete annotations for `spacy train`. Records
@@ -725,6 +736,9 @@ def create_teach_corpus(
         accepted entities, are inside a longer one more often than this share.
     propagate_max_rejected (float): Leave out strings rejected with their label
         in more than this share of their answers with it (0: rejected once).
+    propagate_unpushed (bool): Spare from the "no entity" prior every place of
+        a string with a label it was accepted with in at least
+        `propagate_min_rate` of its places.
     weak_spans_key (str): Must match components.binary_ner.weak_spans_key.
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
@@ -742,6 +756,7 @@ def create_teach_corpus(
         propagate_min_rate=propagate_min_rate,
         propagate_max_nested=propagate_max_nested,
         propagate_max_rejected=propagate_max_rejected,
+        propagate_unpushed=propagate_unpushed,
         weak_spans_key=weak_spans_key,
     )
     TeachReader(Language(), **settings)  # fail early on bad settings

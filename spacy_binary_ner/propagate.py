@@ -22,7 +22,7 @@ neither searched nor used as a source: they have no unknown tokens.
 """
 
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, Iterator, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from spacy.tokens import Span
 from spacy.training import Example
@@ -38,6 +38,7 @@ def propagate_accepts(
     min_rate: float = 0.03,
     max_nested: float = 0.3,
     max_rejected: float = 0.0,
+    unpushed: bool = False,
 ) -> Counter:
     """Add weak entities to the references of the answered examples, in place.
 
@@ -50,6 +51,10 @@ def propagate_accepts(
         entities that may be inside a longer accepted entity.
     max_rejected (float): Largest share of a string's answers with its label
         that may be rejects (0: a string rejected once is left out).
+    unpushed (bool): Also mark, in `unpushed_spans_key(weak_spans_key)`, every
+        other place of a string with a label it was accepted with in at least
+        `min_rate` of its places (whatever the other filters say): the pipe
+        does not push those cells towards "no entity".
     RETURNS (Counter): The account: "strings accepted", "strings propagated",
         "strings left out: several labels", "... rejected", "... rarely
         accepted", "... part of longer entities", and "weak entities" added.
@@ -118,7 +123,56 @@ def propagate_accepts(
         if weak:
             ref.spans[weak_spans_key] = weak
             account["weak entities"] += len(weak)
+    if unpushed:
+        _mark_unpushed(
+            answered,
+            accepted,
+            rejected_key=incorrect_spans_key,
+            weak_spans_key=weak_spans_key,
+            min_rate=min_rate,
+            account=account,
+        )
     return account
+
+
+def unpushed_spans_key(weak_spans_key: str) -> str:
+    """Span group of the places the "no entity" prior leaves alone."""
+    return f"{weak_spans_key}_unpushed"
+
+
+def _mark_unpushed(
+    answered: List[Example],
+    accepted: Dict[Key, Counter],
+    *,
+    rejected_key: str,
+    weak_spans_key: str,
+    min_rate: float,
+    account: Counter,
+) -> None:
+    lexicon = _Lexicon(accepted)
+    occurrences: Counter = Counter()
+    for eg in answered:
+        for _, _, key in lexicon.all_matches([t.text for t in eg.reference]):
+            occurrences[key] += 1
+    pairs = {
+        key: [label for label, n in labels.items() if n >= min_rate * occurrences[key]]
+        for key, labels in accepted.items()
+    }
+    key_name = unpushed_spans_key(weak_spans_key)
+    for eg in answered:
+        ref = eg.reference
+        taken = {(s.start, s.end, s.label_) for s in ref.spans.get(rejected_key, [])}
+        taken.update((s.start, s.end, s.label_) for s in ref.spans.get(weak_spans_key, []))
+        spans = []
+        for start, end, key in lexicon.all_matches([t.text for t in ref]):
+            if any(t.ent_iob_ for t in ref[start:end]):
+                continue
+            for label in pairs[key]:
+                if (start, end, label) not in taken:
+                    spans.append(Span(ref, start, end, label=label))
+        if spans:
+            ref.spans[key_name] = spans
+            account["unpushed places"] += len(spans)
 
 
 def _has_unknown_tokens(eg: Example) -> bool:
@@ -152,3 +206,13 @@ class _Lexicon:
                     end = i + length
                     break
             i = end
+
+    def all_matches(self, words: Sequence[str]) -> Iterator[Tuple[int, int, Key]]:
+        """Every occurrence in `words`, overlapping ones too: (start, end, key)."""
+        n = len(words)
+        for i in range(n):
+            for length in self.lengths.get(words[i], ()):
+                if i + length <= n:
+                    key = tuple(words[i : i + length])
+                    if key in self.strings:
+                        yield i, i + length, key

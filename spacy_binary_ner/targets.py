@@ -26,6 +26,8 @@ overlaps a known entity, or holds an    0           1 (flat entities: it cannot
 rejected (span, label)                  0           1 (that label only)
 a weak entity (an accepted string       1           `weak_weight` (that label
 found again), its label, if unknown                 only)
+another place of an accepted string     0           0 (that label only; still
+(the reader's `propagate_unpushed`)                 unknown to self-training)
 anything else (unknown)                 0           `unknown_weight`
 longer than the doc                     0           0
 =====================================  ==========  ==========================
@@ -45,6 +47,7 @@ import numpy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from .propagate import unpushed_spans_key
 from .records import v2_label_error
 
 Targets = Tuple[numpy.ndarray, numpy.ndarray]
@@ -119,6 +122,10 @@ def build_targets(
             weaks.append(weak[cells])
         else:
             weaks.append(None)
+        if weak_spans_key is not None:
+            unpushed = eg.reference.spans.get(unpushed_spans_key(weak_spans_key))
+            if unpushed:
+                _spare_unpushed(eg, unpushed, label_index, max_span_length, weight, unknown)
         truths.append(truth[cells])
         weights.append(weight[cells])
         unknowns.append(unknown[cells])
@@ -278,6 +285,23 @@ def _add_weak(
         weight[span.start, width, k] = weak_weight
         unknown[span.start, width, k] = False
         weak[span.start, width, k] = True
+
+
+def _spare_unpushed(
+    eg: Example,
+    spans: Iterable[Span],
+    label_index: Dict[str, int],
+    L: int,
+    weight: numpy.ndarray,
+    unknown: numpy.ndarray,
+) -> None:
+    """Unknown cells of accepted strings found again get no prior (weight 0);
+    they stay unknown, so self-training may still take them."""
+    for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True):
+        width = span.end - span.start - 1
+        k = label_index.get(span.label_)
+        if k is not None and width < L and unknown[span.start, width, k]:
+            weight[span.start, width, k] = 0.0
 
 
 def blocked_tokens(doc: Doc) -> numpy.ndarray:

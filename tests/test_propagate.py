@@ -211,3 +211,62 @@ def test_strings_seldom_rejected_can_be_kept(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["propagated"]["weak entities"] == 2
     assert cli(args) == 0
     assert "weak entities" not in json.loads((tmp_path / "r.json").read_text())["propagated"]
+
+
+def test_unpushed_places_are_every_other_place_of_an_accepted_string(tmp_path):
+    examples, reader = read(RECORDS, tmp_path, propagate_accepts=True, propagate_unpushed=True)
+    # "Jordan" has two labels, so it is not weak; where its tokens are unknown
+    # neither label is pushed down. The rejected "Nile" and the weak entities
+    # are not marked again; the accepted places are known.
+    assert weak_of(examples, "binary_ner_weak_unpushed") == {"Jordan again .": [("Jordan", "PER"), ("Jordan", "LOC")]}
+    assert reader.propagated["unpushed places"] == 2
+    assert weak_of(examples) == weak_of(read(RECORDS, tmp_path, propagate_accepts=True)[0])
+    # A label accepted in fewer than min_rate of the string's places is pushed as before.
+    examples, _ = read(RECORDS, tmp_path, propagate_accepts=True, propagate_unpushed=True, propagate_min_rate=0.5)
+    assert weak_of(examples, "binary_ner_weak_unpushed") == {}
+
+
+def test_unpushed_places_get_no_prior(tmp_path):
+    others = [f"Then Jordan saw {city} ." for city in ("Rome", "Oslo", "Lima")]
+    records = [record("I met Jordan today .", 6, 12, "PER", "accept"), record("To Jordan .", 3, 9, "LOC", "accept")]
+    records += [record(text, len(text) - 1, len(text), "LOC", "reject") for text in others]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf8")
+    pushes = {}
+    for unpushed in (False, True):
+        nlp = spacy.blank("en")
+        ner = nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL, "pseudo_above": None})
+        examples, _ = read_teach_data(nlp, path, propagate_accepts=True, propagate_unpushed=unpushed)
+        fix_random_seed(0)
+        nlp.initialize(lambda: examples)
+        scores = ner.model.predict([eg.predicted for eg in examples])
+        _, d_scores = ner.get_loss(examples, scores)
+        rows, offset = [], 0
+        for eg in examples:
+            starts, widths = cell_coordinates(len(eg.predicted), ner.max_span_length)
+            if eg.reference.text in others:  # "Jordan" and "Then": tokens 1 and 0
+                rows.append(offset + int(numpy.flatnonzero((starts == 1) & (widths == 0))[0]))
+                rows.append(offset + int(numpy.flatnonzero((starts == 0) & (widths == 0))[0]))
+            offset += len(starts)
+        grads = ner.model.ops.to_numpy(d_scores)
+        pushes[unpushed] = grads[rows][:, [ner.labels.index("PER"), ner.labels.index("LOC")]]
+    # Without the setting the prior pushes "Jordan" down (positive gradient) as
+    # every unknown cell; with it both of its labels are left alone, "Then" not.
+    assert (pushes[False] > 0).all()
+    assert (pushes[True][0::2] == 0).all() and (pushes[True][1::2] > 0).all()
+
+
+def test_unpushed_needs_propagation_and_survives_the_converter(tmp_path):
+    with pytest.raises(ValueError, match="propagate_unpushed works with propagate_accepts"):
+        read(RECORDS, tmp_path, propagate_unpushed=True)
+    path, out = tmp_path / "answers.jsonl", tmp_path / "train.spacy"
+    args = ["convert", str(path), str(out), "--propagate-accepts", "--propagate-unpushed", "--lang", "en"]
+    assert cli(args + ["--report", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["propagated"]["unpushed places"] == 2
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    marked = {
+        d.text: [(s.text, s.label_) for s in d.spans["binary_ner_weak_unpushed"]]
+        for d in docs
+        if d.spans.get("binary_ner_weak_unpushed")
+    }
+    assert marked == {"Jordan again .": [("Jordan", "PER"), ("Jordan", "LOC")]}
