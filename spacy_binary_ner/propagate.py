@@ -150,22 +150,21 @@ def _mark_unpushed(
     account: Counter,
 ) -> None:
     lexicon = _Lexicon(accepted)
-    occurrences: Counter = Counter()
-    for eg in answered:
-        for _, _, key in lexicon.all_matches([t.text for t in eg.reference]):
-            occurrences[key] += 1
+    matches = [list(lexicon.all_matches([t.text for t in eg.reference])) for eg in answered]
+    occurrences = Counter(key for found in matches for _, _, key in found)
     pairs = {
         key: [label for label, n in labels.items() if n >= min_rate * occurrences[key]]
         for key, labels in accepted.items()
     }
     key_name = unpushed_spans_key(weak_spans_key)
-    for eg in answered:
+    for eg, found in zip(answered, matches):
         ref = eg.reference
+        known = [bool(t.ent_iob_) for t in ref]
         taken = {(s.start, s.end, s.label_) for s in ref.spans.get(rejected_key, [])}
         taken.update((s.start, s.end, s.label_) for s in ref.spans.get(weak_spans_key, []))
         spans = []
-        for start, end, key in lexicon.all_matches([t.text for t in ref]):
-            if any(t.ent_iob_ for t in ref[start:end]):
+        for start, end, key in found:
+            if any(known[start:end]):
                 continue
             for label in pairs[key]:
                 if (start, end, label) not in taken:

@@ -116,16 +116,18 @@ def build_targets(
         truth, weight, unknown = _doc_targets(eg, label_index, max_span_length, uw, incorrect_spans_key)
         cells = span_cells(len(eg.predicted), max_span_length)
         if weak_spans_key is not None and weak_weight > 0 and weak_spans_key in eg.reference.spans:
+            # Weak entities become targets 1 with `weak_weight`, in unknown cells only.
             weak = numpy.zeros_like(unknown)
-            spans = eg.reference.spans[weak_spans_key]
-            _add_weak(eg, spans, label_index, max_span_length, weak_weight, truth, weight, unknown, weak)
+            found = _unknown_cells(eg, eg.reference.spans[weak_spans_key], label_index, max_span_length, unknown)
+            truth[found], weight[found], unknown[found], weak[found] = 1.0, weak_weight, False, True
             weaks.append(weak[cells])
         else:
             weaks.append(None)
         if weak_spans_key is not None:
             unpushed = eg.reference.spans.get(unpushed_spans_key(weak_spans_key))
             if unpushed:
-                _spare_unpushed(eg, unpushed, label_index, max_span_length, weight, unknown)
+                # No prior on them; they stay unknown, so self-training may still take them.
+                weight[_unknown_cells(eg, unpushed, label_index, max_span_length, unknown)] = 0.0
         truths.append(truth[cells])
         weights.append(weight[cells])
         unknowns.append(unknown[cells])
@@ -263,45 +265,23 @@ def _doc_targets(
     return truth, weight, unknown
 
 
-def _add_weak(
-    eg: Example,
-    spans: Iterable[Span],
-    label_index: Dict[str, int],
-    L: int,
-    weak_weight: float,
-    truth: numpy.ndarray,
-    weight: numpy.ndarray,
-    unknown: numpy.ndarray,
-    weak: numpy.ndarray,
-) -> None:
-    """Weak entities become targets 1 with `weak_weight`, in unknown cells only
-    (marked in `weak`)."""
-    for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True):
-        width = span.end - span.start - 1
-        k = label_index.get(span.label_)
-        if k is None or width >= L or not unknown[span.start, width, k]:
-            continue
-        truth[span.start, width, k] = 1.0
-        weight[span.start, width, k] = weak_weight
-        unknown[span.start, width, k] = False
-        weak[span.start, width, k] = True
-
-
-def _spare_unpushed(
-    eg: Example,
-    spans: Iterable[Span],
-    label_index: Dict[str, int],
-    L: int,
-    weight: numpy.ndarray,
-    unknown: numpy.ndarray,
-) -> None:
-    """Unknown cells of accepted strings found again get no prior (weight 0);
-    they stay unknown, so self-training may still take them."""
-    for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True):
-        width = span.end - span.start - 1
-        k = label_index.get(span.label_)
-        if k is not None and width < L and unknown[span.start, width, k]:
-            weight[span.start, width, k] = 0.0
+def _unknown_cells(
+    eg: Example, spans: Iterable[Span], label_index: Dict[str, int], L: int, unknown: numpy.ndarray
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """The (start, width, label) cells of `spans` that are unknown, as index
+    arrays into a doc's (n_tokens, L, n_labels) targets; other labels and
+    spans longer than L are left out."""
+    cells = [
+        (span.start, span.end - span.start - 1, label_index[span.label_])
+        for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True)
+        if span.label_ in label_index and span.end - span.start <= L
+    ]
+    cells = [cell for cell in cells if unknown[cell]]
+    if not cells:
+        empty = numpy.zeros(0, dtype="int64")
+        return empty, empty, empty
+    starts, widths, labels = (numpy.array(column, dtype="int64") for column in zip(*cells))
+    return starts, widths, labels
 
 
 def blocked_tokens(doc: Doc) -> numpy.ndarray:
