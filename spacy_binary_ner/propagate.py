@@ -63,6 +63,9 @@ def propagate_accepts(
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, not {value}")
     answered = [eg for eg in examples if _has_unknown_tokens(eg)]
+    # Each text's words and known tokens, read once for every pass below.
+    words = [[t.text for t in eg.reference] for eg in answered]
+    known = [[bool(t.ent_iob_) for t in eg.reference] for eg in answered]
     accepted: Dict[Key, Counter] = defaultdict(Counter)
     rejected: Dict[Key, Counter] = defaultdict(Counter)
     for eg in answered:
@@ -86,19 +89,19 @@ def propagate_accepts(
         candidates[key] = label
     occurrences: Counter = Counter()
     lexicon = _Lexicon(candidates)
-    for eg in answered:
-        for start, end, key in lexicon.matches([t.text for t in eg.reference]):
+    for text_words in words:
+        for start, end, key in lexicon.matches(text_words):
             occurrences[key] += 1
     # How often each string is part of a longer accepted entity: there it is
     # no entity of its own, and neither are its propagated look-alikes.
     nested: Counter = Counter()
     for eg in answered:
         for ent in eg.reference.ents:
-            words = [t.text for t in ent]
-            for i in range(len(words)):
-                for j in range(i + 1, len(words) + 1):
-                    key = tuple(words[i:j])
-                    if key in candidates and j - i < len(words):
+            ent_words = [t.text for t in ent]
+            for i in range(len(ent_words)):
+                for j in range(i + 1, len(ent_words) + 1):
+                    key = tuple(ent_words[i:j])
+                    if key in candidates and j - i < len(ent_words):
                         nested[key] += 1
     kept = {}
     for key, label in candidates.items():
@@ -111,13 +114,13 @@ def propagate_accepts(
             kept[key] = label
     account["strings propagated"] = len(kept)
     lexicon = _Lexicon(kept)
-    for eg in answered:
+    for eg, text_words, text_known in zip(answered, words, known):
         ref = eg.reference
-        known = {(s.start, s.end, s.label_) for s in ref.spans.get(incorrect_spans_key, [])}
+        rejected_here = {(s.start, s.end, s.label_) for s in ref.spans.get(incorrect_spans_key, [])}
         weak = []
-        for start, end, key in lexicon.matches([t.text for t in ref]):
+        for start, end, key in lexicon.matches(text_words):
             label = kept[key]
-            if (start, end, label) in known or any(t.ent_iob_ for t in ref[start:end]):
+            if (start, end, label) in rejected_here or any(text_known[start:end]):
                 continue
             weak.append(Span(ref, start, end, label=label))
         if weak:
@@ -126,6 +129,8 @@ def propagate_accepts(
     if unpushed:
         _mark_unpushed(
             answered,
+            words,
+            known,
             accepted,
             rejected_key=incorrect_spans_key,
             weak_spans_key=weak_spans_key,
@@ -142,6 +147,8 @@ def unpushed_spans_key(weak_spans_key: str) -> str:
 
 def _mark_unpushed(
     answered: List[Example],
+    words: List[List[str]],
+    known: List[List[bool]],
     accepted: Dict[Key, Counter],
     *,
     rejected_key: str,
@@ -150,21 +157,20 @@ def _mark_unpushed(
     account: Counter,
 ) -> None:
     lexicon = _Lexicon(accepted)
-    matches = [list(lexicon.all_matches([t.text for t in eg.reference])) for eg in answered]
+    matches = [list(lexicon.all_matches(text_words)) for text_words in words]
     occurrences = Counter(key for found in matches for _, _, key in found)
     pairs = {
         key: [label for label, n in labels.items() if n >= min_rate * occurrences[key]]
         for key, labels in accepted.items()
     }
     key_name = unpushed_spans_key(weak_spans_key)
-    for eg, found in zip(answered, matches):
+    for eg, found, text_known in zip(answered, matches, known):
         ref = eg.reference
-        known = [bool(t.ent_iob_) for t in ref]
         taken = {(s.start, s.end, s.label_) for s in ref.spans.get(rejected_key, [])}
         taken.update((s.start, s.end, s.label_) for s in ref.spans.get(weak_spans_key, []))
         spans = []
         for start, end, key in found:
-            if any(known[start:end]):
+            if any(text_known[start:end]):
                 continue
             for label in pairs[key]:
                 if (start, end, label) not in taken:
