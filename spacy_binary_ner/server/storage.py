@@ -53,9 +53,6 @@ answers_table = Table(
     Index("sbn_answers_dataset_id", "dataset", "id"),
 )
 
-ANSWERS = ("accept", "reject", "ignore")
-
-
 DB_ENV = "SBN_TEACH_DB"
 DEFAULT_DB = "sbn-teach.sqlite3"
 DB_HELP = f"SQLAlchemy URL or SQLite file (default: env {DB_ENV}, else ./{DEFAULT_DB})"
