@@ -290,7 +290,11 @@ class TeachReader:
     def read_records(self, records: Iterable[Any], *, name: str = "<records>", complete: bool = False) -> None:
         """Read records given in memory; places are reported as `record N`.
 
-        records (Iterable[Any]): The records (anything but a dict is skipped).
+        records (Iterable[Any]): The records: dicts, checked here as
+            `parse_record` checks them, or `Record`s that `parse_record`
+            returned, used as they are (never parsed again; their own
+            `complete` holds, and their offsets are code points). Anything
+            else is skipped.
         name (str): The source name in the account.
         complete (bool): Whether the records are complete annotations.
         """
@@ -331,7 +335,7 @@ class TeachReader:
         self._records.append(state)
         self.stats[source].records += 1
         try:
-            record = parse_record(value, complete, self.offsets)
+            record = value if isinstance(value, Record) else parse_record(value, complete, self.offsets)
             sentence = self._sentence(record)
         except RecordError as err:
             self.stats[source].skipped[err.reason] += 1
@@ -609,7 +613,7 @@ def _slice_doc(doc: Doc, a: int, b: int) -> Doc:
 
 def records_to_examples(
     nlp: Language,
-    records: Iterable[dict],
+    records: Iterable[Union[dict, Record]],
     *,
     complete: bool = False,
     incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
@@ -629,7 +633,8 @@ def records_to_examples(
     """Merge records by sentence and turn them into training examples.
 
     nlp (Language): Its vocab and, for records without `tokens`, its tokenizer.
-    records (Iterable[dict]): Teach answers, or complete annotations.
+    records (Iterable[Union[dict, Record]]): Teach answers, or complete
+        annotations: dicts, or `Record`s from `parse_record` (not parsed again).
     complete (bool): Whether the records are complete annotations.
     incorrect_spans_key (str): Key of the rejected spans in `reference.spans`.
     stats (Optional[ReadStats]): The account is added here if given.

@@ -3,6 +3,7 @@
 import gzip
 import json
 import logging
+import sys
 
 import pytest
 import spacy
@@ -18,6 +19,7 @@ from spacy_binary_ner.data import (
     read_teach_data,
     records_to_examples,
 )
+from spacy_binary_ner.records import RecordError, parse_record
 
 from .util import GOLD_RECORDS, TEACH_RECORDS, zh_records
 
@@ -429,3 +431,47 @@ def test_readme_reader_config_resolves():
     block = re.findall(r"```ini\n(.*?)```", section, flags=re.S)[0]
     corpus = registry.resolve(Config().from_str(block))["corpora"]["train"]
     assert callable(corpus)
+
+
+def _as_docs(examples):
+    return [(eg.reference.to_json(), eg.predicted.to_json()) for eg in examples]
+
+
+def test_parsed_records_are_used_as_they_are_never_parsed_again(monkeypatch):
+    utf16 = {
+        "text": "😀高勇是男",
+        "spans": [{"start": 2, "end": 4, "label": "PER", "text": "高勇"}],
+        "answer": "accept",
+    }
+    cases = [
+        ("en", TEACH_RECORDS, False, "chars"),
+        ("en", GOLD_RECORDS, True, "chars"),
+        ("zh", zh_records(), False, "chars"),
+    ]
+    cases.append(("zh", [utf16], False, "utf16"))
+    for lang, raw, complete, offsets in cases:
+        nlp = spacy.blank(lang)
+        parsed = []
+        for value in raw:
+            try:
+                parsed.append(parse_record(value, complete, offsets))
+            except RecordError:
+                parsed.append(value)  # the ignore answer stays a dict, skipped as before
+        from_dicts, dict_stats = ReadStats(), ReadStats()
+        expected = records_to_examples(nlp, raw, complete=complete, offsets=offsets, stats=dict_stats)
+        calls = []
+        module = sys.modules[TeachReader.__module__]
+        original = module.parse_record
+        monkeypatch.setattr(module, "parse_record", lambda *a, **k: calls.append(a) or original(*a, **k))
+        # A parsed record is in code points and carries its own `complete`:
+        # the reader's settings for raw dicts do not apply to it.
+        got = records_to_examples(nlp, parsed, stats=from_dicts)
+        monkeypatch.setattr(module, "parse_record", original)
+        assert len(calls) == sum(1 for value in parsed if isinstance(value, dict))
+        assert _as_docs(got) == _as_docs(expected) and got
+        assert from_dicts.to_dict() == dict_stats.to_dict()
+    # Mixed in one source: dicts and records of one sentence still merge.
+    mixed = [parse_record(TEACH_RECORDS[1]), TEACH_RECORDS[2], parse_record(TEACH_RECORDS[3])]
+    (eg,) = records_to_examples(spacy.blank("en"), mixed)
+    assert [e.text for e in eg.reference.ents] == ["London", "Berlin"]
+    assert [s.text for s in eg.reference.spans["incorrect_spans"]] == ["I"]
