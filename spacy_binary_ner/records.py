@@ -18,7 +18,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -113,6 +113,8 @@ class Record:
     complete (bool): Whether the spans are all the entities of the text.
     input_hash (Optional[Union[int, str]]): The record's `_input_hash`, if given.
     tokens (Any): The record's raw `tokens`, checked by `parse_tokens`.
+    meta (Optional[Dict[str, Any]]): The record's `meta` object, if it has one
+        (where a question came from: `source`, `pattern`, `score`).
     """
 
     text: str
@@ -121,6 +123,7 @@ class Record:
     complete: bool = False
     input_hash: Optional[Union[int, str]] = None
     tokens: Any = None
+    meta: Optional[Dict[str, Any]] = None
 
 
 def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> Record:
@@ -165,8 +168,38 @@ def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> 
         raise RecordError("rejected complete annotation")
     keys, tokens = _spans_and_tokens(value, text, offsets)
     if not keys and not is_complete:
-        raise RecordError("no spans", f"a teach {answer} with no spans")
-    return Record(text, keys, answer, is_complete, given_hash, tokens)
+        raise RecordError("no spans", f"a teach {answer} with no `spans`")
+    meta = value.get("meta")
+    return Record(text, keys, answer, is_complete, given_hash, tokens, meta if isinstance(meta, dict) else None)
+
+
+def parse_answer(value: Any, labels: Optional[Sequence[str]] = None) -> Record:
+    """Check one answer as a teach tool sends it back, with `parse_record`'s
+    checks; the one parse an answer gets between the server and the loss.
+
+    An "ignore" answer is checked as an accept would be and returned with
+    answer "ignore" (the reader skips it; the server stores it). Its
+    `tokens`, if any, are checked (`parse_tokens`).
+
+    value (Any): The answered task.
+    labels (Optional[Sequence[str]]): If given, every span's label must be
+        one of them ("unknown label").
+    RETURNS (Record): The answer, parsed.
+    RAISES (RecordError): Why the answer cannot be used.
+    """
+    ignore = isinstance(value, dict) and value.get("answer") == "ignore"
+    record = parse_record({**value, "answer": "accept"} if ignore else value)
+    if ignore:
+        record.answer = "ignore"
+    if record.tokens:
+        parse_tokens(record.tokens, record.text)
+    if labels is not None:
+        for start, end, label in record.spans:
+            if label not in labels:
+                raise RecordError(
+                    "unknown label", f"{label[:40]!r} at {start}-{end}; the labels are {', '.join(labels)}"
+                )
+    return record
 
 
 def parse_task(value: Any, offsets: str = "chars") -> Record:
@@ -402,11 +435,19 @@ def align_span(starts: List[int], ends: List[int], start: int, end: int, mode: s
     return (i, j) if i < j else None
 
 
+def stable_hash(*parts: Any) -> int:
+    """A 32-bit signed hash of the parts' string forms, the same across runs
+    and machines: what `_input_hash` and `_task_hash` are made of."""
+    text = "\x1f".join(str(p) for p in parts).encode("utf8")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=4).digest(), "little", signed=True)
+
+
 def input_hash(record: dict) -> Union[int, str]:
-    """The record's `_input_hash`, or a hash of its text."""
+    """The record's `_input_hash`, or the hash of its text that
+    `loop.set_hashes` gives it."""
     if record.get("_input_hash") is not None:
         return record["_input_hash"]
-    return hashlib.sha1(record["text"].encode("utf8")).hexdigest()
+    return stable_hash(record["text"])
 
 
 def jsonl_files(path: Union[str, Path]) -> List[Path]:

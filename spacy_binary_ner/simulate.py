@@ -30,7 +30,15 @@ from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Config
 
 from .data import iter_jsonl, records_to_examples
-from .loop import LOOP_THRESHOLD, AnnotationLoop, PatternMatcher, Proposals, initialize_pipeline, set_hashes
+from .loop import (
+    LOOP_THRESHOLD,
+    AnnotationLoop,
+    PatternMatcher,
+    PatternSchedule,
+    Proposals,
+    initialize_pipeline,
+    set_hashes,
+)
 from .ops import cpu_ops
 from .threshold import THRESHOLDS as TRAINING_THRESHOLDS
 from .threshold import best_threshold
@@ -242,10 +250,12 @@ def run_strategy(
         proposer=BeamNERProposer(nlp, max_per_text=args.max_per_text) if strategy == "beam_ner" else None,
         sorter="uncertainty" if strategy == "beam_ner" else strategy,
         patterns=matcher,
-        pattern_ratio=args.pattern_ratio,
-        patterns_until=args.patterns_until,
-        pattern_max_answers=args.pattern_max_answers,
-        pattern_lookahead=args.pattern_lookahead,
+        schedule=PatternSchedule(
+            ratio=args.pattern_ratio,
+            until=args.patterns_until,
+            max_answers=args.pattern_max_answers,
+            lookahead=args.pattern_lookahead,
+        ),
         chunk_size=args.chunk_size,
         max_per_text=args.max_per_text,
         replay=args.replay,

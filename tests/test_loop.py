@@ -14,6 +14,7 @@ from spacy_binary_ner.loop import (
     LOOP_THRESHOLD,
     AnnotationLoop,
     PatternMatcher,
+    PatternSchedule,
     TaskText,
     by_label,
     initialize_pipeline,
@@ -61,7 +62,7 @@ def span_probability(loop: AnnotationLoop, text: str, start: int, end: int, labe
     text_obj = TaskText.from_task(loop.nlp, task)
     token_start = text_obj.starts.index(start)
     token_end = text_obj.ends.index(end) + 1
-    ((candidates, lookup),) = loop._score_chunk([text_obj])
+    ((candidates, lookup),) = loop.score_texts([text_obj])
     return lookup(token_start, token_end, label)
 
 
@@ -295,7 +296,7 @@ def test_cold_start_asks_pattern_matches_first_then_mixes():
     pool = toy_corpus(60, seed=3)
     optimizer = initialize_pipeline(nlp, ["LOC"], pool[:5])
     patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": c} for c in CITIES])
-    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=0.5, patterns_until=20)
+    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, schedule=PatternSchedule(ratio=0.5, until=20))
     questions = loop(pool)
     first = [next(questions) for _ in range(10)]
     sources = [task["meta"]["source"] for task in first]
@@ -320,7 +321,9 @@ def test_a_pattern_with_max_answers_is_retired():
     patterns = PatternMatcher(
         nlp, [{"label": "LOC", "pattern": "We"}] + [{"label": "LOC", "pattern": c} for c in CITIES]
     )
-    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=1.0, pattern_max_answers=4)
+    loop = AnnotationLoop(
+        nlp, optimizer=optimizer, patterns=patterns, schedule=PatternSchedule(ratio=1.0, max_answers=4)
+    )
     gold = {r["text"]: {(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in pool}
     questions = loop(pool)
     asked = []
@@ -339,7 +342,7 @@ def test_a_pattern_with_max_answers_is_retired():
     keep = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns)
     keep.pattern_answers[0] = loop.pattern_answers[0]
     assert not keep.pattern_retired(0)
-    capped = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_max_answers=3)
+    capped = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, schedule=PatternSchedule(max_answers=3))
     capped.pattern_answers[1] = {"accept": 3, "reject": 0}
     capped.pattern_answers[2] = {"accept": 2, "reject": 0}
     assert capped.pattern_retired(1) and not capped.pattern_retired(2)
@@ -355,7 +358,9 @@ def test_pattern_lookahead_finds_matches_before_the_model_reaches_them():
     plain = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, chunk_size=4)
     first = [next(iter_) for iter_ in [plain(pool)] for _ in range(6)]
     assert all(t["meta"]["source"] == "model" for t in first)
-    ahead = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, chunk_size=4, pattern_lookahead=40)
+    ahead = AnnotationLoop(
+        nlp, optimizer=optimizer, patterns=patterns, chunk_size=4, schedule=PatternSchedule(lookahead=40)
+    )
     questions = ahead(pool)
     first = [next(questions) for _ in range(6)]
     found = [t for t in first if t["meta"]["source"] == "pattern"]
@@ -368,7 +373,7 @@ def test_pattern_lookahead_finds_matches_before_the_model_reaches_them():
     order = [pool.index({"text": text}) for text in dict.fromkeys(texts)]
     assert order == sorted(order) and ahead.stats["texts scored"] == len(pool)
     with pytest.raises(ValueError, match="pattern_lookahead"):
-        AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_lookahead=-1)
+        AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, schedule=PatternSchedule(lookahead=-1))
 
 
 def test_patterns_fill_the_queue_when_the_model_proposes_nothing_new():
@@ -376,7 +381,9 @@ def test_patterns_fill_the_queue_when_the_model_proposes_nothing_new():
     pool = [{"text": "Rome is large ."}] * 3
     optimizer = initialize_pipeline(nlp, ["LOC"], pool)
     patterns = PatternMatcher(nlp, [{"label": "LOC", "pattern": "Rome"}])
-    loop = AnnotationLoop(nlp, optimizer=optimizer, patterns=patterns, pattern_ratio=0.1, max_per_text=1)
+    loop = AnnotationLoop(
+        nlp, optimizer=optimizer, patterns=patterns, schedule=PatternSchedule(ratio=0.1), max_per_text=1
+    )
     asked = list(loop(pool))
     # The same text three times: each question is asked once, the pattern match included.
     assert len(asked) == len({t["_task_hash"] for t in asked})

@@ -2,14 +2,17 @@
 
 - `tasks`: the tasks a teach tool shows, their hashes, and questions about spans;
 - `sorters`: which of the model's proposals are asked (`prefer_uncertain`, ...);
-- `patterns`: `PatternMatcher`, cold-start questions from `EntityRuler` patterns;
+- `patterns`: `PatternMatcher`, cold-start questions from `EntityRuler` patterns, and
+  `PatternSchedule`, when they are asked;
+- `queues`: `QuestionQueues`, one pass's proposals scored chunk by chunk;
 - `propose`: what the model proposes (`BinaryNERProposer`, the `Proposer` protocol);
 - `loop`: `AnnotationLoop` and `initialize_pipeline`.
 """
 
 from .loop import LOOP_LEARN_RATE, LOOP_THRESHOLD, AnnotationLoop, initialize_pipeline
-from .patterns import PatternMatcher
+from .patterns import PatternMatcher, PatternSchedule
 from .propose import BinaryNERProposer, Proposals, Proposer
+from .queues import QuestionQueues
 from .sorters import SORTERS, Sorter, by_label, prefer_high_scores, prefer_random, prefer_uncertain
 from .tasks import Candidate, Lookup, ScoredTask, Task, TaskText, set_hashes
 
@@ -22,8 +25,10 @@ __all__ = [
     "Candidate",
     "Lookup",
     "PatternMatcher",
+    "PatternSchedule",
     "Proposals",
     "Proposer",
+    "QuestionQueues",
     "ScoredTask",
     "Sorter",
     "Task",

@@ -16,7 +16,7 @@ never scored as a whole.
 """
 
 import contextlib
-import copy
+import dataclasses
 import random
 import statistics
 import time
@@ -31,19 +31,17 @@ from thinc.api import Optimizer
 
 from ..data import TeachReader
 from ..pipeline import BinaryNER
-from ..records import RecordError, parse_record, parse_tokens
-from .patterns import PatternMatcher
+from ..records import Record, RecordError, parse_answer, stable_hash
+from .patterns import PatternMatcher, PatternSchedule
 from .propose import BinaryNERProposer, Proposals, Proposer
+from .queues import EarlyMatch, QuestionQueues
 from .sorters import SORTERS, Sorter, prefer_random
-from .tasks import Lookup, ScoredTask, Task, TaskText, set_hashes
+from .tasks import Lookup, ScoredTask, Task, TaskText
 
 # The optimizer's learning rate `initialize_pipeline` sets (see there).
 LOOP_LEARN_RATE = 0.005
 # The binary_ner decision threshold `initialize_pipeline` sets (see there).
 LOOP_THRESHOLD = 0.2
-
-# A pattern match found ahead of the model: its text, span, label and pattern index.
-EarlyMatch = Tuple[TaskText, int, int, str, int]
 
 
 class AnnotationLoop:
@@ -58,22 +56,9 @@ class AnnotationLoop:
     sorter (Union[str, Sorter]): "uncertainty", "confident", "random", or a
         function from `(score, task)` pairs to tasks.
     patterns (Optional[PatternMatcher]): Cold-start patterns.
-    pattern_ratio (float): Share of the questions taken from pattern matches
-        while they last and fewer than `patterns_until` answers came back.
-    patterns_until (Optional[int]): Answers after which pattern matches are no
-        longer asked; None to ask them while they last.
-    pattern_skip_above (float): A pattern match the model already scores at
-        least this high is not asked (the model has learned it); counted.
-    pattern_max_answers (Optional[int]): Answers to a pattern's matches after
-        which it is no longer asked, whatever they were: the model has its
-        examples, and the same string asked again and again teaches it little.
-        None for no limit.
-    pattern_lookahead (int): Texts read ahead of the model to look for pattern
-        matches: with a few patterns for a rare label, their matches are
-        otherwise met only as fast as the model's questions use up the
-        stream. The texts are kept and reach the model in order; a match is
-        scored by the model when it is asked. 0: patterns see the texts as the
-        model scores them.
+    schedule (PatternSchedule): When pattern matches are asked: their share
+        of the questions, for how many answers, which are skipped, how far
+        ahead of the model they are looked for.
     min_score (float): Smallest probability of a proposed span.
     max_per_text (int): Most spans proposed per text, highest scores first; a
         text with none above `min_score` still proposes its best span.
@@ -113,11 +98,7 @@ class AnnotationLoop:
         proposer: Optional[Proposer] = None,
         sorter: Union[str, Sorter] = "uncertainty",
         patterns: Optional[PatternMatcher] = None,
-        pattern_ratio: float = 0.5,
-        patterns_until: Optional[int] = None,
-        pattern_skip_above: float = 0.9,
-        pattern_max_answers: Optional[int] = None,
-        pattern_lookahead: int = 0,
+        schedule: PatternSchedule = PatternSchedule(),
         min_score: float = 0.01,
         max_per_text: int = 8,
         chunk_size: int = 8,
@@ -149,20 +130,12 @@ class AnnotationLoop:
             if sorter not in SORTERS:
                 raise ValueError(f"Unknown sorter {sorter!r}: use one of {sorted(SORTERS)} or a function.")
             sorter = _seeded_random(seed) if sorter == "random" else SORTERS[sorter]
-        if not 0 <= pattern_ratio <= 1:
-            raise ValueError(f"pattern_ratio must be in [0, 1], not {pattern_ratio}")
-        if pattern_lookahead < 0:
-            raise ValueError(f"pattern_lookahead must be at least 0, not {pattern_lookahead}")
         if max_per_text < 1 or chunk_size < 1 or replay < 0:
             raise ValueError("max_per_text and chunk_size must be at least 1, replay at least 0")
         self.proposer: Proposer = proposer
         self.sorter: Sorter = sorter
         self.patterns = patterns
-        self.pattern_ratio = pattern_ratio
-        self.patterns_until = patterns_until
-        self.pattern_skip_above = pattern_skip_above
-        self.pattern_max_answers = pattern_max_answers
-        self.pattern_lookahead = pattern_lookahead
+        self.schedule = schedule
         self.pattern_answers: Dict[int, Counter] = {}
         self.chunk_size = chunk_size
         self.replay = replay
@@ -208,7 +181,7 @@ class AnnotationLoop:
             return self.nlp.use_params(self.optimizer.averages)
         return contextlib.nullcontext()
 
-    def _score_chunk(self, texts: List[TaskText]) -> Proposals:
+    def score_texts(self, texts: List[TaskText]) -> Proposals:
         """Per text: the proposed spans, and a lookup of any span's score."""
         docs: List[Doc] = [t.doc for t in texts]
         for proc in self._preceding:
@@ -216,7 +189,7 @@ class AnnotationLoop:
         with self.averaged_params():
             return self.proposer(docs)
 
-    def _pattern_question(
+    def pattern_question(
         self, text: TaskText, start: int, end: int, label: str, index: int, lookup: Lookup
     ) -> Optional[Task]:
         """The question about a pattern match, or None (counted) if its
@@ -225,12 +198,12 @@ class AnnotationLoop:
             self.stats["pattern match skipped: pattern retired"] += 1
             return None
         score = lookup(start, end, label)
-        if score >= self.pattern_skip_above:
+        if score >= self.schedule.skip_above:
             self.stats["pattern match skipped: model already confident"] += 1
             return None
         return text.question(start, end, label, score, "pattern", pattern=index)
 
-    def _scored_chunks(
+    def scored_chunks(
         self, stream: Iterable[Union[Task, TaskText]], with_patterns: bool = True
     ) -> Iterator[Tuple[List[ScoredTask], List[ScoredTask]]]:
         """Per chunk of texts: (model proposals, pattern proposals)."""
@@ -241,12 +214,12 @@ class AnnotationLoop:
                 return
             model_tasks: List[ScoredTask] = []
             pattern_tasks: List[ScoredTask] = []
-            for text, (candidates, lookup) in zip(chunk, self._score_chunk(chunk)):
+            for text, (candidates, lookup) in zip(chunk, self.score_texts(chunk)):
                 for start, end, label, score in candidates:
                     model_tasks.append((score, text.question(start, end, label, score, "model")))
                 if self.patterns is not None and with_patterns:
                     for start, end, label, index in self.patterns(text.doc):
-                        task = self._pattern_question(text, start, end, label, index, lookup)
+                        task = self.pattern_question(text, start, end, label, index, lookup)
                         if task is not None:
                             pattern_tasks.append((task["meta"]["score"], task))
             self.stats["texts scored"] += len(chunk)
@@ -275,7 +248,7 @@ class AnnotationLoop:
         YIELDS (ScoredTask): `(score, task)`, one span per task, its label and
             the model's probability in `task["meta"]["score"]`.
         """
-        for model_tasks, _ in self._scored_chunks(stream):
+        for model_tasks, _ in self.scored_chunks(stream):
             yield from model_tasks
 
     def match_patterns(self, stream: Iterable[Task]) -> Iterator[ScoredTask]:
@@ -283,19 +256,19 @@ class AnnotationLoop:
         the model's probability of the matched span and label)."""
         if self.patterns is None:
             return
-        for _, pattern_tasks in self._scored_chunks(stream):
+        for _, pattern_tasks in self.scored_chunks(stream):
             yield from pattern_tasks
 
     def __call__(self, stream: Iterable[Task]) -> Iterator[Task]:
         """The questions to ask: the sorter's choice of the model's proposals,
-        mixed with pattern matches (`pattern_ratio` of the questions, pattern
+        mixed with pattern matches (`schedule.ratio` of the questions, pattern
         matches first) while patterns are in use. A task already asked in this
         loop is not asked again (counted in `stats`).
 
         stream (Iterable[Task]): Incoming tasks (`text`, optional `tokens`).
         YIELDS (Task): One question at a time.
         """
-        queues = _Queues(self, stream)
+        queues = QuestionQueues(self, stream)
         selected = self.sorter(queues.model_stream())
         n_asked = n_patterns = 0
         while True:
@@ -303,7 +276,7 @@ class AnnotationLoop:
             if self._patterns_active():
                 if not queues.patterns and not queues.early:
                     queues.fill()
-                if n_patterns < self.pattern_ratio * (n_asked + 1):
+                if n_patterns < self.schedule.ratio * (n_asked + 1):
                     task = queues.next_pattern_task()
                     n_patterns += task is not None
             if task is None:
@@ -321,14 +294,14 @@ class AnnotationLoop:
             self.stats[f"asked: {task['meta']['source']}"] += 1
             yield task
 
-    def _read_ahead(self, stream: Iterable[Task], early: Deque[EarlyMatch]) -> Iterator[TaskText]:
-        """The stream's texts, in order, read `pattern_lookahead` texts ahead;
+    def read_ahead(self, stream: Iterable[Task], early: Deque[EarlyMatch]) -> Iterator[TaskText]:
+        """The stream's texts, in order, read `schedule.lookahead` texts ahead;
         each text's pattern matches go to `early` as it is read."""
         assert self.patterns is not None
         source = self._task_texts(stream)
         ahead: Deque[TaskText] = deque()
         while True:
-            for text in islice(source, max(0, self.pattern_lookahead - len(ahead))):
+            for text in islice(source, max(0, self.schedule.lookahead - len(ahead))):
                 for start, end, label, index in self.patterns(text.doc):
                     early.append((text, start, end, label, index))
                 ahead.append(text)
@@ -337,23 +310,23 @@ class AnnotationLoop:
             yield ahead.popleft()
 
     def pattern_retired(self, index: int) -> bool:
-        """Whether the pattern `index` is no longer asked: `pattern_max_answers`
+        """Whether the pattern `index` is no longer asked: `schedule.max_answers`
         of its matches were answered."""
         counts = self.pattern_answers.get(index)
-        if not counts or self.pattern_max_answers is None:
+        if not counts or self.schedule.max_answers is None:
             return False
-        return counts["accept"] + counts["reject"] >= self.pattern_max_answers
+        return counts["accept"] + counts["reject"] >= self.schedule.max_answers
 
     def _patterns_active(self) -> bool:
         return (
             self.patterns is not None
-            and self.pattern_ratio > 0
-            and (self.patterns_until is None or self.n_answers < self.patterns_until)
+            and self.schedule.ratio > 0
+            and (self.schedule.until is None or self.n_answers < self.schedule.until)
         )
 
     # Learning --------------------------------------------------------------
 
-    def update(self, answers: Sequence[Task]) -> float:
+    def update(self, answers: Sequence[Union[Task, Record]]) -> float:
         """Learn from a batch of answered tasks: one optimizer step.
 
         Answers are read as in training (`records_to_examples`): an accept
@@ -361,14 +334,16 @@ class AnnotationLoop:
         an ignore is skipped. Every earlier answer about the same texts joins
         the step, plus `replay` earlier answered texts.
 
-        Each answer is checked with the reader's parser first: one that cannot
-        be read is skipped and counted once in `stats` as "answer skipped:
-        REASON" (a span the step cannot use, e.g. of an unknown label, too),
-        and never raises. The answers are copied, never changed, and kept
-        only once the step is made.
+        An answer is a task (parsed here, once, with `records.parse_answer`)
+        or a `Record` that `parse_answer` already returned (used as it is,
+        e.g. as the teach server checked it). One that cannot be read is
+        skipped and counted once in `stats` as "answer skipped: REASON" (a
+        span the step cannot use, e.g. of an unknown label, too), and never
+        raises. The answers are never changed, and kept only once the step
+        is made.
 
-        answers (Sequence[Task]): Tasks with `answer` set to "accept", "reject"
-            or "ignore".
+        answers (Sequence[Union[Task, Record]]): Tasks with `answer` set to
+            "accept", "reject" or "ignore", or their parsed records.
         RETURNS (float): The loss of the step (0.0 if nothing was learnable).
         """
         begin = time.perf_counter()
@@ -376,20 +351,15 @@ class AnnotationLoop:
         answered: Counter = Counter()
         by_pattern: List[Tuple[int, str]] = []
         skipped: Counter = Counter()
-        for task in answers:
+        for given in answers:
             try:
-                record = parse_record(task)
-                if record.tokens:
-                    parse_tokens(record.tokens, record.text)
-                answer = record.answer
+                record = given if isinstance(given, Record) else parse_answer(given)
             except RecordError as err:
-                if err.reason != "ignore answer":
-                    skipped[f"answer skipped: {err.reason}"] += 1
-                    continue
-                answer = "ignore"
+                skipped[f"answer skipped: {err.reason}"] += 1
+                continue
+            answer = record.answer
             answered[answer] += 1
-            meta = task.get("meta")
-            meta = meta if isinstance(meta, dict) else {}
+            meta = record.meta or {}
             source = meta.get("source")
             if isinstance(source, str) and source:
                 answered[f"answered: {source} {answer}"] += 1
@@ -397,8 +367,8 @@ class AnnotationLoop:
                 by_pattern.append((meta["pattern"], answer))
             if answer == "ignore":
                 continue
-            kept = set_hashes(copy.deepcopy(task))
-            fresh.setdefault(kept["_input_hash"], []).append([kept, None])
+            key = record.input_hash if record.input_hash is not None else stable_hash(record.text)
+            fresh.setdefault(key, []).append([dataclasses.replace(record, input_hash=key), None])
         keys = list(fresh)
         if self.replay:
             others = [k for k in self._memory if k not in fresh]
@@ -418,7 +388,7 @@ class AnnotationLoop:
             self.update_seconds.append(time.perf_counter() - begin)
         return loss
 
-    def _step(self, records: List[Task], skipped: Counter, entries: List[List[Any]]) -> float:
+    def _step(self, records: List[Record], skipped: Counter, entries: List[List[Any]]) -> float:
         """One optimizer step on the records; a reason a record is newly not
         used for goes into `skipped`, and into its entry."""
         reader = TeachReader(self.nlp, labels=self.pipe.labels)
@@ -446,73 +416,6 @@ class AnnotationLoop:
     def median_update_ms(self) -> float:
         """Median wall time of the updates so far, in milliseconds."""
         return 1000 * statistics.median(self.update_seconds) if self.update_seconds else 0.0
-
-
-class _Queues:
-    """The proposals of one `AnnotationLoop.__call__`, scored chunk by chunk
-    as the questions use them up."""
-
-    def __init__(self, loop: AnnotationLoop, stream: Iterable[Task]) -> None:
-        self.loop = loop
-        self.model: Deque[ScoredTask] = deque()
-        self.patterns: Deque[ScoredTask] = deque()
-        # Pattern matches found ahead of the model, scored when asked.
-        self.early: Deque[EarlyMatch] = deque()
-        # The early text scored last, at which answer count, and its lookup.
-        self._scored: Optional[Tuple[TaskText, int, Lookup]] = None
-        self._exhausted = False
-        if loop.patterns is not None and loop.pattern_lookahead:
-            self._chunks = loop._scored_chunks(loop._read_ahead(stream, self.early), with_patterns=False)
-        else:
-            self._chunks = loop._scored_chunks(stream)
-
-    def fill(self) -> bool:
-        """Score the next chunk into the queues. RETURNS (bool): False at the end."""
-        if self._exhausted:
-            return False
-        try:
-            model_tasks, pattern_tasks = next(self._chunks)
-        except StopIteration:
-            self._exhausted = True
-            return False
-        self.model.extend(model_tasks)
-        self.patterns.extend(pattern_tasks)
-        return True
-
-    def model_stream(self) -> Iterator[ScoredTask]:
-        """The model's proposals, as the sorter reads them."""
-        while self.model or self.fill():
-            while self.model:
-                yield self.model.popleft()
-
-    def next_pattern_task(self) -> Optional[Task]:
-        """The next pattern question, or None."""
-        loop = self.loop
-        # Answers may have retired a pattern since its matches were queued.
-        while self.patterns:
-            task = self.patterns.popleft()[1]
-            if not loop.pattern_retired(task["meta"]["pattern"]):
-                return task
-            loop.stats["pattern match skipped: pattern retired"] += 1
-        while self.early:
-            text, start, end, label, index = self.early.popleft()
-            task = loop._pattern_question(text, start, end, label, index, self._lookup(text))
-            if task is not None:
-                return task
-        return None
-
-    def _lookup(self, text: TaskText) -> Lookup:
-        """A lookup of the span scores of an early text, scored when first used."""
-
-        def lookup(start: int, end: int, label: str) -> float:
-            # A text's matches are queued together: it is scored once for all
-            # of them, again only if an update came in between.
-            loop = self.loop
-            if self._scored is None or self._scored[0] is not text or self._scored[1] != loop.n_answers:
-                self._scored = (text, loop.n_answers, loop._score_chunk([text])[0][1])
-            return self._scored[2](start, end, label)
-
-        return lookup
 
 
 def _seeded_random(seed: int) -> Sorter:

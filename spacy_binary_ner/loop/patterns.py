@@ -1,13 +1,49 @@
 """Cold-start patterns: spaCy `EntityRuler` patterns whose matches become questions."""
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from ..records import iter_jsonl
+
+
+@dataclass(frozen=True)
+class PatternSchedule:
+    """When an `AnnotationLoop` asks about pattern matches.
+
+    ratio (float): Share of the questions taken from pattern matches while
+        they last and fewer than `until` answers came back.
+    until (Optional[int]): Answers after which pattern matches are no longer
+        asked; None to ask them while they last.
+    skip_above (float): A pattern match the model already scores at least
+        this high is not asked (the model has learned it); counted.
+    max_answers (Optional[int]): Answers to a pattern's matches after which it
+        is no longer asked, whatever they were: the model has its examples,
+        and the same string asked again and again teaches it little. None for
+        no limit.
+    lookahead (int): Texts read ahead of the model to look for pattern
+        matches: with a few patterns for a rare label, their matches are
+        otherwise met only as fast as the model's questions use up the
+        stream. The texts are kept and reach the model in order; a match is
+        scored by the model when it is asked. 0: patterns see the texts as
+        the model scores them.
+    """
+
+    ratio: float = 0.5
+    until: Optional[int] = None
+    skip_above: float = 0.9
+    max_answers: Optional[int] = None
+    lookahead: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ratio <= 1:
+            raise ValueError(f"the pattern ratio must be in [0, 1], not {self.ratio}")
+        if self.lookahead < 0:
+            raise ValueError(f"pattern_lookahead (texts read ahead) must be at least 0, not {self.lookahead}")
 
 
 class PatternMatcher:

@@ -1,12 +1,11 @@
 """Tasks: the dicts a teach tool shows and sends back, and their stable hashes."""
 
-import hashlib
 from typing import Any, Callable, Dict, List, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..records import parse_task, parse_tokens, record_doc
+from ..records import parse_task, parse_tokens, record_doc, stable_hash
 
 Task = Dict[str, Any]
 ScoredTask = Tuple[float, Task]
@@ -14,11 +13,6 @@ ScoredTask = Tuple[float, Task]
 Candidate = Tuple[int, int, str, float]
 # The probability of any (start token, end token exclusive, label) of one text.
 Lookup = Callable[[int, int, str], float]
-
-
-def _hash(*parts: Any) -> int:
-    text = "\x1f".join(str(p) for p in parts).encode("utf8")
-    return int.from_bytes(hashlib.blake2b(text, digest_size=4).digest(), "little", signed=True)
 
 
 def set_hashes(task: Task) -> Task:
@@ -32,9 +26,9 @@ def set_hashes(task: Task) -> Task:
     RETURNS (Task): The same task.
     """
     if task.get("_input_hash") is None:
-        task["_input_hash"] = _hash(task["text"])
+        task["_input_hash"] = stable_hash(task["text"])
     spans = sorted((s["start"], s["end"], s.get("label", "")) for s in task.get("spans", []))
-    task["_task_hash"] = _hash(task["_input_hash"], *spans)
+    task["_task_hash"] = stable_hash(task["_input_hash"], *spans)
     return task
 
 

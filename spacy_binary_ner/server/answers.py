@@ -1,69 +1,101 @@
-"""The teach server's check of one answer, as a client sent it."""
+"""The teach server's check of one answer, as a client sent it.
+
+An answer is parsed once, here, with the reader's parser
+(`records.parse_answer`): the server stores the task, and the learning engine
+learns from the parsed `Record` it is handed, without parsing it again.
+"""
 
 import uuid
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, NamedTuple, Sequence, Tuple
 
 from spacy.language import Language
 
-from ..constants import ANSWERS
-from ..data import REASONS, ReadStats, records_to_examples
+from ..data import REASONS, TeachReader
 from ..loop import set_hashes
+from ..records import Record, RecordError, parse_answer
 
 Task = Dict[str, Any]
+# The task's fields a stored answer keeps, and its spans' fields.
+_META_KEYS = ("score", "source", "pattern", "pool_index")
+_SPAN_KEYS = ("start", "end", "label", "token_start", "token_end")
 
 
 class BadAnswer(ValueError):
     """An answer the server will not store; the message says why."""
 
 
-def check_answer(item: Any, labels: Sequence[str], nlp: Language) -> Tuple[str, Task]:
-    """Check an answer as a client sent it; RETURNS (Tuple[str, Task]) its
-    key and the task to store (hashes recomputed here). Raises `BadAnswer`."""
+class Answer(NamedTuple):
+    """A checked answer.
+
+    key (str): Its idempotency key (the client's, or a new one).
+    task (Task): The task to store, its hashes set.
+    record (Record): The answer parsed, `input_hash` set: what the loop learns from.
+    """
+
+    key: str
+    task: Task
+    record: Record
+
+
+def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
+    """Check an answer as a client sent it: the reader's parser
+    (`records.parse_answer`), then whether the reader would use it (its spans
+    on token boundaries of `nlp`'s tokenizer or of its own `tokens`, its length).
+
+    item (Any): The answer, as the client sent it.
+    labels (Sequence[str]): The labels being annotated.
+    nlp (Language): The pipeline whose tokenizer the reader uses.
+    RETURNS (Answer): Its key, the task to store and its record.
+    RAISES (BadAnswer): Why it will not be stored, with the fix.
+    """
     if not isinstance(item, dict):
         raise BadAnswer(f"an answer must be a JSON object, not {type(item).__name__}")
-    answer = item.get("answer")
-    if answer not in ANSWERS:
-        raise BadAnswer(f"`answer` must be one of {', '.join(ANSWERS)}, not {str(answer)[:40]!r}")
-    text = item.get("text")
-    if not isinstance(text, str) or not text:
-        raise BadAnswer("an answer needs the task's `text` (a non-empty string)")
-    spans = item.get("spans")
-    if not isinstance(spans, list) or not spans:
-        raise BadAnswer("an answer needs the task's `spans` (a list with the span answered)")
-    clean_spans = []
-    for span in spans:
-        if not isinstance(span, dict):
-            raise BadAnswer("each span must be an object {start, end, label}")
-        start, end, label = span.get("start"), span.get("end"), span.get("label")
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-            raise BadAnswer(f"span offsets {start!r}..{end!r} must be integers with 0 <= start < end <= {len(text)}")
-        if label not in labels:
-            raise BadAnswer(f"unknown label {str(label)[:40]!r}: the labels are {', '.join(labels)}")
-        clean = {"start": start, "end": end, "label": label}
-        for k in ("token_start", "token_end"):
-            if isinstance(span.get(k), int):
-                clean[k] = span[k]
-        clean_spans.append(clean)
     key = item.get("key")
     if key is None:
         key = uuid.uuid4().hex
     if not isinstance(key, str) or not 0 < len(key) <= 100:
         raise BadAnswer("`key` must be a string of 1 to 100 characters (or left out)")
-    task: Task = {"text": text, "spans": clean_spans, "answer": answer}
+    task = _stored_fields(item)
+    try:
+        record = parse_answer(task, labels)
+    except RecordError as err:
+        raise BadAnswer(_message(err)) from None
+    set_hashes(task)
+    record.input_hash = task["_input_hash"]
+    if record.answer != "ignore":
+        reader = TeachReader(nlp, labels=list(labels))
+        reader.read_records([record])
+        reader.examples()
+        reason = reader.outcomes()[0]
+        if reason is not None:
+            raise BadAnswer(f"the reader would skip it: {reason}. Fix: {REASONS.get(reason, '')}")
+    return Answer(key, task, record)
+
+
+def check_answer(item: Any, labels: Sequence[str], nlp: Language) -> Tuple[str, Task]:
+    """`read_answer`'s key and task to store. RAISES (BadAnswer)."""
+    answer = read_answer(item, labels, nlp)
+    return answer.key, answer.task
+
+
+def _stored_fields(item: Dict[str, Any]) -> Task:
+    """The fields of an answer that are stored, unchecked: `text`, `spans`
+    (each with its offsets and label), `answer`, `tokens`, `meta` (where the
+    question came from) and an integer `_input_hash`."""
+    spans = item.get("spans")
+    if isinstance(spans, list):
+        spans = [{k: s[k] for k in _SPAN_KEYS if k in s} if isinstance(s, dict) else s for s in spans]
+    task: Task = {"text": item.get("text"), "spans": spans, "answer": item.get("answer")}
     if item.get("tokens") is not None:
         task["tokens"] = item["tokens"]
     meta = item.get("meta")
     if isinstance(meta, dict):
-        task["meta"] = {k: v for k, v in meta.items() if k in ("score", "source", "pattern", "pool_index")}
-    if isinstance(item.get("_input_hash"), int):
+        task["meta"] = {k: v for k, v in meta.items() if k in _META_KEYS}
+    if isinstance(item.get("_input_hash"), int) and not isinstance(item["_input_hash"], bool):
         task["_input_hash"] = item["_input_hash"]
-    set_hashes(task)
-    # The reader (the one parser of teach records) decides whether the
-    # answer is usable: tokens, span alignment, length.
-    read = ReadStats()
-    records_to_examples(nlp, [task], labels=labels, stats=read)
-    problems = {reason: n for reason, n in read.skipped.items() if reason != "ignore answer"}
-    if problems:
-        reason = next(iter(problems))
-        raise BadAnswer(f"the reader would skip it: {reason} ({REASONS.get(reason, '')})")
-    return key, task
+    return task
+
+
+def _message(err: RecordError) -> str:
+    detail = f" ({err.detail})" if err.detail else ""
+    return f"{err.reason}{detail}. Fix: {REASONS.get(err.reason, '')}"
