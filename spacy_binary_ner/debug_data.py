@@ -26,8 +26,8 @@ from spacy.training import Example
 from spacy.util import import_file, load_config, load_model_from_config, registry
 from wasabi import msg
 
-from .data import ReadStats, _as_paths, read_teach_data
-from .pipeline import BinaryNER
+from .data import ReadStats, as_paths, read_teach_data
+from .pipeline import find_binary_ner
 from .records import REASONS, iter_lines, jsonl_files
 
 TEACH_READER = "spacy-binary-ner.TeachCorpus.v1"
@@ -122,7 +122,7 @@ def corpus_report(
 def _count_records(paths: Any, per_label: dict[str, Counter], *, complete: bool) -> None:
     """Per label, the raw answers of teach files (or the entities of complete
     files) before any merging: what was given, as opposed to what was used."""
-    for path in _as_paths(paths):
+    for path in as_paths(paths):
         for file in jsonl_files(path):
             for _, value in iter_lines(file):
                 if not isinstance(value, dict) or not isinstance(value.get("spans"), list):
@@ -148,13 +148,10 @@ def debug_data(config_path: Path, overrides: dict[str, Any], code: Path | None =
         import_file("code", code)
     config = load_config(config_path, overrides=overrides, interpolate=False)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
-    pipes = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BinaryNER)]
-    if not pipes:
-        raise ValueError(
-            f"{config_path} has no binary_ner component (pipeline: {', '.join(nlp.pipe_names) or 'empty'}); "
-            f"use spaCy's `python -m spacy debug data` for other pipelines."
-        )
-    name, pipe = pipes[0]
+    try:
+        name, pipe = find_binary_ner(nlp)
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error} For other pipelines: `python -m spacy debug data`.") from error
     L = pipe.max_span_length
     corpora = config.interpolate()["corpora"]
     msg.divider(f"Teach data for '{name}' (max_span_length {L})")

@@ -31,25 +31,10 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from .data import TeachDataError, TeachReader
-from .pipeline import BinaryNER
+from .pipeline import BinaryNER, find_binary_ner
 from .records import RecordError, align_span, iter_lines, jsonl_files, parse_record, parse_tokens, record_doc
 
 SpanKey = Tuple[int, int, str]  # token start, token end (exclusive), label
-
-
-def find_binary_ner(nlp: Language) -> Tuple[str, BinaryNER]:
-    """The pipeline's `binary_ner` component.
-
-    nlp (Language): The trained pipeline.
-    RETURNS (Tuple[str, BinaryNER]): Its name and the component.
-    """
-    found = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, BinaryNER)]
-    if not found:
-        names = ", ".join(nlp.pipe_names) or "none"
-        raise ValueError(f"The pipeline has no binary_ner component (components: {names})")
-    if len(found) > 1:
-        raise ValueError(f"The pipeline has {len(found)} binary_ner components; evaluate one pipeline per component")
-    return found[0]
 
 
 def read_gold(nlp: Language, path: Union[str, Path]) -> Tuple[List[Example], Dict[str, Any]]:
@@ -393,6 +378,9 @@ def evaluate(
         raise ValueError("Nothing to evaluate on: give gold annotations (--gold), held-out answers (--answers) or both")
     nlp = model if isinstance(model, Language) else spacy.load(model)
     name, pipe = find_binary_ner(nlp)
+    n_pipes = sum(isinstance(proc, BinaryNER) for _, proc in nlp.pipeline)
+    if n_pipes > 1:
+        raise ValueError(f"The pipeline has {n_pipes} binary_ner components; evaluate one pipeline per component")
     saved = dict(pipe.cfg)
     pipe.cfg["candidates_threshold"] = min_prob
     scores_key = pipe.cfg.get("scores_key") or "binary_ner_scores"

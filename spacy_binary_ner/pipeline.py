@@ -200,6 +200,30 @@ def _check_static_vectors(pipe: "BinaryNER", nlp: Optional[Language]) -> None:
         )
 
 
+def find_binary_ner(nlp: Language, name: Optional[str] = None) -> Tuple[str, "BinaryNER"]:
+    """The pipeline's `binary_ner` component.
+
+    nlp (Language): The pipeline.
+    name (Optional[str]): The component's name; None for the first `binary_ner`
+        component of the pipeline.
+    RETURNS (Tuple[str, BinaryNER]): Its name and the component.
+    """
+    if name is None:
+        name = next((key for key, proc in nlp.pipeline if isinstance(proc, BinaryNER)), None)
+        if name is None:
+            has = f"it has {', '.join(nlp.pipe_names)} and" if nlp.pipe_names else "it has no components, so"
+            raise ValueError(
+                f"No binary_ner component in the pipeline: {has} no binary_ner component. "
+                f"Add one with nlp.add_pipe('binary_ner'), or name the component to use."
+            )
+    if name not in nlp.pipe_names:
+        raise ValueError(f"No component {name!r} in the pipeline (it has {', '.join(nlp.pipe_names) or 'none'}).")
+    pipe = nlp.get_pipe(name)
+    if not isinstance(pipe, BinaryNER):
+        raise ValueError(f"Component {name!r} is a {type(pipe).__name__}, not a binary_ner pipe.")
+    return name, pipe
+
+
 class BinaryNER(TrainablePipe):
     """Named entities from binary (accept/reject/ignore) answers and complete
     annotations, one independent probability per span and label."""

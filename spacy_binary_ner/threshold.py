@@ -27,7 +27,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry, resolve_dot_names
 
-from .pipeline import BinaryNER
+from .pipeline import BinaryNER, find_binary_ner
 
 THRESHOLDS: Tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(2, 19))  # 0.1, 0.15, ..., 0.9
 CONFIDENCE = 0.9
@@ -157,12 +157,7 @@ def scores_at_thresholds(
     RETURNS (Dict[float, Dict[str, Any]]): The scores per threshold.
     """
     examples = list(examples)
-    name = component if component is not None else _find_binary_ner(nlp)
-    if name is None:
-        raise ValueError(f"No binary_ner component in the pipeline {nlp.pipe_names}: pass component=NAME.")
-    pipe = nlp.get_pipe(name)
-    if not isinstance(pipe, BinaryNER):
-        raise ValueError(f"Component {name!r} is a {type(pipe).__name__}, not a binary_ner pipe.")
+    name, pipe = find_binary_ner(nlp, component)
     incomplete = sum(not is_complete(eg) for eg in examples)
     if incomplete:
         raise ValueError(
@@ -200,18 +195,12 @@ def choose_threshold(
     RETURNS (Tuple[float, Dict[float, Dict[str, Any]]]): The threshold chosen
         (ties: the nearest the pipe's own), and the scores at every candidate.
     """
-    name = component if component is not None else _find_binary_ner(nlp)
-    if name is None:
-        raise ValueError(f"No binary_ner component in the pipeline {nlp.pipe_names}: pass component=NAME.")
-    own = nlp.get_pipe(name).cfg["threshold"]
+    name, pipe = find_binary_ner(nlp, component)
+    own = pipe.cfg["threshold"]
     by_threshold = scores_at_thresholds(nlp, examples, sorted({*thresholds, own}), component=name)
     f = {t: float(s["ents_f"] or 0.0) for t, s in by_threshold.items()}
     counts = {t: s["doc_counts"] for t, s in by_threshold.items()}
     return best_threshold(f, own, counts, confidence), by_threshold
-
-
-def _find_binary_ner(nlp: Language) -> Optional[str]:
-    return next((name for name, proc in nlp.pipeline if isinstance(proc, BinaryNER)), None)
 
 
 @registry.callbacks("spacy-binary-ner.dev_threshold.v1")
@@ -292,10 +281,10 @@ def create_dev_threshold_callback(
     def before_to_disk(nlp: Language) -> Language:
         if thresholds is None or state.get("off"):
             return nlp
-        name = component if component is not None else _find_binary_ner(nlp)
-        if name is None:
+        if component is None and not any(isinstance(proc, BinaryNER) for _, proc in nlp.pipeline):
             _off(state, f"no binary_ner component in {nlp.pipe_names}")
             return nlp
+        name, _ = find_binary_ner(nlp, component)
         if "examples" not in state:
             (corpus,) = resolve_dot_names(nlp.config.interpolate(), [dev_corpus])
             state["examples"] = list(corpus(nlp))

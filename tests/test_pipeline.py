@@ -8,6 +8,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, load_model_from_config, make_tempdir
 
 from spacy_binary_ner.data import records_to_examples
+from spacy_binary_ner.pipeline import find_binary_ner
 
 from .util import GOLD_RECORDS, SMALL_MODEL, TEACH_RECORDS, make_example
 
@@ -318,3 +319,27 @@ def test_unknown_decay_weakens_the_prior_on_each_visit(decay, expected):
     nlp.initialize(lambda: [eg, other])
     nlp.update([eg, other])
     assert seen[-1] == pytest.approx(0.2, rel=1e-4)
+
+
+def test_find_binary_ner_by_name_or_first():
+    nlp = make_nlp()
+    nlp.add_pipe("binary_ner", name="second", config={"model": SMALL_MODEL})
+    assert find_binary_ner(nlp) == ("binary_ner", nlp.get_pipe("binary_ner"))
+    assert find_binary_ner(nlp, "second") == ("second", nlp.get_pipe("second"))
+
+
+@pytest.mark.parametrize(
+    "pipes,name,message",
+    [
+        ([], None, "it has no components, so no binary_ner component"),
+        (["sentencizer"], None, "it has sentencizer and no binary_ner component"),
+        (["sentencizer"], "ner", r"No component 'ner' in the pipeline \(it has sentencizer\)"),
+        (["sentencizer"], "sentencizer", "'sentencizer' is a Sentencizer, not a binary_ner pipe"),
+    ],
+)
+def test_find_binary_ner_names_the_components(pipes, name, message):
+    nlp = spacy.blank("en")
+    for pipe in pipes:
+        nlp.add_pipe(pipe)
+    with pytest.raises(ValueError, match=message):
+        find_binary_ner(nlp, name)

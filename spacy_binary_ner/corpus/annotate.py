@@ -13,7 +13,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from ..data import ReadStats
-from ..pipeline import BinaryNER
+from ..pipeline import find_binary_ner
 from .sources import Record, Shard, ShardOutput
 
 FORMATS = ("jsonl", "spacy")
@@ -47,13 +47,8 @@ def load_pipeline(path: str, code: Optional[str] = None) -> Language:
 
 def scores_key(nlp: Language) -> str:
     """The span group holding the candidate spans of the pipeline's `binary_ner`."""
-    pipes = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, BinaryNER)]
-    if not pipes:
-        raise ValueError(
-            f"The pipeline has no binary_ner component (it has {', '.join(nlp.pipe_names) or 'none'}): "
-            f"corpus jobs read its span scores."
-        )
-    key = pipes[0].cfg["scores_key"]
+    _, pipe = find_binary_ner(nlp)
+    key = pipe.cfg["scores_key"]
     if not key:
         raise ValueError(
             "The binary_ner component has scores_key = null, so it writes no span scores: "
