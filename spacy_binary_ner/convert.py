@@ -15,14 +15,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import spacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 
-from .constants import DEFAULT_INCORRECT_SPANS_KEY
-from .data import ALIGNMENT_MODES, LONG_TEXT_MODES, OFFSET_UNITS, REASONS, ReadStats, TeachDataError, TeachReader
+from .data import REASONS, ReaderSettings, ReadStats, TeachDataError, TeachReader
+from .reader_settings import setting_fields
 
 
 def make_nlp(lang: str, segmenter: Optional[str] = None) -> Language:
@@ -51,7 +51,8 @@ def convert(
     paths: List[str],
     complete_paths: List[str],
     output: Path,
-    **settings: Any,
+    settings: Optional[ReaderSettings] = None,
+    **overrides: Any,
 ) -> Dict[str, Any]:
     """Convert JSONL files to a DocBin file and return the account.
 
@@ -59,10 +60,12 @@ def convert(
     paths (List[str]): Teach answer files or folders.
     complete_paths (List[str]): Complete annotation files or folders.
     output (Path): The `.spacy` file to write.
-    settings: Keyword arguments of `TeachReader`.
-    RETURNS (Dict[str, Any]): The report: settings, per-file and total accounts.
+    settings (Optional[ReaderSettings]): How to read (the defaults if None).
+    overrides: Fields of `ReaderSettings` to set (on top of `settings`).
+    RETURNS (Dict[str, Any]): The report: every setting, per-file and total
+        accounts.
     """
-    reader = TeachReader(nlp, **settings)
+    reader = TeachReader(nlp, settings, **overrides)
     for path in paths:
         reader.read_path(path, complete=False)
     for path in complete_paths:
@@ -81,7 +84,7 @@ def convert(
         "output": str(output),
         "docs": len(examples),
         "lang": nlp.lang,
-        "settings": {k: (sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in settings.items()},
+        "settings": reader.settings.to_dict(),
         "files": files,
         "total": reader.total().to_dict(),
         "propagated": dict(sorted(reader.propagated.items())),
@@ -128,6 +131,37 @@ def format_account(report: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _labels(value: str) -> Tuple[str, ...]:
+    return tuple(label for label in value.split(",") if label)
+
+
+def add_reader_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for every field of `ReaderSettings`: `--max-length` for
+    `max_length` (a switch for a boolean, `--labels` comma-separated), with the
+    field's doc and default as help.
+
+    parser (argparse.ArgumentParser): The parser to add the flags to.
+    """
+    for f in setting_fields():
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        doc = f.metadata["doc"]
+        if f.type is bool and f.default:
+            parser.add_argument(flag, dest=f.name, action="store_false", help=f.metadata["flag_help"])
+        elif f.type is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=doc)
+        elif f.name == "labels":
+            parser.add_argument(flag, dest=f.name, type=_labels, default=None, help=f"Comma-separated. {doc}")
+        else:
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=type(f.default),
+                choices=f.metadata["choices"],
+                default=f.default,
+                help=f"{doc} Default: {f.default}.",
+            )
+
+
 def main(argv: List[str]) -> int:
     """Run the converter. RETURNS (int): The exit status."""
     p = argparse.ArgumentParser(
@@ -151,67 +185,7 @@ def main(argv: List[str]) -> int:
         help="Chinese word segmenter for records without tokens (default: spaCy's, char)",
     )
     p.add_argument("--report", type=Path, default=None, help="write the account as JSON here")
-    p.add_argument("--strict", action="store_true", help="stop with an error at the first skipped record")
-    p.add_argument(
-        "--alignment",
-        choices=ALIGNMENT_MODES,
-        default="strict",
-        help="spans off token boundaries: skip them (strict, default), expand or contract them",
-    )
-    p.add_argument("--max-length", type=int, default=0, help="longest text in tokens (default 0: no limit)")
-    p.add_argument(
-        "--long-texts",
-        choices=LONG_TEXT_MODES,
-        default="split",
-        help="texts over --max-length: split at sentence/token boundaries (default) or skip",
-    )
-    p.add_argument("--labels", default=None, help="comma-separated label set; spans with other labels are skipped")
-    p.add_argument("--ignore-tokens", action="store_true", help="tokenize every text, ignoring records' tokens")
-    p.add_argument(
-        "--offsets",
-        choices=OFFSET_UNITS,
-        default="chars",
-        help="what span and token offsets count: chars (Unicode code points, as Python; default) "
-        "or utf16 (UTF-16 code units, as JavaScript tools write them)",
-    )
-    p.add_argument(
-        "--incorrect-spans-key",
-        default=DEFAULT_INCORRECT_SPANS_KEY,
-        help="span group of rejected spans (the pipe's incorrect_spans_key)",
-    )
-    p.add_argument(
-        "--propagate-accepts",
-        action="store_true",
-        help="find accepted strings again in the other answered texts and store them as weak entities "
-        "(doc.spans['binary_ner_weak'], trained with the pipe's weak_weight)",
-    )
-    p.add_argument(
-        "--propagate-min-rate",
-        type=float,
-        default=0.03,
-        help="leave out strings accepted in fewer than this share of the places they occur (default 0.03)",
-    )
-    p.add_argument(
-        "--propagate-max-nested",
-        type=float,
-        default=0.3,
-        help="leave out strings that, of their places in accepted entities, are inside a longer one more often "
-        "than this share (default 0.3)",
-    )
-    p.add_argument(
-        "--propagate-max-rejected",
-        type=float,
-        default=0.0,
-        help="leave out strings rejected with their label in more than this share of their answers with it "
-        "(default 0: rejected once)",
-    )
-    p.add_argument(
-        "--propagate-unpushed",
-        action="store_true",
-        help="with --propagate-accepts: also store every other place of a string with a label it was accepted with "
-        "in at least --propagate-min-rate of its places (doc.spans['binary_ner_weak_unpushed']); the pipe gives "
-        "them no 'no entity' prior",
-    )
+    add_reader_flags(p)
     args = p.parse_args(argv)
     *inputs, output = args.paths
     if not inputs and not args.complete:
@@ -219,24 +193,10 @@ def main(argv: List[str]) -> int:
     output = Path(output)
     if output.suffix != ".spacy":
         p.error(f"the last path is the output and must end in .spacy, not '{output}'")
-    settings = dict(
-        incorrect_spans_key=args.incorrect_spans_key,
-        alignment=args.alignment,
-        labels=[label for label in args.labels.split(",") if label] if args.labels else None,
-        max_length=args.max_length,
-        long_texts=args.long_texts,
-        strict=args.strict,
-        use_tokens=not args.ignore_tokens,
-        offsets=args.offsets,
-        propagate_accepts=args.propagate_accepts,
-        propagate_min_rate=args.propagate_min_rate,
-        propagate_max_nested=args.propagate_max_nested,
-        propagate_max_rejected=args.propagate_max_rejected,
-        propagate_unpushed=args.propagate_unpushed,
-    )
     try:
+        settings = ReaderSettings.pick(vars(args))
         nlp = make_nlp(args.lang, args.segmenter)
-        report = convert(nlp, inputs, args.complete, output, **settings)
+        report = convert(nlp, inputs, args.complete, output, settings)
     except (TeachDataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -249,4 +209,4 @@ def main(argv: List[str]) -> int:
     return 0
 
 
-__all__ = ["convert", "format_account", "main", "make_nlp", "REASONS", "ReadStats"]
+__all__ = ["add_reader_flags", "convert", "format_account", "main", "make_nlp", "REASONS", "ReadStats"]
