@@ -30,7 +30,7 @@ from spacy.training import Example
 from thinc.api import Optimizer
 
 from ..data import TeachReader
-from ..pipeline import BinaryNER
+from ..pipeline import BinaryNER, find_binary_ner
 from ..records import Record, RecordError, parse_answer, stable_hash
 from .patterns import PatternMatcher, PatternSchedule
 from .propose import BinaryNERProposer, Proposals, Proposer
@@ -111,7 +111,7 @@ class AnnotationLoop:
         seed: int = 0,
     ) -> None:
         self.nlp = nlp
-        self.component = component if component is not None else _find_component(nlp)
+        self.component = component if component is not None else find_binary_ner(nlp)[0]
         self.pipe = nlp.get_pipe(self.component)
         if not self.pipe.labels:
             raise ValueError(
@@ -425,16 +425,6 @@ def _seeded_random(seed: int) -> Sorter:
     return seeded
 
 
-def _find_component(nlp: Language) -> str:
-    for name, proc in nlp.pipeline:
-        if isinstance(proc, BinaryNER):
-            return name
-    raise ValueError(
-        f"No binary_ner component in the pipeline {nlp.pipe_names}: add one with nlp.add_pipe('binary_ner'), "
-        "or pass component=NAME (and a proposer for another kind of component)."
-    )
-
-
 def initialize_pipeline(
     nlp: Language,
     labels: Iterable[str],
@@ -468,7 +458,7 @@ def initialize_pipeline(
     """
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
-    pipe = nlp.get_pipe(component if component is not None else _find_component(nlp))
+    pipe = nlp.get_pipe(component if component is not None else find_binary_ner(nlp)[0])
     if threshold is not None and isinstance(pipe, BinaryNER):
         pipe.cfg["threshold"] = threshold
     for label in labels:
