@@ -65,12 +65,15 @@ def timeline_logger():
                 "step": info["step"],
                 "score": float(info["score"]),
                 "seconds": time.perf_counter() - Timeline.start,
+                "losses": {name: float(value) for name, value in (info.get("losses") or {}).items()},
             }
             Timeline.points.append(point)
             other = info.get("other_scores") or {}
+            losses = " ".join(f"{name} {value:.6f}" for name, value in point["losses"].items())
             print(
                 f"    step {point['step']:>5}  dev ents_f {point['score']:.4f} "
-                f"(P {other.get('ents_p', 0):.3f} R {other.get('ents_r', 0):.3f})  {point['seconds']:.0f}s",
+                f"(P {other.get('ents_p', 0):.3f} R {other.get('ents_r', 0):.3f})  loss {losses}  "
+                f"{point['seconds']:.0f}s",
                 flush=True,
             )
 
@@ -427,6 +430,23 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, spaCy {spacy.__version__}"
 
 
+def code_version() -> str:
+    """The commit of the imported spacy_binary_ner, with "+changes" where its
+    package folder differs from that commit; "" outside a git checkout."""
+    import spacy_binary_ner
+
+    package = Path(spacy_binary_ner.__file__).resolve().parent
+
+    def git(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(package), *cmd], capture_output=True, text=True)
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        return ""
+    changed = git("status", "--porcelain", "--", ".").stdout.strip()
+    return head.stdout.strip() + ("+changes" if changed else "")
+
+
 def _kept_systems(args: argparse.Namespace) -> List[str]:
     """The systems asked for that `args.speed_of` holds a pipeline of."""
     seed = int(args.seeds.split(",")[0])
@@ -679,6 +699,7 @@ def main(argv=None):
         "vectors": str(args.vectors) if args.vectors else None,
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
+        "code": code_version(),
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "failures": failures,
     }
