@@ -14,7 +14,7 @@ from spacy.tokens import Doc, DocBin
 
 from ..data import ReadStats
 from ..pipeline import find_binary_ner
-from .sources import Record, Shard, ShardOutput
+from .sources import Shard, ShardOutput, SourceRecord
 
 FORMATS = ("jsonl", "spacy")
 # Fields of an input record that the output does not repeat: the tokens are
@@ -57,7 +57,7 @@ def scores_key(nlp: Language) -> str:
     return key
 
 
-def doc_record(doc: Doc, record: Record, key: str, min_score: float) -> Dict[str, Any]:
+def doc_record(doc: Doc, record: SourceRecord, key: str, min_score: float) -> Dict[str, Any]:
     """The output record of an annotated text: its input fields (but tokens),
     `entities`, and `scores`, the candidate spans with probability >= min_score,
     most probable first. Offsets are characters; token offsets end-exclusive."""
@@ -144,7 +144,7 @@ class AnnotateJob(PipelineJob):
             return (shard, DocBin(store_user_data=True), None)
         return (shard, None, self.shard_output.open_shard(shard))
 
-    def add(self, state: Any, doc: Doc, record: Record) -> None:
+    def add(self, state: Any, doc: Doc, record: SourceRecord) -> None:
         _, docbin, writer = state
         if docbin is not None:
             if self._key in doc.spans:

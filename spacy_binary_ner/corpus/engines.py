@@ -18,7 +18,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..data import ReadStats
-from .sources import Record, Shard, ShardOutput, read_shard
+from .sources import Shard, ShardOutput, SourceRecord, read_shard
 
 ENGINES = ("local", "ray")
 
@@ -36,7 +36,7 @@ class Job(Protocol):
 
     def begin(self, shard: Shard) -> Any: ...
 
-    def add(self, state: Any, doc: Doc, record: Record) -> None: ...
+    def add(self, state: Any, doc: Doc, record: SourceRecord) -> None: ...
 
     def finish(self, state: Any, stats: ReadStats) -> Dict[str, Any]: ...
 

@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 from ..data import ReadStats
 from ..loop import set_hashes
 from .annotate import DROPPED_FIELDS, PipelineJob
-from .sources import Record, Shard, ShardOutput, account_dict, write_atomic
+from .sources import Shard, ShardOutput, SourceRecord, account_dict, write_atomic
 
 STRATEGIES = ("uncertainty", "high", "random")
 # Priorities are compared rounded, so that the last bits of a score, which can
@@ -82,7 +82,7 @@ class TopN:
         return [task for _, _, task in sorted(self._heap, key=lambda e: (-e[0], -e[1]))]
 
 
-def span_tasks(doc: Doc, record: Record, key: str) -> Iterator[Tuple[float, Dict[str, Any]]]:
+def span_tasks(doc: Doc, record: SourceRecord, key: str) -> Iterator[Tuple[float, Dict[str, Any]]]:
     """(probability rounded to PRIORITY_DIGITS, teach task) for each candidate span of an annotated text:
     the record's fields, one span, `meta.score`, and stable hashes."""
     if key not in doc.spans:
@@ -155,7 +155,7 @@ class SelectJob(PipelineJob):
         self.nlp
         return (shard, TopN(self.n))
 
-    def add(self, state: Any, doc: Doc, record: Record) -> None:
+    def add(self, state: Any, doc: Doc, record: SourceRecord) -> None:
         top = state[1]
         for p, task in span_tasks(doc, record, self._key):
             top.push(priority(self.strategy, p, task["_task_hash"], self.seed), task)

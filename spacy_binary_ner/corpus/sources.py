@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..data import ReadStats
-from ..records import REASONS
+from ..records import REASONS, RecordError, parse_task
 
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 DEFAULT_SHARD_SIZE = 10000
@@ -203,7 +203,7 @@ def plan_shards(files: Iterable[str], shard_size: int = DEFAULT_SHARD_SIZE) -> L
 
 
 @dataclass
-class Record:
+class SourceRecord:
     """A record read from a shard: where it is, its text and its other fields."""
 
     line: int
@@ -219,16 +219,14 @@ def _skip(stats: ReadStats, where: str, reason: str) -> None:
 
 
 def _check(value: Any, max_length: int) -> Tuple[Optional[str], Any]:
-    """(None, text) for a usable record, else (reason, None)."""
-    if not isinstance(value, dict):
-        return "not an object", None
-    if "text" not in value or value["text"] is None:
-        return "missing key", None
-    text = value["text"]
-    if not isinstance(text, str):
-        return "bad field", None
-    if not text.strip():
-        return "empty text", None
+    """(None, text) for a record the loop can read (`records.parse_task`'s
+    checks) no longer than `max_length`, else (reason, None)."""
+    if isinstance(value, dict) and value.get("text") is None:
+        return "missing key", None  # a null text (e.g. a parquet row) is an absent one
+    try:
+        text = parse_task(value).text
+    except RecordError as err:
+        return err.reason, None
     if len(text) > max_length:
         return "text too long", None
     return None, text
@@ -266,14 +264,14 @@ def _raw_values(shard: Shard) -> Iterator[Tuple[int, Any]]:
                 yield line_no, err
 
 
-def read_shard(shard: Shard, stats: ReadStats, max_length: int = 1000000) -> Iterator[Record]:
+def read_shard(shard: Shard, stats: ReadStats, max_length: int = 1000000) -> Iterator[SourceRecord]:
     """The usable records of a shard; every other non-blank one is counted in
     `stats.skipped` under its reason (see `CORPUS_REASONS`).
 
     shard (Shard): The shard.
     stats (ReadStats): The account to count into (records, used, skipped).
     max_length (int): Longest text read, in characters.
-    YIELDS (Record): The records.
+    YIELDS (SourceRecord): The records.
     """
     for line_no, value in _raw_values(shard):
         stats.records += 1
@@ -287,7 +285,7 @@ def read_shard(shard: Shard, stats: ReadStats, max_length: int = 1000000) -> Ite
             continue
         stats.used += 1
         stats.examples += 1
-        yield Record(line_no, text, value)
+        yield SourceRecord(line_no, text, value)
 
 
 def account_dict(stats: ReadStats) -> Dict[str, Any]:
