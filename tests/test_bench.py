@@ -1,9 +1,11 @@
 """The benchmark script runs end to end in --quick mode, so it cannot rot.
 No timing is asserted: timings belong in the printed table."""
 
+import fnmatch
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,7 @@ def test_quick_benchmark(tmp_path):
     assert "f_of_ceiling" in rows[0]
     saved = json.loads((tmp_path / "out" / "sample_en-teach-1x-quick.json").read_text())
     assert len(saved["runs"]) == 3
+    assert isinstance(saved["meta"]["code"], str)
     assert "| binary_ner |" in (tmp_path / "out" / "sample_en-teach-1x-quick.md").read_text()
     # binary_ner systems: the threshold the training callback saved is the one dev chooses again,
     # and the run's test F1 is the one at that threshold.
@@ -268,3 +271,21 @@ def test_summary_of_a_zero_ceiling_is_nan():
             "machine": "",
         },
     )
+
+
+def test_bench_keeps_scripts_and_cited_results():
+    """bench/ holds the scripts a user reruns and the latest result of each
+    benchmark: at most 60 files, and every file in bench/results/ is named (or
+    matched by a pattern) in bench/README.md's "Current results" section, so
+    tries and earlier runs go to the git history instead of piling up."""
+    files = [p for p in (REPO / "bench").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(files) <= 60, f"{len(files)} files in bench/"
+    readme = (REPO / "bench" / "README.md").read_text(encoding="utf8")
+    current = readme.split("\n## Current results\n", 1)[1].split("\n## ", 1)[0]
+    cited = re.findall(r"`([^`\s]+)`", current)
+    uncited = [
+        path.name
+        for path in sorted((REPO / "bench" / "results").iterdir())
+        if not any(fnmatch.fnmatch(path.name, name) or fnmatch.fnmatch(path.stem, name) for name in cited)
+    ]
+    assert not uncited, f"bench/results/ files that bench/README.md's Current results do not name: {uncited}"
