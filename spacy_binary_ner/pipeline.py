@@ -23,7 +23,8 @@ from thinc.types import Floats2d
 from .about import __version__
 from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY, DEFAULT_WEAK_SPANS_KEY
 from .records import v2_label_error
-from .targets import blocked_tokens, build_targets, cell_coordinates, n_span_cells
+from .spans import cell_coordinates, n_span_cells
+from .targets import blocked_tokens, build_targets
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -429,7 +430,7 @@ class BinaryNER(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every span and label. RETURNS (Floats2d): Logits, one row per
-        span (see `spacy_binary_ner.targets.span_cells`), one column per label."""
+        span (see `spacy_binary_ner.spans`), one column per label."""
         return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:

@@ -40,7 +40,6 @@ Weak entities are in `doc.spans[weak_spans_key]` (see
 mask and self-training below leave it alone.
 """
 
-from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -49,6 +48,18 @@ from spacy.training import Example
 
 from .propagate import unpushed_spans_key
 from .records import v2_label_error
+from .spans import cell_coordinates, n_span_cells, span_cells
+
+# The span layout (`spans`) is named here too: the targets' rows follow it.
+__all__ = [
+    "ConflictingAnswersError",
+    "Targets",
+    "blocked_tokens",
+    "build_targets",
+    "cell_coordinates",
+    "n_span_cells",
+    "span_cells",
+]
 
 Targets = Tuple[numpy.ndarray, numpy.ndarray]
 ENT_IOB_OUTSIDE = 2
@@ -98,7 +109,7 @@ def build_targets(
         decision boundary, not beyond. Needs `probs`; None: never.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `(truths, weights)`, both
         float32 of shape (n_spans, n_labels), one row per span the model scores,
-        in the model's order (see `span_cells`).
+        in the model's order (see `spacy_binary_ner.spans`).
     """
     label_index = {label: i for i, label in enumerate(labels)}
     truths: List[numpy.ndarray] = []
@@ -148,61 +159,6 @@ def build_targets(
         weak_rows = numpy.concatenate([numpy.zeros_like(u) if w is None else w for w, u in zip(weaks, unknowns)])
         weight_rows[weak_rows & (probs >= weak_until)] = 0.0
     return truth_rows, weight_rows
-
-
-def span_cells(n_tokens: int, max_span_length: int) -> numpy.ndarray:
-    """Which (start, width) cells of a doc are spans the model scores.
-
-    n_tokens (int): Length of the doc.
-    max_span_length (int): Longest span, in tokens.
-    RETURNS (numpy.ndarray): Boolean mask of shape (n_tokens, max_span_length),
-        True where start + width < n_tokens. The model's rows for a doc are
-        these cells in row-major order: by start token, then by width.
-    """
-    starts = numpy.arange(n_tokens)[:, None]
-    return starts + numpy.arange(max_span_length)[None, :] < n_tokens
-
-
-# Longest doc whose cell coordinates are cached (a long doc's take 8 bytes a cell).
-_CACHED_TOKENS = 4096
-
-
-def cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Start token and width (end - start - 1) of each span the model scores,
-    in the model's row order (`span_cells` in row-major order), as int32.
-    Read only; cached for docs up to 4,096 tokens, which then share them.
-
-    n_tokens (int): Length of the doc.
-    max_span_length (int): Longest span, in tokens.
-    RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): Starts and widths.
-    """
-    if n_tokens <= _CACHED_TOKENS:
-        return _cached_cell_coordinates(n_tokens, max_span_length)
-    return _cell_coordinates(n_tokens, max_span_length)
-
-
-@lru_cache(maxsize=512)
-def _cached_cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    return _cell_coordinates(n_tokens, max_span_length)
-
-
-def _cell_coordinates(n_tokens: int, max_span_length: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    # Built directly, not as numpy.nonzero(span_cells(...)): no (n x L) int64
-    # temporaries, which for a long doc were most of its memory at inference.
-    counts = numpy.minimum(max_span_length, n_tokens - numpy.arange(n_tokens, dtype=numpy.int32))
-    starts = numpy.repeat(numpy.arange(n_tokens, dtype=numpy.int32), counts)
-    first = (numpy.cumsum(counts, dtype=numpy.int32) - counts).astype(numpy.int32)
-    widths = numpy.arange(len(starts), dtype=numpy.int32)
-    widths -= numpy.repeat(first, counts)
-    starts.flags.writeable = False
-    widths.flags.writeable = False
-    return starts, widths
-
-
-def n_span_cells(n_tokens: int, max_span_length: int) -> int:
-    """Number of spans the model scores in a doc of `n_tokens` tokens."""
-    w = min(n_tokens, max_span_length)
-    return w * n_tokens - w * (w - 1) // 2
 
 
 def _doc_targets(

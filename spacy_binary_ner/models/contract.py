@@ -74,39 +74,22 @@ Training details
   on CPU fragments glibc's heap: the process grew by the table's size per step
   (7.7 MB for 20000 x 96) until it was killed at 13.8 GB.
 
-This module imports only torch, so a user's module file may use
-`span_index` without depending on spaCy.
+This module and `spacy_binary_ner.spans`, where `span_index` is written,
+import only torch and numpy, so a user's module file may use `span_index`
+without depending on spaCy.
 """
 
 from typing import Tuple
 
 import torch
 
+from ..spans import span_index
+
+__all__ = ["OUTPUTS", "OUTPUT_SPANS", "OUTPUT_TOKENS", "expected_shape", "span_index"]
+
 OUTPUT_TOKENS = "tokens"
 OUTPUT_SPANS = "spans"
 OUTPUTS = (OUTPUT_TOKENS, OUTPUT_SPANS)
-
-
-def span_index(lengths: torch.Tensor, max_span_length: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The candidate spans of a padded batch, in the order `binary_ner` expects.
-
-    lengths (torch.Tensor): Number of tokens per doc, shape (batch,).
-    max_span_length (int): Longest span, in tokens.
-    RETURNS (Tuple[torch.Tensor, torch.Tensor, torch.Tensor]): `(doc, start,
-        end)`, each a LongTensor of shape (n_spans,): the doc index, the first
-        token and the last token (inclusive) of every span (start, start + w)
-        with w < max_span_length and start + w < length, ordered by doc, then
-        start, then width. Index a padded (batch, max_len, d) tensor with
-        `H[doc, start]` and `H[doc, end]`.
-    """
-    lengths = lengths.to(torch.int64)
-    doc = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
-    doc_start = torch.cumsum(lengths, 0) - lengths
-    start = torch.arange(int(lengths.sum()), device=lengths.device) - doc_start[doc]
-    widths = torch.arange(max_span_length, device=lengths.device)
-    fits = start[:, None] + widths[None, :] < lengths[doc][:, None]
-    token, width = fits.nonzero(as_tuple=True)
-    return doc[token], start[token], start[token] + width
 
 
 def expected_shape(

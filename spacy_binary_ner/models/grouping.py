@@ -14,7 +14,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..targets import n_span_cells
+from ..spans import n_span_cells
 
 InT = TypeVar("InT")
 
@@ -105,7 +105,7 @@ def with_windows(
     whose context is shorter than `margin` gives the same scores.
 
     layer (Model[List[Doc], Floats2d]): Docs -> one row per span (see
-        `targets.cell_coordinates`), docs in order.
+        `spans.cell_coordinates`), docs in order.
     window (int): Tokens whose spans one window scores.
     margin (int): Context tokens on each side of a window.
     max_span_length (int): Longest span, in tokens.

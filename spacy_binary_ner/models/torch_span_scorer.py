@@ -15,7 +15,7 @@ from thinc.api import ArgsKwargs, Linear, Model, PyTorchWrapper_v2, chain, torch
 from thinc.shims import PyTorchShim
 from thinc.types import Floats2d, Ints2d
 
-from ..targets import n_span_cells
+from ..spans import n_span_cells
 from .averaging import with_averaging
 from .contract import OUTPUT_SPANS, OUTPUT_TOKENS, OUTPUTS, expected_shape
 from .grouping import is_listener, with_groups, with_windows
@@ -288,7 +288,7 @@ def _check_output(model: Model, Yt: torch.Tensor, lengths: List[int]) -> torch.T
             "(batch, max_len, width): one vector per token"
             if output == OUTPUT_TOKENS
             else "(n_spans, width): one vector per candidate span, ordered by doc, "
-            "start, then width (see contract.span_index)"
+            "start, then width (see spans.span_index)"
         )
         raise ValueError(
             f"{ARCHITECTURE}: with output = {output!r} the module must return one float "

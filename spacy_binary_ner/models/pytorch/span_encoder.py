@@ -11,7 +11,7 @@ from typing import Optional, Tuple, cast
 import torch
 from torch import nn
 
-from ..contract import span_index
+from ...spans import span_index
 from . import cpu_kernels
 
 
