@@ -1,10 +1,13 @@
 """The `binary_ner` pipe: entities learned from accept/reject answers.
 
 This module knows Thinc models only; the architecture is in
-`spacy_binary_ner.models` and the loss targets in `spacy_binary_ner.targets`.
+`spacy_binary_ner.models`, the loss targets in `spacy_binary_ner.targets`, the
+settings in `spacy_binary_ner.pipe_settings` and the decoding of scores into
+entities in `spacy_binary_ner.decode`.
 """
 
 import contextlib
+import dataclasses
 import warnings
 from collections import Counter
 from itertools import islice
@@ -14,17 +17,17 @@ import numpy
 from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from .about import __version__
-from .constants import DEFAULT_INCORRECT_SPANS_KEY, DEFAULT_SCORES_KEY, DEFAULT_WEAK_SPANS_KEY
+from .decode import annotate
+from .pipe_settings import PipeSettings
 from .records import v2_label_error
-from .spans import cell_coordinates, n_span_cells
-from .targets import blocked_tokens, build_targets
+from .targets import build_targets
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -55,24 +58,8 @@ maxout_pieces = 3
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 INITIAL_PRIOR = 0.01
-# The settings of `cfg` a config can give (all but the labels); their values as
-# the component was built are kept in `cfg[CONFIG_SETTINGS]`, saved with it.
-SETTINGS = (
-    "threshold",
-    "unknown_weight",
-    "unknown_decay",
-    "unknown_mask_above",
-    "pseudo_above",
-    "pseudo_weight",
-    "weak_weight",
-    "weak_until",
-    "weak_spans_key",
-    "incorrect_spans_key",
-    "scores_key",
-    "candidates_threshold",
-    "nested_spans_key",
-    "overwrite_ents",
-)
+# The settings as the component was built are kept in `cfg[CONFIG_SETTINGS]`,
+# saved with it (see `BinaryNER._given_settings_apply`).
 CONFIG_SETTINGS = "config_settings"
 
 
@@ -81,20 +68,7 @@ CONFIG_SETTINGS = "config_settings"
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
     default_config={
         "model": DEFAULT_MODEL,
-        "threshold": 0.5,
-        "unknown_weight": 0.01,
-        "unknown_decay": 0.0,
-        "unknown_mask_above": 0.5,
-        "pseudo_above": None,
-        "pseudo_weight": 0.1,
-        "weak_weight": 0.2,
-        "weak_until": 0.5,
-        "weak_spans_key": DEFAULT_WEAK_SPANS_KEY,
-        "incorrect_spans_key": DEFAULT_INCORRECT_SPANS_KEY,
-        "scores_key": DEFAULT_SCORES_KEY,
-        "candidates_threshold": 0.05,
-        "nested_spans_key": None,
-        "overwrite_ents": False,
+        **PipeSettings().to_dict(),
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -124,62 +98,16 @@ def make_binary_ner(
     overwrite_ents: bool,
     scorer: Optional[Callable],
 ) -> "BinaryNER":
-    """Create a `binary_ner` component.
+    """Create a `binary_ner` component. Its arguments but the model and the
+    scorer are the pipe's settings, described in `PipeSettings`.
 
     model (Model[List[Doc], Floats2d]): A span scorer, e.g.
         spacy-binary-ner.SpanScorer.v1, giving one logit per span and label.
-    threshold (float): Smallest probability for a span to become an entity.
-    unknown_weight (float): Weight of the "no entity" prior on spans the
-        answers say nothing about, relative to a known answer (weight 1).
-    unknown_decay (float): The prior on an example's unknown spans is
-        `unknown_weight / n ** unknown_decay` the n-th time training sees
-        the example: repeated passes over few answers do not keep pushing
-        their texts' unannotated entities down. 0 (the default): constant.
-    unknown_mask_above (Optional[float]): Unknown spans the model already scores
-        at least this high get no "no entity" push; None to push them all.
-    pseudo_above (Optional[float]): Unknown spans the model scores at least
-        this high are taken as entities of that label (self-training), with
-        weight `pseudo_weight`; None (the default) to never do so.
-    pseudo_weight (float): Weight of those self-training targets.
-    weak_weight (float): Weight of the weak entities in `weak_spans_key`
-        (accepted strings found again in other answered texts, added by the
-        reader's `propagate_accepts`); 0 to train none.
-    weak_until (Optional[float]): Weak entities the model already scores at
-        least this high get no further push; None: push them all.
-    weak_spans_key (str): Key in `reference.spans` of the weak entities.
-    incorrect_spans_key (str): Key in `reference.spans` of rejected spans.
-    scores_key (Optional[str]): Span group receiving every candidate span and
-        label with probability >= candidates_threshold, its probabilities in
-        `doc.spans[scores_key].attrs["scores"]`. None to skip.
-    candidates_threshold (float): Smallest probability kept in `scores_key`.
-    nested_spans_key (Optional[str]): If set, a span group receiving every span
-        with probability >= threshold, overlaps allowed (nested entities).
-    overwrite_ents (bool): Whether predicted entities replace the entities of
-        earlier components that they overlap (as the `EntityRuler`'s setting);
-        earlier entities that overlap no prediction stay. Blocked tokens
-        (`doc.set_ents(..., blocked=...)`) are never part of a prediction.
     scorer (Optional[Callable]): The scoring method, spaCy's NER scorer.
+    RETURNS (BinaryNER): The component.
     """
-    return BinaryNER(
-        nlp.vocab,
-        model,
-        name,
-        threshold=threshold,
-        unknown_weight=unknown_weight,
-        unknown_decay=unknown_decay,
-        unknown_mask_above=unknown_mask_above,
-        pseudo_above=pseudo_above,
-        pseudo_weight=pseudo_weight,
-        weak_weight=weak_weight,
-        weak_until=weak_until,
-        weak_spans_key=weak_spans_key,
-        incorrect_spans_key=incorrect_spans_key,
-        scores_key=scores_key,
-        candidates_threshold=candidates_threshold,
-        nested_spans_key=nested_spans_key,
-        overwrite_ents=overwrite_ents,
-        scorer=scorer,
-    )
+    settings = PipeSettings.pick(locals())
+    return BinaryNER(nlp.vocab, model, name, settings=settings, scorer=scorer)
 
 
 def _check_static_vectors(pipe: "BinaryNER", nlp: Optional[Language]) -> None:
@@ -235,45 +163,27 @@ class BinaryNER(TrainablePipe):
         model: Model[List[Doc], Floats2d],
         name: str = "binary_ner",
         *,
-        threshold: float = 0.5,
-        unknown_weight: float = 0.01,
-        unknown_decay: float = 0.0,
-        unknown_mask_above: Optional[float] = 0.5,
-        pseudo_above: Optional[float] = None,
-        pseudo_weight: float = 0.1,
-        weak_weight: float = 0.2,
-        weak_until: Optional[float] = 0.5,
-        weak_spans_key: str = DEFAULT_WEAK_SPANS_KEY,
-        incorrect_spans_key: str = DEFAULT_INCORRECT_SPANS_KEY,
-        scores_key: Optional[str] = DEFAULT_SCORES_KEY,
-        candidates_threshold: float = 0.05,
-        nested_spans_key: Optional[str] = None,
-        overwrite_ents: bool = False,
+        settings: Optional[PipeSettings] = None,
         scorer: Optional[Callable] = None,
+        **overrides: Any,
     ) -> None:
-        """Initialize the component. See `make_binary_ner` for the arguments."""
+        """Initialize the component.
+
+        vocab (Vocab): The shared vocabulary.
+        model (Model[List[Doc], Floats2d]): The span scorer.
+        name (str): The component's name.
+        settings (Optional[PipeSettings]): The settings; None: the defaults.
+        scorer (Optional[Callable]): The scoring method.
+        **overrides: Settings given one by one, e.g. `threshold=0.3`; they
+            replace those of `settings`.
+        """
+        settings = dataclasses.replace(settings or PipeSettings(), **overrides)
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg: Dict[str, Any] = {
-            "labels": [],
-            "threshold": threshold,
-            "unknown_weight": unknown_weight,
-            "unknown_decay": unknown_decay,
-            "unknown_mask_above": unknown_mask_above,
-            "pseudo_above": pseudo_above,
-            "pseudo_weight": pseudo_weight,
-            "weak_weight": weak_weight,
-            "weak_until": weak_until,
-            "weak_spans_key": weak_spans_key,
-            "incorrect_spans_key": incorrect_spans_key,
-            "scores_key": scores_key,
-            "candidates_threshold": candidates_threshold,
-            "nested_spans_key": nested_spans_key,
-            "overwrite_ents": overwrite_ents,
-        }
-        self.cfg[CONFIG_SETTINGS] = {key: self.cfg[key] for key in SETTINGS}
+        self.cfg: Dict[str, Any] = {"labels": [], **settings.to_dict()}
+        self.cfg[CONFIG_SETTINGS] = settings.to_dict()
         # Times `update` has seen each text (for `unknown_decay`); not saved.
         self._visits: Counter = Counter()
 
@@ -408,7 +318,7 @@ class BinaryNER(TrainablePipe):
         saved `cfg` keeps the others, including values set on `cfg` after the
         pipe was built (a tuned threshold). A pipe saved without the record of
         its config gets a warning naming the settings instead."""
-        given = {key: self.cfg[key] for key in SETTINGS}
+        given = {key: self.cfg[key] for key in PipeSettings.names()}
         self.cfg.pop(CONFIG_SETTINGS, None)
         yield
         saved_config = self.cfg.get(CONFIG_SETTINGS)
@@ -435,72 +345,17 @@ class BinaryNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write entities and span probabilities to the docs."""
-        L = self.max_span_length
-        labels = self.labels
         threshold = self.cfg["threshold"]
+        groups = {
+            key: min_p
+            for key, min_p in (
+                (self.cfg["scores_key"], self.cfg["candidates_threshold"]),
+                (self.cfg["nested_spans_key"], threshold),
+            )
+            if key
+        }
         logits = self.model.ops.to_numpy(scores)
-        # The sigmoid is monotonic: labels are ranked and thresholds compared
-        # on the logits, and only the probabilities kept are computed (a
-        # sigmoid of the whole (spans x labels) matrix was 2% of inference).
-        if logits.size:
-            best = logits.argmax(axis=1)
-            best_p = _sigmoid(numpy.take_along_axis(logits, best[:, None], axis=1)[:, 0])
-        else:  # no spans, or no labels: nothing can pass any threshold
-            best = numpy.zeros(len(logits), dtype="int64")
-            best_p = numpy.full(len(logits), -1.0, dtype="float32")
-        masks = {}
-        for key, min_p in (
-            (self.cfg["scores_key"], self.cfg["candidates_threshold"]),
-            (self.cfg["nested_spans_key"], threshold),
-        ):
-            if key:
-                masks[key] = logits >= _logit(min_p)
-        offset = 0
-        for doc in docs:
-            n_rows = n_span_cells(len(doc), L)
-            rows = slice(offset, offset + n_rows)
-            offset += n_rows
-            starts, widths = cell_coordinates(len(doc), L)
-            self._set_ents(doc, best[rows], best_p[rows], starts, widths, labels, threshold)
-            for key, mask in masks.items():
-                doc.spans[key] = _span_group(doc, logits[rows], mask[rows], starts, widths, labels)
-
-    def _set_ents(
-        self,
-        doc: Doc,
-        best: numpy.ndarray,
-        best_p: numpy.ndarray,
-        starts: numpy.ndarray,
-        widths: numpy.ndarray,
-        labels: Tuple[str, ...],
-        threshold: float,
-    ) -> None:
-        """Decode one doc: its spans' best labels and their probabilities, a
-        row per scored span; `starts` and `widths` say which span each row is.
-        Blocked tokens stay blocked; earlier entities stay, or with
-        `overwrite_ents` give way to the predictions that overlap them."""
-        overwrite = self.cfg["overwrite_ents"]
-        existing = list(doc.ents)
-        blocked = blocked_tokens(doc)
-        taken = blocked.copy()
-        if not overwrite:
-            for ent in existing:
-                taken[ent.start : ent.end] = True
-        predicted = []
-        rows = numpy.flatnonzero(best_p >= threshold)
-        # Most probable first; among equals, earlier start, then shorter.
-        for row in rows[numpy.argsort(-best_p[rows], kind="stable")]:
-            start, end = int(starts[row]), int(starts[row] + widths[row] + 1)
-            if not taken[start:end].any():
-                taken[start:end] = True
-                predicted.append(Span(doc, start, end, label=labels[best[row]]))
-        if overwrite:
-            existing = [ent for ent in existing if not taken[ent.start : ent.end].any()]
-        entities = sorted(existing + predicted, key=lambda span: (span.start, span.end))
-        if blocked.any():
-            doc.set_ents(entities, blocked=_runs(doc, blocked), default="outside")
-        else:
-            doc.ents = entities
+        annotate(docs, logits, self.max_span_length, self.labels, threshold, groups, self.cfg["overwrite_ents"])
 
     def update(
         self,
@@ -604,47 +459,3 @@ class BinaryNER(TrainablePipe):
 def _prior_logit() -> float:
     """The logit a label's bias starts at: `INITIAL_PRIOR`'s."""
     return float(numpy.log(INITIAL_PRIOR / (1 - INITIAL_PRIOR)))
-
-
-def _runs(doc: Doc, mask: numpy.ndarray) -> List[Span]:
-    """The maximal runs of tokens where `mask` is set, as spans."""
-    padded = numpy.concatenate([[False], mask, [False]]).astype("int8")
-    edges = numpy.flatnonzero(numpy.diff(padded))
-    return [Span(doc, int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
-
-
-def _sigmoid(logits: numpy.ndarray) -> numpy.ndarray:
-    """The logistic function, as Thinc's `ops.sigmoid` computes it."""
-    return 1.0 / (1.0 + numpy.exp(-numpy.clip(logits, -20.0, 20.0)))
-
-
-def _logit(p: float) -> float:
-    """The logit whose probability is `p`: `p` itself for an empty threshold
-    (0: every logit passes; 1: none below the largest finite)."""
-    if p <= 0.0:
-        return -numpy.inf
-    if p >= 1.0:
-        return numpy.inf
-    return float(numpy.log(p) - numpy.log1p(-p))
-
-
-def _span_group(
-    doc: Doc,
-    logits: numpy.ndarray,
-    mask: numpy.ndarray,
-    starts: numpy.ndarray,
-    widths: numpy.ndarray,
-    labels: Tuple[str, ...],
-) -> SpanGroup:
-    """The spans and labels where `mask` is set, most probable first, with
-    their probabilities in `attrs["scores"]`."""
-    rows, label_ids = numpy.nonzero(mask)
-    scores = _sigmoid(logits[rows, label_ids])
-    order = numpy.argsort(-scores, kind="stable")
-    rows, label_ids = rows[order].tolist(), label_ids[order].tolist()
-    span_starts = starts[rows].tolist()
-    span_ends = (starts[rows] + widths[rows] + 1).tolist()
-    spans = [Span(doc, s, e, label=labels[k]) for s, e, k in zip(span_starts, span_ends, label_ids)]
-    group = SpanGroup(doc, spans=spans)
-    group.attrs["scores"] = scores[order]
-    return group
