@@ -15,10 +15,11 @@ overlap, a dev label never trained, spans no model can score), else 0.
 """
 
 import argparse
+import dataclasses
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import srsly
 from spacy.language import Language
@@ -26,15 +27,16 @@ from spacy.training import Example
 from spacy.util import import_file, load_config, load_model_from_config, registry
 from wasabi import msg
 
+from .constants import ANSWERS
 from .data import ReadStats, as_paths, read_teach_data
 from .pipeline import find_binary_ner
+from .reader_settings import ReaderSettings
 from .records import REASONS, iter_lines, jsonl_files
 
 TEACH_READER = "spacy-binary-ner.TeachCorpus.v1"
 # Fewer accepted or complete examples of a label than this get a warning
 # (spaCy's debug data warns below 50 examples of a new NER label).
 FEW_EXAMPLES = 50
-ANSWERS = ("accept", "reject", "ignore")
 _MAX_SHOWN = 5
 
 
@@ -79,19 +81,16 @@ def corpus_report(
         and the corpus's examples.
     """
     per_label: dict[str, Counter] = defaultdict(Counter)
-    account: ReadStats | None = None
+    account: Optional[ReadStats] = None
     if corpus_config.get("@readers") == TEACH_READER:
-        settings = {
-            key: corpus_config[key]
-            for key in ("incorrect_spans_key", "alignment", "labels", "max_length", "long_texts", "use_tokens")
-            if key in corpus_config
-        }
+        # Not strict: every record training would skip or fail on is reported.
+        settings = dataclasses.replace(ReaderSettings.pick(corpus_config), strict=False)
         teach, complete = corpus_config.get("path"), corpus_config.get("complete_path")
         _count_records(teach, per_label, complete=False)
         _count_records(complete, per_label, complete=True)
-        examples, reader = read_teach_data(nlp, teach, complete, **settings)
+        examples, reader = read_teach_data(nlp, teach, complete, settings)
         account = reader.total()
-        key = settings.get("incorrect_spans_key", "incorrect_spans")
+        key = settings.incorrect_spans_key
     else:
         corpus = registry.resolve({"corpus": corpus_config})["corpus"]
         examples = list(corpus(nlp))
@@ -136,7 +135,7 @@ def _count_records(paths: Any, per_label: dict[str, Counter], *, complete: bool)
                         per_label[span["label"]][answer] += 1
 
 
-def debug_data(config_path: Path, overrides: dict[str, Any], code: Path | None = None) -> dict[str, Any]:
+def debug_data(config_path: Path, overrides: dict[str, Any], code: Optional[Path] = None) -> dict[str, Any]:
     """Check the teach data of a config; print the report.
 
     config_path (Path): The training config.
