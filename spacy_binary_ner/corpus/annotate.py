@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
@@ -35,14 +36,6 @@ def import_code(path: Optional[str]) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-
-
-def load_pipeline(path: str, code: Optional[str] = None) -> Language:
-    """Load a pipeline for a corpus job (after importing `code`)."""
-    import spacy
-
-    import_code(code)
-    return spacy.load(path)
 
 
 def scores_key(nlp: Language) -> str:
@@ -95,7 +88,8 @@ class PipelineJob:
     @property
     def nlp(self) -> Language:
         if self._nlp is None:
-            self._nlp = load_pipeline(self.pipeline, self.code)
+            import_code(self.code)
+            self._nlp = spacy.load(self.pipeline)
             self._key = scores_key(self._nlp)
         return self._nlp
 
