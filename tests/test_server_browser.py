@@ -146,7 +146,7 @@ def test_thirty_answers_by_keyboard_undo_reload_and_the_database_holds_them(tmp_
 
 
 def _task(teacher, session, task_hash):
-    opened = teacher._open.get(session, {})
+    opened = teacher.book.open.get(session, {})
     if task_hash in opened:
         return opened[task_hash]
     for stored in teacher.storage.iter_answers(teacher.dataset, session=session):

@@ -1,6 +1,7 @@
 """The learning engine's process: it dies with the server, and a crashed
 engine is reported to requests instead of keeping them waiting."""
 
+import dataclasses
 import os
 import signal
 import sys
@@ -118,6 +119,6 @@ def test_a_crashed_engine_is_reported_and_no_request_waits_for_it(workdir):
 
 def test_an_engine_that_cannot_load_its_pipeline_says_why(workdir):
     args = parse_args(["ds", str(workdir / "no-such-model"), str(workdir / "source.jsonl"), "--label", "LOC"])
-    args.db, args.output = str(workdir / "answers.sqlite3"), workdir / "out"
+    args = dataclasses.replace(args, db=str(workdir / "answers.sqlite3"), output=workdir / "out")
     with pytest.raises(ValueError, match="no-such-model"):
         build_teacher(args)

@@ -13,17 +13,25 @@ A request with a token set needs `Authorization: Bearer TOKEN` (or
 `?token=TOKEN`). `finished`: no question will come beyond these; fewer
 tasks than asked for and `finished` false means "ask again": the queue is
 being refilled. Every error is a 4xx JSON `{"error": message}`, and nothing
-of a bad request is stored. If the learning engine has stopped, answers are
-still stored (their reply carries `error`), and a request for questions gets
-a 503 with the reason once none is left.
+of a bad request is stored; an answer must be to a question handed out in
+this dataset, as asked (its `_task_hash`, text and spans, and the `_sig` it
+came with), else a 422 says why, unless the server allows new tasks. Every
+response is standard JSON (a number JSON cannot carry is sent as null). If
+the learning engine has stopped, answers are still stored (their reply
+carries `error`), and a request for questions gets a 503 with the reason
+once none is left; while the server stops, answers get a 503.
+
+Handlers never do work on the event loop: checking an answer (which
+tokenises its text), storing it and taking questions run in worker threads.
 """
 
 import contextlib
 import hmac
 import json
+import math
 import re
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -41,8 +49,34 @@ MAX_ANSWERS = 100
 _SESSION = re.compile(r"^[\w.@-]{1,100}$")
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that is always standard JSON: NaN and Infinity, which
+    `json` would write as bare words no other parser reads, become null."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not standard JSON")
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return SafeJSONResponse({"error": message}, status_code=status)
 
 
 def _session(request: Request) -> str:
@@ -79,23 +113,28 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def info(request: Request) -> Response:
-        return JSONResponse(
+        return SafeJSONResponse(
             {
                 "dataset": teacher.dataset,
                 "labels": teacher.labels,
                 "feed_overlap": teacher.feed_overlap,
                 "batch_size": teacher.batch_size,
                 "eval": teacher.has_eval,
+                "allow_new_tasks": teacher.allow_new_tasks,
             }
         )
 
     async def questions(request: Request) -> Response:
         session = _session(request)
         n = _int_param(request, "n", 5, 1, 50)
-        tasks = await run_in_threadpool(teacher.questions, session, n)
+
+        def take() -> Tuple[List[Dict[str, Any]], bool]:
+            return teacher.questions(session, n), teacher.finished(session)
+
+        tasks, finished = await run_in_threadpool(take)
         if not tasks and teacher.engine_failure is not None:
             return _error(503, f"no questions: {teacher.error}")
-        return JSONResponse({"tasks": tasks, "finished": teacher.finished(session)})
+        return SafeJSONResponse({"tasks": tasks, "finished": finished})
 
     async def answers(request: Request) -> Response:
         session = _session(request)
@@ -109,41 +148,29 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
             if len(body) > MAX_BODY:
                 return _error(413, f"the body is over {MAX_BODY} bytes: send fewer answers at a time")
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as err:
             return _error(400, f'the body is not valid JSON ({err}); send {{"answers": [...]}}')
         if not isinstance(data, dict) or not isinstance(data.get("answers"), list) or not data["answers"]:
             return _error(400, 'send {"answers": [task, ...]}, each task with `answer` set')
         if len(data["answers"]) > MAX_ANSWERS:
             return _error(413, f"at most {MAX_ANSWERS} answers a request, not {len(data['answers'])}")
-        items = []
-        for i, item in enumerate(data["answers"]):
-            try:
-                items.append(teacher.validate(item))
-            except BadAnswer as err:
-                return _error(422, f"answer {i}: {err}; nothing of this request was stored")
-        results = await run_in_threadpool(teacher.answer, session, items)
-        out: Dict[str, Any] = {
-            "stored": sum(new for _, new in results),
-            "duplicates": sum(not new for _, new in results),
-            "ids": [row_id for row_id, _ in results],
-        }
-        if n_next:
-            out["tasks"] = await run_in_threadpool(teacher.questions, session, n_next)
-            out["finished"] = teacher.finished(session)
-        if teacher.engine_failure is not None:
-            out["error"] = teacher.error
-        return JSONResponse(out)
+        if not teacher.accepting:
+            return _error(503, "the server is stopping and takes no more answers; send them again after its restart")
+        try:
+            out = await run_in_threadpool(_store, teacher, session, data["answers"], n_next)
+        except BadAnswer as err:
+            return _error(422, f"{err}; nothing of this request was stored")
+        return SafeJSONResponse(out)
 
     async def history(request: Request) -> Response:
         session = _session(request)
         n = _int_param(request, "n", 10, 1, 1000)
-        latest = await run_in_threadpool(teacher.storage.latest, teacher.dataset, session=session, by_last=True)
-        return JSONResponse({"answers": [s.task for s in latest[::-1][:n]]})
+        return SafeJSONResponse({"answers": await run_in_threadpool(teacher.history, session, n)})
 
     async def progress(request: Request) -> Response:
         session = _session(request)
-        return JSONResponse(await run_in_threadpool(teacher.progress, session))
+        return SafeJSONResponse(await run_in_threadpool(teacher.progress, session))
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail))
@@ -168,6 +195,29 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
     if token:
         return _TokenGuard(app, token)  # type: ignore[return-value]
     return app
+
+
+def _store(teacher: Teacher, session: str, answers: List[Any], n_next: int) -> Dict[str, Any]:
+    """Check every answer, store them, and take the session's next questions
+    (in a worker thread). Raises `BadAnswer` naming the first bad answer."""
+    items = []
+    for i, item in enumerate(answers):
+        try:
+            items.append(teacher.validate(item))
+        except BadAnswer as err:
+            raise BadAnswer(f"answer {i}: {err}") from None
+    results = teacher.answer(session, items)
+    out: Dict[str, Any] = {
+        "stored": sum(new for _, new in results),
+        "duplicates": sum(not new for _, new in results),
+        "ids": [row_id for row_id, _ in results],
+    }
+    if n_next:
+        out["tasks"] = teacher.questions(session, n_next)
+        out["finished"] = teacher.finished(session)
+    if teacher.engine_failure is not None:
+        out["error"] = teacher.error
+    return out
 
 
 class _TokenGuard:

@@ -13,9 +13,14 @@ Both sides speak over one `multiprocessing` pipe, in `(kind, value)` messages:
 | --- | --- |
 | `("answers", [(row_id, task), ...])`: committed answers | `("ready", info)`: built, resumed, first F1 |
 | `("taken", n)`: n questions left the server's buffer | `("question", task)`: one more question |
-| `("save", None)` | `("status", counts)`: after updates and evaluations |
-| `("stop", save)`: learn what is left, save if asked, exit | `("saved", path)`, `("stopped", counts)` |
-| | `("failed", (type, message))`: could not start or crashed |
+| `("want", n)`: keep n questions in the buffer | `("status", counts)`: after updates and evaluations |
+| `("save", None)` | `("saved", path)`, `("stopped", counts)` |
+| `("stop", (save, deadline))`: learn what is left until the | `("failed", (type, message))`: could not start |
+| `time.time()` deadline, save if asked, exit | or crashed |
+
+The engine is ready as soon as the model is loaded: the answers stored after
+the model's last save are learned in the background, after the questions the
+server needs and the answers it sends now.
 
 The engine process ignores SIGINT and SIGTERM (the server stops it, so that it
 saves first) and exits at once when the server process is gone, even after
@@ -30,6 +35,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from dataclasses import dataclass
 from multiprocessing import parent_process
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -44,19 +50,27 @@ Task = Dict[str, Any]
 LoopParts = Tuple[AnnotationLoop, Optional[Callable[[], float]], Dict[str, Any]]
 
 STATE_FILE = "sbn_teach_state.json"
+# The reason a source record or a question is not served: JSON cannot carry it.
+UNSERVABLE = "not JSON (NaN, Infinity)"
+# Set by the source reader on a record it could not make a task of.
+UNSERVABLE_KEY = "_unservable"
 _RECENT_IDS = 1000
 # Most seconds answers wait to be learned from while the server's question
 # buffer is below half: questions first, so that no session waits, but the
 # model does not fall behind for long.
 _YIELD_SECONDS = 2.0
+# Most seconds between reports of new skip counts while the engine is busy.
+_STATUS_SECONDS = 0.5
 # Added to the engine's niceness: where the two processes share a core, a
 # request is served before the next bit of an update.
 _NICE = 5
 
 
+@dataclass(frozen=True)
 class EngineSettings:
     """What the engine needs besides its loop: all picklable, as the engine is
-    started with `spawn`.
+    started in a process of its own. The sizes and intervals have the names
+    and meanings of `teach`'s settings (`settings.TeachSettings`).
 
     make_loop (Callable[[], LoopParts]): Builds the loop in the engine process.
     make_source (Callable[[], Iterable[Task]]): The incoming tasks.
@@ -64,33 +78,20 @@ class EngineSettings:
     dataset (str): The dataset name.
     output (Optional[Path]): Folder for the saved model; None to never save.
     batch_size (int): Most answers per update.
-    queue_size (int): Questions kept ready in the server.
+    queue_size (int): Questions kept ready in the server (the server may ask for more).
     save_every (int): Answers between saves (0: only on stop).
     eval_every (int): Answers between evaluations.
     """
 
-    def __init__(
-        self,
-        make_loop: Callable[[], LoopParts],
-        make_source: Callable[[], Iterable[Task]],
-        storage_url: str,
-        dataset: str,
-        *,
-        output: Optional[Path] = None,
-        batch_size: int = 10,
-        queue_size: int = 20,
-        save_every: int = 100,
-        eval_every: int = 100,
-    ) -> None:
-        self.make_loop = make_loop
-        self.make_source = make_source
-        self.storage_url = storage_url
-        self.dataset = dataset
-        self.output = output
-        self.batch_size = batch_size
-        self.queue_size = queue_size
-        self.save_every = save_every
-        self.eval_every = eval_every
+    make_loop: Callable[[], LoopParts]
+    make_source: Callable[[], Iterable[Task]]
+    storage_url: str
+    dataset: str
+    output: Optional[Path] = None
+    batch_size: int = 10
+    queue_size: int = 20
+    save_every: int = 100
+    eval_every: int = 100
 
 
 def run_engine(conn: Connection, settings: EngineSettings) -> None:
@@ -150,6 +151,9 @@ class Engine:
         self.buffered = 0
         self.exhausted = False
         self.stopping: Optional[bool] = None
+        self.stop_deadline = float("inf")
+        self._status_due = False
+        self._reported = 0.0
         self.error: Optional[str] = None
         self.losses: Deque[float] = deque(maxlen=20)
         self.n_updates = 0
@@ -161,12 +165,13 @@ class Engine:
             "text answered before": 0,
             "text repeated in the source": 0,
             "question answered before": 0,
+            UNSERVABLE: 0,
         }
         self._learned_max = int(state.get("max_id", 0))
         self._recent: Deque[int] = deque(state.get("recent_ids", []), maxlen=_RECENT_IDS)
         self._since_save = 0
-        self._resume()
-        self.n_resumed = self.n_learned
+        self.backlog = self._stored_after_save()
+        self.n_resumed = len(self.backlog)
         if self.evaluate is not None:
             self._run_eval()
         self.questions = self.loop(self._filtered(settings.make_source(), answered_inputs))
@@ -178,7 +183,7 @@ class Engine:
             "tokenizer_config": dict(tokenizer_cfg),
             "tokenizer": self.nlp.tokenizer.to_bytes(),
             "labels": list(self.loop.pipe.labels),
-            "resumed": self.n_resumed,
+            "resumed": self.n_resumed,  # to re-learn in the background
             "eval": self.evaluate is not None,
             "status": self.status(),
         }
@@ -197,6 +202,7 @@ class Engine:
             "exhausted": self.exhausted,
             "skipped": dict(self.skipped),
             "error": self.error,
+            "backlog": len(self.backlog),
         }
 
     # The work loop -------------------------------------------------------------
@@ -204,13 +210,12 @@ class Engine:
     def run(self) -> None:
         self.conn.send(("ready", self.ready_info()))
         while True:
-            self._receive(block=not self._has_work())
+            idle = not self._has_work()
+            if self._status_due and (idle or time.monotonic() - self._reported > _STATUS_SECONDS):
+                self._send_status()
+            self._receive(block=idle)
             if self.stopping is not None:
-                while self.inbox:
-                    self._learn_batch()
-                if self.stopping:
-                    self.save()
-                self.conn.send(("stopped", self.status()))
+                self._stop()
                 return
             can_propose = not self.exhausted and self.buffered < self.queue_size
             overdue = bool(self.inbox) and time.monotonic() - self.inbox[0][0] > _YIELD_SECONDS
@@ -220,9 +225,29 @@ class Engine:
                 self._learn_batch()
             elif can_propose:
                 self._propose()
+            elif self.backlog:
+                self._learn_backlog()
+
+    def _stop(self) -> None:
+        """Learn what is left (the answers sent, then the backlog) until the
+        deadline, save if asked, and say so."""
+        save, deadline = self.stopping, self.stop_deadline
+        while (self.inbox or self.backlog) and time.time() < deadline:
+            if self.inbox:
+                self._learn_batch()
+            else:
+                self._learn_backlog()
+        if save:
+            self.save()
+        self.conn.send(("stopped", self.status()))
+
+    def _send_status(self) -> None:
+        self.conn.send(("status", self.status()))
+        self._reported = time.monotonic()
+        self._status_due = False
 
     def _has_work(self) -> bool:
-        return bool(self.inbox) or (not self.exhausted and self.buffered < self.queue_size)
+        return bool(self.inbox or self.backlog) or (not self.exhausted and self.buffered < self.queue_size)
 
     def _receive(self, block: bool) -> None:
         """Handle every message waiting (and wait for one if `block`)."""
@@ -236,19 +261,28 @@ class Engine:
                     self.inbox.append((now, row_id, task))
             elif kind == "taken":
                 self.buffered -= value
+            elif kind == "want":
+                self.queue_size = max(1, int(value))
+                self.low_water = max(1, self.queue_size // 2)
             elif kind == "save":
                 self.conn.send(("saved", str(self.save()) if self.output is not None else None))
             elif kind == "stop":
-                self.stopping = bool(value)
+                save, deadline = value if isinstance(value, tuple) else (value, float("inf"))
+                self.stopping, self.stop_deadline = bool(save), deadline
 
     def _propose(self) -> None:
+        skipped = sum(self.skipped.values())
         task = next(self.questions, None)
+        self._status_due = self._status_due or sum(self.skipped.values()) != skipped
         if task is None:
             self.exhausted = True
-            self.conn.send(("status", self.status()))
+            self._send_status()
             return
         if int(task["_task_hash"]) in self.answered_tasks:
             self.skipped["question answered before"] += 1
+            return
+        if not json_safe(task):
+            self.skipped[UNSERVABLE] += 1
             return
         self.buffered += 1
         self.conn.send(("question", task))
@@ -256,6 +290,9 @@ class Engine:
     def _filtered(self, source: Iterable[Task], answered_inputs: Set[int]) -> Iterator[Task]:
         seen: Set[int] = set()
         for task in source:
+            if task.get(UNSERVABLE_KEY) or not json_safe(task):
+                self.skipped[UNSERVABLE] += 1
+                continue
             h = int(task["_input_hash"])
             if h in answered_inputs:
                 self.skipped["text answered before"] += 1
@@ -270,8 +307,18 @@ class Engine:
 
     def _learn_batch(self) -> None:
         batch = [self.inbox.popleft() for _ in range(min(self.batch_size, len(self.inbox)))]
+        self._learn([(row_id, task) for _, row_id, task in batch])
+        self.n_handled += len(batch)
+        self._send_status()
+
+    def _learn_backlog(self) -> None:
+        self._learn([self.backlog.popleft() for _ in range(min(self.batch_size, len(self.backlog)))])
+        self._send_status()
+
+    def _learn(self, batch: List[Tuple[int, Task]]) -> None:
+        """One update, then a save and an evaluation when they are due."""
         try:
-            self._update([(row_id, task) for _, row_id, task in batch])
+            self._update(batch)
             if self.settings.save_every and self._since_save >= self.settings.save_every:
                 self.save()
             every = self.settings.eval_every
@@ -279,23 +326,16 @@ class Engine:
                 self._run_eval()
         except Exception as err:  # reported; the engine goes on
             self.error = f"{type(err).__name__}: {err}"
-        self.n_handled += len(batch)
-        self.conn.send(("status", self.status()))
 
-    def _resume(self) -> None:
-        """Learn from the answers stored after the loaded model's save."""
+    def _stored_after_save(self) -> Deque[Tuple[int, Task]]:
+        """The answers stored after the loaded model's save, to learn from."""
         recent = set(self._recent)
         low = min(recent) if recent else self._learned_max
-        batch: List[Tuple[int, Task]] = []
-        for stored in self.storage.iter_answers(self.dataset, after_id=low):
-            if stored.id in recent:
-                continue
-            batch.append((stored.id, stored.task))
-            if len(batch) == self.batch_size:
-                self._update(batch)
-                batch = []
-        if batch:
-            self._update(batch)
+        return deque(
+            (stored.id, stored.task)
+            for stored in self.storage.iter_answers(self.dataset, after_id=low)
+            if stored.id not in recent
+        )
 
     def _update(self, batch: List[Tuple[int, Task]]) -> None:
         loss = self.loop.update([dict(task) for _, task in batch])
@@ -332,6 +372,16 @@ class Engine:
         shutil.rmtree(old, ignore_errors=True)
         self._since_save = 0
         return final
+
+
+def json_safe(value: Any) -> bool:
+    """Whether standard JSON can carry `value` (no NaN or Infinity, nothing
+    but dicts, lists, strings, numbers, booleans and None)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def load_state(model_dir: Path) -> Dict[str, Any]:

@@ -10,11 +10,12 @@ answer whose acknowledgement it never received does not store it twice.
 
 import json
 import os
+import secrets
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
+# One `Storage.add` call: dataset, session and its `(key, task)` pairs.
+_AddCall = Tuple[str, str, Sequence[Tuple[str, Dict[str, Any]]]]
 
 answers_table = Table(
     "sbn_answers",
@@ -51,6 +54,16 @@ answers_table = Table(
     Column("created", Float, nullable=False),
     UniqueConstraint("dataset", "key", name="sbn_answers_dataset_key"),
     Index("sbn_answers_dataset_id", "dataset", "id"),
+)
+
+# One random key per dataset, kept with its answers: the server signs the
+# questions it hands out with it, so that an answer to a question asked before
+# a restart is still known as one.
+secrets_table = Table(
+    "sbn_secrets",
+    metadata,
+    Column("dataset", String(200), primary_key=True),
+    Column("secret", String(64), nullable=False),
 )
 
 DB_ENV = "SBN_TEACH_DB"
@@ -98,8 +111,10 @@ class Storage:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite takes one writer at a time; taking turns here avoids its
-        # busy-wait and "database is locked" under many sessions.
+        # busy-wait and "database is locked" under many sessions, and answers
+        # that arrive together are committed together.
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._group = _GroupCommit(self._add_all, self._write_lock) if self._write_lock is not None else None
         metadata.create_all(self.engine)
         if self.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert
@@ -114,6 +129,10 @@ class Storage:
     def add(self, dataset: str, session: str, items: Sequence[Tuple[str, Dict[str, Any]]]) -> List[Tuple[int, bool]]:
         """Store answers in one transaction, committed when this returns.
 
+        On SQLite, calls from several threads at once are committed together
+        (one transaction, one sync to disk for all: a group commit); each call
+        still returns only after the commit that holds its answers.
+
         dataset (str): The dataset.
         session (str): The session that answered.
         items (Sequence[Tuple[str, Dict[str, Any]]]): `(key, task)` pairs, each
@@ -121,41 +140,51 @@ class Storage:
         RETURNS (List[Tuple[int, bool]]): Per item its row id and whether it is
             new (False: the key was stored before, by this or another call).
         """
+        if self._group is not None:
+            return self._group.submit((dataset, session, items))
+        return self._add_all([(dataset, session, items)])[0]
+
+    def _add_all(self, calls: Sequence[_AddCall]) -> List[List[Tuple[int, bool]]]:
         now = time.time()
-        out: List[Tuple[int, bool]] = []
+        outs: List[List[Tuple[int, bool]]] = []
+        with self.engine.begin() as conn:
+            for dataset, session, items in calls:
+                out: List[Tuple[int, bool]] = []
+                for key, task in items:
+                    out.append(self._insert_one(conn, dataset, session, key, task, now))
+                outs.append(out)
+        return outs
+
+    def _insert_one(
+        self, conn: Any, dataset: str, session: str, key: str, task: Dict[str, Any], now: float
+    ) -> Tuple[int, bool]:
+        row = {
+            "dataset": dataset,
+            "session": session,
+            "key": key,
+            "input_hash": int(task["_input_hash"]),
+            "task_hash": int(task["_task_hash"]),
+            "answer": task["answer"],
+            "task": json.dumps(task, ensure_ascii=False),
+            "created": now,
+        }
+        stmt = self._insert(answers_table).values(**row).on_conflict_do_nothing(index_elements=["dataset", "key"])
+        new_id = conn.execute(stmt.returning(answers_table.c.id)).scalar()
+        if new_id is not None:
+            return int(new_id), True
+        old = conn.execute(
+            select(answers_table.c.id).where(answers_table.c.dataset == dataset, answers_table.c.key == key)
+        ).scalar_one()
+        return int(old), False
+
+    def secret(self, dataset: str) -> str:
+        """The dataset's signing key, made the first time it is asked for."""
         lock = self._write_lock or _NO_LOCK
+        query = select(secrets_table.c.secret).where(secrets_table.c.dataset == dataset)
         with lock, self.engine.begin() as conn:
-            for key, task in items:
-                row = {
-                    "dataset": dataset,
-                    "session": session,
-                    "key": key,
-                    "input_hash": int(task["_input_hash"]),
-                    "task_hash": int(task["_task_hash"]),
-                    "answer": task["answer"],
-                    "task": json.dumps(task, ensure_ascii=False),
-                    "created": now,
-                }
-                stmt = (
-                    self._insert(answers_table)
-                    .values(**row)
-                    .on_conflict_do_nothing(
-                        index_elements=["dataset", "key"],
-                    )
-                )
-                result = conn.execute(stmt.returning(answers_table.c.id))
-                new_id = result.scalar()
-                if new_id is not None:
-                    out.append((int(new_id), True))
-                else:
-                    old = conn.execute(
-                        select(answers_table.c.id).where(
-                            answers_table.c.dataset == dataset,
-                            answers_table.c.key == key,
-                        )
-                    ).scalar_one()
-                    out.append((int(old), False))
-        return out
+            stmt = self._insert(secrets_table).values(dataset=dataset, secret=secrets.token_hex(32))
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["dataset"]))
+            return str(conn.execute(query).scalar_one())
 
     def iter_answers(
         self,
@@ -254,6 +283,45 @@ class Storage:
         lock = self._write_lock or _NO_LOCK
         with lock, self.engine.begin() as conn:
             return int(conn.execute(delete(answers_table).where(answers_table.c.dataset == dataset)).rowcount)
+
+
+class _GroupCommit:
+    """Runs calls that arrive while a commit is under way together, in the
+    next commit: the first caller to find no commit running commits for every
+    call waiting, the others wait for it and take their results."""
+
+    def __init__(self, run: Callable[[Sequence[_AddCall]], List[Any]], lock: threading.Lock) -> None:
+        self.run = run
+        self.lock = lock
+        self.cond = threading.Condition()
+        self.waiting: List[List[Any]] = []
+        self.busy = False
+
+    def submit(self, call: _AddCall) -> Any:
+        # A slot: [call, done, result, error].
+        slot: List[Any] = [call, False, None, None]
+        with self.cond:
+            self.waiting.append(slot)
+            while self.busy and not slot[1]:
+                self.cond.wait()
+            if not slot[1]:
+                self.busy = True
+                batch, self.waiting = self.waiting, []
+        if not slot[1]:
+            try:
+                with self.lock:
+                    results: List[Any] = self.run([s[0] for s in batch])
+                error: Optional[BaseException] = None
+            except BaseException as err:  # every call of the batch gets it
+                results, error = [None] * len(batch), err
+            with self.cond:
+                for s, result in zip(batch, results):
+                    s[1:] = [True, result, error]
+                self.busy = False
+                self.cond.notify_all()
+        if slot[3] is not None:
+            raise slot[3]
+        return slot[2]
 
 
 class _NoLock:

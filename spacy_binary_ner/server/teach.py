@@ -6,15 +6,16 @@ database (SQLite file by default, PostgreSQL by URL) and the model is saved
 under `--output`, so a restart resumes both.
 """
 
-import argparse
+import contextlib
 import gzip
-import os
-import secrets
+import signal
 import sys
+import time
+from dataclasses import fields
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -22,26 +23,33 @@ from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Optimizer
 
 from ..data import iter_jsonl, records_to_examples
-from ..loop import LOOP_LEARN_RATE, AnnotationLoop, PatternMatcher, initialize_pipeline, set_hashes
-from ..pipeline import BinaryNER
-from .engine import EngineSettings, LoopParts, load_state
-from .storage import DB_HELP, database_url
+from ..loop import LOOP_LEARN_RATE, AnnotationLoop, PatternMatcher, PatternSchedule, initialize_pipeline, set_hashes
+from ..pipeline import find_binary_ner
+from .engine import UNSERVABLE_KEY, EngineSettings, LoopParts, json_safe, load_state
+from .settings import TeachSettings, parse_settings
+from .storage import database_url
 from .worker import EngineError, Teacher
 
-TOKEN_ENV = "SBN_TEACH_TOKEN"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# The signals that stop the server as Ctrl-C does: learn, save, exit 0.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def read_source(path: Path) -> Iterator[Dict[str, Any]]:
     """Tasks from a JSONL / `.jsonl.gz` file in our format (`text`, optional
     `tokens` and `meta`; spans and answers are dropped) or a plain text file
-    (one text a line), read lazily. Blank texts are skipped."""
+    (one text a line), read lazily. Blank texts are skipped; a record JSON
+    cannot carry (NaN, Infinity) is yielded as `{"_unservable": True}`, for
+    the engine to count."""
     name = path.name
     if path.is_dir() or name.endswith((".jsonl", ".jsonl.gz", ".json")):
         for i, record in enumerate(iter_jsonl(path), 1):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise ValueError(f"{path} record {i}: a source record needs a string `text` ({str(record)[:80]})")
             if not record["text"].strip():
+                continue
+            if not json_safe(record):
+                # Counted by the engine, which skips it.
+                yield {UNSERVABLE_KEY: True}
                 continue
             task: Dict[str, Any] = {"text": record["text"]}
             for key in ("tokens", "meta", "_input_hash"):
@@ -107,47 +115,48 @@ def _optimizer(nlp: Language) -> Optimizer:
 def _ensure_labels(nlp: Language, labels: Sequence[str], where: str) -> None:
     """Labels the trained pipe lacks are added: its output layer grows and the
     labels it has keep their weights, so a new entity type can be taught on top."""
-    pipes = [proc for _, proc in nlp.pipeline if isinstance(proc, BinaryNER)]
-    if not pipes:
-        raise ValueError(f"The pipeline {where} has no binary_ner component (it has {nlp.pipe_names}).")
+    try:
+        _, pipe = find_binary_ner(nlp)
+    except ValueError as err:
+        raise ValueError(f"The pipeline {where}: {err}") from None
     for label in labels:
-        if label not in pipes[0].labels:
-            pipes[0].add_label(label)
-            print(f"Added the label {label} to the pipeline {where} (it had {', '.join(pipes[0].labels[:-1])})")
+        if label not in pipe.labels:
+            pipe.add_label(label)
+            print(f"Added the label {label} to the pipeline {where} (it had {', '.join(pipe.labels[:-1])})")
 
 
-def _labels(args: argparse.Namespace) -> List[str]:
-    labels = [label.strip() for label in args.label.split(",") if label.strip()]
-    if not labels:
-        raise ValueError("--label needs at least one label, e.g. --label PER,ORG")
-    return labels
+def _servable(path: Path, n: int) -> list:
+    """The first `n` tasks of a source that can be served."""
+    return list(islice((task for task in read_source(path) if UNSERVABLE_KEY not in task), n))
 
 
-def build_loop(args: argparse.Namespace) -> LoopParts:
-    """The annotation loop for parsed `teach` arguments, with its F1 function
+def build_loop(settings: TeachSettings) -> LoopParts:
+    """The annotation loop for `teach` settings, with its F1 function
     (`--eval`) and the state saved with the model; called in the engine process.
 
     RETURNS (LoopParts): `(loop, evaluate or None, state)`.
     """
-    labels = _labels(args)
-    sample = list(islice(read_source(args.source), 10))
-    nlp, optimizer, state = load_pipeline(args.pipeline, labels, sample, args.output, seed=args.seed)
-    matcher = PatternMatcher.from_file(nlp, args.patterns) if args.patterns else None
+    labels = settings.labels
+    sample = _servable(settings.source, 10)
+    nlp, optimizer, state = load_pipeline(settings.pipeline, labels, sample, settings.output, seed=settings.seed)
+    matcher = PatternMatcher.from_file(nlp, settings.patterns) if settings.patterns else None
     loop = AnnotationLoop(
         nlp,
-        sorter=args.sorter,
+        sorter=settings.sorter,
         patterns=matcher,
-        pattern_ratio=args.pattern_ratio,
-        pattern_lookahead=args.pattern_lookahead,
-        pattern_max_answers=args.pattern_max_answers,
+        schedule=PatternSchedule(
+            ratio=settings.pattern_ratio,
+            lookahead=settings.pattern_lookahead,
+            max_answers=settings.pattern_max_answers,
+        ),
         optimizer=optimizer,
-        replay=args.replay,
-        chunk_size=args.chunk_size,
-        seed=args.seed,
+        replay=settings.replay,
+        chunk_size=settings.chunk_size,
+        seed=settings.seed,
     )
     evaluate = None
-    if args.eval is not None:
-        gold = [r for r in iter_jsonl(args.eval)]
+    if settings.eval is not None:
+        gold = [r for r in iter_jsonl(settings.eval)]
         examples = records_to_examples(nlp, gold, complete=True, labels=labels)
 
         def evaluate() -> float:
@@ -157,116 +166,107 @@ def build_loop(args: argparse.Namespace) -> LoopParts:
     return loop, evaluate, state
 
 
-def build_teacher(args: argparse.Namespace) -> Teacher:
-    """The server's engine for parsed `teach` arguments (see `parse_args`):
-    starts the learning engine process and waits until it is ready."""
-    _labels(args)
-    if not list(islice(read_source(args.source), 1)):
-        raise ValueError(f"{args.source}: no texts to ask about")
-    args.output.mkdir(parents=True, exist_ok=True)
-    settings = EngineSettings(
-        partial(build_loop, args),
-        partial(read_source, args.source),
-        database_url(args.db),
-        args.dataset,
-        output=args.output,
-        batch_size=args.batch_size,
-        queue_size=args.queue_size,
-        save_every=args.save_every,
-        eval_every=args.eval_every,
+def build_teacher(settings: TeachSettings) -> Teacher:
+    """The server's engine for `teach` settings (see `parse_args`): starts the
+    learning engine process and waits until it is ready."""
+    settings.labels  # noqa: B018 (raises if there are none)
+    if not _servable(settings.source, 1):
+        raise ValueError(f"{settings.source}: no texts to ask about")
+    assert settings.output is not None
+    settings.output.mkdir(parents=True, exist_ok=True)
+    # The engine's settings that are teach settings, under the same names.
+    shared = {f.name: getattr(settings, f.name) for f in fields(EngineSettings) if hasattr(settings, f.name)}
+    engine_settings = EngineSettings(
+        make_loop=partial(build_loop, settings),
+        make_source=partial(read_source, settings.source),
+        storage_url=database_url(settings.db),
+        **shared,
     )
-    return Teacher(settings, feed_overlap=args.feed_overlap, lease=args.lease)
+    return Teacher(
+        engine_settings,
+        feed_overlap=settings.feed_overlap,
+        lease=settings.lease,
+        allow_new_tasks=settings.allow_new_tasks,
+    )
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m spacy_binary_ner teach", description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset", help="dataset name: answers are stored under it")
-    p.add_argument("pipeline", help="trained pipeline (folder or package), a binary_ner .cfg, or blank:LANG")
-    p.add_argument("source", type=Path, help="texts: JSONL / .jsonl.gz in our format, or plain text lines")
-    p.add_argument("--label", required=True, help="comma list of entity labels")
-    p.add_argument("--patterns", type=Path, default=None, help="EntityRuler patterns (JSONL) for a cold start")
-    p.add_argument("--db", default=None, help=DB_HELP)
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="folder for the model and the default database (default: ./teach-DATASET)",
+def parse_args(argv: Sequence[str]) -> TeachSettings:
+    """The `teach` command line as `TeachSettings`."""
+    return parse_settings(argv, "python -m spacy_binary_ner teach", __doc__.split("\n\n")[0])
+
+
+def _serve(app: Any, settings: TeachSettings, on_signal: Any) -> Optional[float]:
+    """Serve until SIGINT, SIGTERM or SIGHUP. Open requests get a few
+    seconds to finish (a second signal cuts that short).
+    RETURNS (Optional[float]): When the first signal came (`time.monotonic`)."""
+    import uvicorn
+
+    stopped_at = []
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn's own handler would raise the signal again after its
+            # shutdown: SIGTERM would then end the process before the save.
+            before = {sig: signal.signal(sig, self.stop) for sig in STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
+
+        def stop(self, sig: int, frame: Any) -> None:
+            if self.should_exit:
+                self.force_exit = True
+                return
+            stopped_at.append(time.monotonic())
+            self.should_exit = True
+            on_signal(signal.Signals(sig).name)
+
+    grace = min(5.0, settings.stop_timeout / 6)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=max(1, int(grace))
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument(
-        "--auth",
-        default=None,
-        help=f"token every request must carry (or env {TOKEN_ENV}); "
-        "needed off loopback, made up and printed if not given",
-    )
-    p.add_argument("--eval", type=Path, default=None, help="gold JSONL: the page shows F1 on it")
-    p.add_argument("--eval-every", type=int, default=100, help="answers between evaluations")
-    p.add_argument("--save-every", type=int, default=100, help="answers between model saves")
-    p.add_argument("--batch-size", type=int, default=10, help="most answers per model update")
-    p.add_argument("--queue-size", type=int, default=20, help="questions kept ready")
-    p.add_argument("--feed-overlap", action="store_true", help="every session gets every question")
-    p.add_argument(
-        "--lease",
-        type=float,
-        default=300.0,
-        help="seconds a question handed to a session stays its own; then the next session asking gets it (0: never)",
-    )
-    p.add_argument("--sorter", default="uncertainty", choices=["uncertainty", "confident", "random"])
-    p.add_argument("--pattern-ratio", type=float, default=0.5)
-    p.add_argument("--pattern-lookahead", type=int, default=0, help="texts read ahead of the model for pattern matches")
-    p.add_argument(
-        "--pattern-max-answers", type=int, default=None, help="stop asking a pattern after this many answers"
-    )
-    p.add_argument("--replay", type=int, default=10, help="earlier answered texts rehearsed per update")
-    p.add_argument("--chunk-size", type=int, default=8, help="texts scored at a time")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    if args.output is None:
-        args.output = Path(f"teach-{args.dataset}")
-    if not args.source.exists():
-        p.error(f"SOURCE {args.source}: no such file")
-    for name in ("patterns", "eval"):
-        value = getattr(args, name)
-        if value is not None and not value.exists():
-            p.error(f"--{name} {value}: no such file")
-    if (
-        min(args.batch_size, args.queue_size, args.eval_every, args.chunk_size) < 1
-        or min(args.save_every, args.lease) < 0
-    ):
-        p.error(
-            "--batch-size, --queue-size, --eval-every and --chunk-size must be positive, --save-every and --lease >= 0"
-        )
-    args.auth = args.auth or os.environ.get(TOKEN_ENV) or None
-    if args.host not in LOOPBACK and not args.auth:
-        args.auth = secrets.token_urlsafe(16)
-        print(
-            f"--host {args.host} is not loopback: requests need a token; made one up (pass --auth or "
-            f"set {TOKEN_ENV} to choose it)",
-            file=sys.stderr,
-        )
-    return args
+    Server(config).run()
+    return stopped_at[0] if stopped_at else None
 
 
 def main(argv: Sequence[str]) -> int:
-    import uvicorn
-
     from .app import create_app
 
-    args = parse_args(argv)
+    settings = parse_args(argv)
     try:
-        teacher = build_teacher(args)
+        teacher = build_teacher(settings)
     except (ValueError, OSError, EngineError) as err:
         print(f"teach: {err}", file=sys.stderr)
         return 1
-    app = create_app(teacher, token=args.auth, on_shutdown=teacher.close)
-    url = f"http://{args.host}:{args.port}/?session=default" + (f"&token={args.auth}" if args.auth else "")
+    app = create_app(teacher, token=settings.auth)
+    url = f"http://{settings.host}:{settings.port}/?session=default" + (
+        f"&token={settings.auth}" if settings.auth else ""
+    )
+    model = settings.model_dir
+    if (model / "config.cfg").exists():
+        where = f"model loaded from {model}, saved there"
+    else:
+        where = f"the model will be saved to {model}"
+    relearn = f", {teacher.n_resumed} to re-learn in the background" if teacher.n_resumed else ""
     print(
-        f"teach: dataset {args.dataset!r}, {teacher.storage.count(args.dataset)} answers stored, "
-        f"{teacher.n_resumed} learned on start; model saved to {args.output / 'model'}",
+        f"teach: dataset {settings.dataset!r}, {teacher.n_stored} answers stored{relearn}; {where}",
         flush=True,
     )
-    print(f"teach: open {url}  (Ctrl-C saves the model and stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    print("teach: stopped; model saved", flush=True)
+    print(f"teach: open {url}  (Ctrl-C, SIGTERM or SIGHUP saves the model and stops)", flush=True)
+    why = []
+
+    def on_signal(name: str) -> None:
+        why.append(name)
+        teacher.stop_taking_answers()
+        print(f"teach: {name}: no more answers taken; learning the answers left, then saving", flush=True)
+
+    began = _serve(app, settings, on_signal)
+    left = settings.stop_timeout - (time.monotonic() - began if began is not None else 0.0)
+    clean = teacher.close(save=True, timeout=max(1.0, left - 1.0))
+    if not clean:
+        print(f"teach: stopped; the engine did not stop cleanly: {teacher.error or 'killed'}", file=sys.stderr)
+        return 1
+    print(f"teach: stopped ({', '.join(why) or 'server closed'}); model saved to {model}", flush=True)
     return 0

@@ -1,0 +1,144 @@
+"""The `teach` command's settings, each written once: its name, type,
+default and help. The command line is made from these fields, and the
+settings travel whole (a frozen dataclass) to the learning engine."""
+
+import argparse
+import os
+import secrets
+import sys
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from .storage import DB_HELP
+
+TOKEN_ENV = "SBN_TEACH_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    parse: Optional[Callable[[str], Any]] = None,
+    choices: Optional[Sequence[str]] = None,
+    required: bool = False,
+) -> Any:
+    """A field with what its command-line flag needs. A field without a
+    default is a positional argument; a bool one a switch."""
+    metadata = {"help": help, "parse": parse, "choices": choices, "required": required}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class TeachSettings:
+    """Everything `teach` is told: the server's and the learning engine's settings."""
+
+    dataset: str = _setting(help="dataset name: answers are stored under it")
+    pipeline: str = _setting(help="trained pipeline (folder or package), a binary_ner .cfg, or blank:LANG")
+    source: Path = _setting(help="texts: JSONL / .jsonl.gz in our format, or plain text lines", parse=Path)
+    label: str = _setting("", "comma list of entity labels", required=True)
+    patterns: Optional[Path] = _setting(None, "EntityRuler patterns (JSONL) for a cold start", parse=Path)
+    db: Optional[str] = _setting(None, DB_HELP, parse=str)
+    output: Optional[Path] = _setting(
+        None, "folder the model is saved to, as `model/` (default: ./teach-DATASET)", parse=Path
+    )
+    host: str = _setting("127.0.0.1", "address to serve on")
+    port: int = _setting(8080, "port to serve on")
+    auth: Optional[str] = _setting(
+        None,
+        f"token every request must carry (or env {TOKEN_ENV}); needed off loopback, made up and printed if not given",
+        parse=str,
+    )
+    eval: Optional[Path] = _setting(None, "gold JSONL: the page shows F1 on it", parse=Path)
+    eval_every: int = _setting(100, "answers between evaluations")
+    save_every: int = _setting(100, "answers between model saves (0: only on stop)")
+    batch_size: int = _setting(10, "most answers per model update")
+    queue_size: int = _setting(20, "questions kept ready at least (two per active session if that is more)")
+    feed_overlap: bool = _setting(False, "every session gets every question")
+    lease: float = _setting(
+        300.0,
+        "seconds a question handed to a session stays its own; then the next session asking gets it (0: never)",
+    )
+    allow_new_tasks: bool = _setting(False, "store answers to tasks the server never asked (default: 422 for those)")
+    stop_timeout: float = _setting(
+        30.0,
+        "seconds SIGTERM, SIGHUP or Ctrl-C may take: the answers left are learned, the model saved; past "
+        "two thirds of it the model is saved with what it learned",
+    )
+    sorter: str = _setting("uncertainty", "which questions first", choices=("uncertainty", "confident", "random"))
+    pattern_ratio: float = _setting(0.5, "share of questions from pattern matches while patterns are asked")
+    pattern_lookahead: int = _setting(0, "texts read ahead of the model for pattern matches")
+    pattern_max_answers: Optional[int] = _setting(None, "stop asking a pattern after this many answers", parse=int)
+    replay: int = _setting(10, "earlier answered texts rehearsed per update")
+    chunk_size: int = _setting(8, "texts scored at a time")
+    seed: int = _setting(0, "random seed")
+
+    @property
+    def labels(self) -> List[str]:
+        """The labels of `label`, in order."""
+        labels = [label.strip() for label in self.label.split(",") if label.strip()]
+        if not labels:
+            raise ValueError("--label needs at least one label, e.g. --label PER,ORG")
+        return labels
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the model is saved."""
+        assert self.output is not None
+        return self.output / "model"
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line, one argument per `TeachSettings` field."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    for f in fields(TeachSettings):
+        meta = f.metadata
+        if f.default is MISSING:
+            p.add_argument(f.name, type=meta["parse"] or str, help=meta["help"])
+        elif f.type is bool:
+            p.add_argument(_flag(f.name), dest=f.name, action="store_true", help=meta["help"])
+        else:
+            kwargs: dict = {"dest": f.name, "help": meta["help"], "type": meta["parse"] or type(f.default)}
+            if meta["required"]:
+                kwargs["required"] = True
+            else:
+                kwargs["default"] = f.default
+            if meta["choices"]:
+                kwargs["choices"] = list(meta["choices"])
+            p.add_argument(_flag(f.name), **kwargs)
+    return p
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def parse_settings(argv: Sequence[str], prog: str, description: str) -> TeachSettings:
+    """`TeachSettings` from a command line, checked, with the defaults that
+    depend on other settings filled in (output folder, token)."""
+    p = make_parser(prog, description)
+    settings = TeachSettings(**vars(p.parse_args(argv)))
+    if settings.output is None:
+        settings = replace(settings, output=Path(f"teach-{settings.dataset}"))
+    if not settings.source.exists():
+        p.error(f"SOURCE {settings.source}: no such file")
+    for name in ("patterns", "eval"):
+        value = getattr(settings, name)
+        if value is not None and not value.exists():
+            p.error(f"--{name} {value}: no such file")
+    positive: Tuple[int, ...] = (settings.batch_size, settings.queue_size, settings.eval_every, settings.chunk_size)
+    if min(positive) < 1 or min(settings.save_every, settings.lease) < 0 or settings.stop_timeout <= 0:
+        p.error(
+            "--batch-size, --queue-size, --eval-every, --chunk-size and --stop-timeout must be positive, "
+            "--save-every and --lease >= 0"
+        )
+    auth = settings.auth or os.environ.get(TOKEN_ENV) or None
+    if settings.host not in LOOPBACK and not auth:
+        auth = secrets.token_urlsafe(16)
+        print(
+            f"--host {settings.host} is not loopback: requests need a token; made one up (pass --auth or "
+            f"set {TOKEN_ENV} to choose it)",
+            file=sys.stderr,
+        )
+    return replace(settings, auth=auth)
