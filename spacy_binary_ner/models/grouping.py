@@ -32,14 +32,7 @@ def with_groups(
     size (Callable[[InT], int]): The size of one item (e.g. its tokens or spans).
     RETURNS (Model[List[InT], Floats2d]): The layer, grouped at inference.
     """
-    return Model(
-        f"with_groups({layer.name})",
-        _forward,
-        init=_init,
-        layers=[layer],
-        dims={name: layer.maybe_get_dim(name) for name in layer.dim_names},
-        attrs={"limit": limit, "size": size},
-    )
+    return _wrapper("with_groups", _forward, layer, {"limit": limit, "size": size})
 
 
 def groups(items: Sequence[InT], limit: int, size: Callable[[InT], int]) -> List[Tuple[int, int]]:
@@ -114,13 +107,19 @@ def with_windows(
     """
     if margin < max_span_length or window < 1:
         raise ValueError(f"with_windows needs window >= 1 and margin >= max_span_length, not {window}, {margin}")
+    attrs = {"window": window, "margin": margin, "max_span_length": max_span_length, "limit": limit}
+    return _wrapper("with_windows", _windows_forward, layer, attrs)
+
+
+def _wrapper(name: str, forward: Callable, layer: Model, attrs: Dict[str, Any]) -> Model:
+    """A model around `layer` with its dims, run by `forward`."""
     return Model(
-        f"with_windows({layer.name})",
-        _windows_forward,
+        f"{name}({layer.name})",
+        forward,
         init=_init,
         layers=[layer],
-        dims={name: layer.maybe_get_dim(name) for name in layer.dim_names},
-        attrs={"window": window, "margin": margin, "max_span_length": max_span_length, "limit": limit},
+        dims={dim: layer.maybe_get_dim(dim) for dim in layer.dim_names},
+        attrs=attrs,
     )
 
 
