@@ -421,35 +421,23 @@ def main(argv: List[str]) -> int:
         default=0.0,
         help="smallest span probability kept for calibration (default 0: every span)",
     )
-    p.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram (default 10)")
+    p.add_argument("--bins", dest="n_bins", type=int, default=10, help="bins of the reliability diagram (default 10)")
     p.add_argument("--gpu-id", type=int, default=-1, help="GPU to predict on (default -1: CPU)")
-    p.add_argument(
-        "--displacy-path",
-        type=Path,
-        default=None,
-        help="folder for entities.html: displaCy's rendering of the predictions (as spacy evaluate)",
-    )
+    p.add_argument("--displacy-path", type=Path, help="folder for entities.html: the predictions drawn by displaCy")
     p.add_argument("--displacy-limit", type=int, default=25, help="docs rendered (default 25)")
     args = p.parse_args(argv)
     if args.gold is None and args.answers is None:
         p.error("give --gold, --answers or both")
     if not 0.0 <= args.min_prob < 1.0:
         p.error(f"--min-prob must be in [0, 1), not {args.min_prob}")
-    if args.bins < 1:
-        p.error(f"--bins must be at least 1, not {args.bins}")
-    if args.gpu_id >= 0:
-        spacy.require_gpu(args.gpu_id)
+    if args.n_bins < 1:
+        p.error(f"--bins must be at least 1, not {args.n_bins}")
+    options = vars(args)
+    gpu_id = options.pop("gpu_id")
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     try:
-        report = evaluate(
-            args.model,
-            args.gold,
-            args.answers,
-            args.output,
-            min_prob=args.min_prob,
-            n_bins=args.bins,
-            displacy_path=args.displacy_path,
-            displacy_limit=args.displacy_limit,
-        )
+        report = evaluate(**options)  # the flags are named as its arguments
     except (TeachDataError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
