@@ -3,7 +3,9 @@ signature, its `default_config` and the pipe's `cfg` must name the same ones."""
 
 import dataclasses
 import inspect
+import itertools
 import json
+from pathlib import Path
 from typing import get_type_hints
 
 import pytest
@@ -55,3 +57,26 @@ def test_settings_are_frozen_and_take_overrides():
 
 def test_pick_keeps_only_settings():
     assert PipeSettings.pick({"threshold": 0.7, "model": object()}) == PipeSettings(threshold=0.7)
+
+
+def _documented_settings() -> dict:
+    """The rows of the settings table (README or docs): name -> default."""
+    root = Path(__file__).parent.parent
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        lines = path.read_text(encoding="utf8").splitlines()
+        heads = [i for i, line in enumerate(lines) if line.startswith("| `binary_ner` setting |")]
+        if heads:
+            rows = itertools.takewhile(lambda line: line.startswith("|"), lines[heads[0] + 2 :])
+            cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+            return {name.strip("`"): default.split(" (")[0] for name, default, *_ in cells}
+    raise AssertionError("no table of the binary_ner settings in README.md or docs/")
+
+
+def _as_documented(value) -> str:
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return f"`{value}`" if isinstance(value, str) else f"{value:g}"
+
+
+def test_the_settings_table_documents_every_setting_and_its_default():
+    assert _documented_settings() == {name: _as_documented(value) for name, value in PipeSettings().to_dict().items()}
