@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from spacy_binary_ner.data import records_to_examples  # noqa: E402
 from spacy_binary_ner.loop import AnnotationLoop, TaskText, initialize_pipeline  # noqa: E402
 from spacy_binary_ner.ops import use_cpu_ops  # noqa: E402
-from spacy_binary_ner.simulate import BeamNERProposer, build_nlp, read_gold  # noqa: E402
+from spacy_binary_ner.simulate import BeamNERProposer, build_nlp, read_gold_records  # noqa: E402
 
 
 def answer_batches(pool: List[dict], n_batches: int, batch_size: int, seed: int) -> List[List[dict]]:
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     use_cpu_ops(use_blis=args.blas == "blis")
-    pool = read_gold(args.data / "train.jsonl")
+    pool = read_gold_records(args.data / "train.jsonl")
     labels = sorted({s["label"] for r in pool for s in r["spans"]})
     config = REPO / "configs" / f"{args.lang}_cnn.cfg"
     systems = ["binary_ner"] if args.split else ["binary_ner", "beam_ner"]

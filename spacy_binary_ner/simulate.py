@@ -133,7 +133,7 @@ def spacy_peer_components(factory: str) -> Config:
     return Config().from_str(_PEER_COMPONENT.format(name=factory, extra=extra), interpolate=False)
 
 
-def read_gold(path: Path, nlp: Optional[Language] = None) -> List[dict]:
+def read_gold_records(path: Path, nlp: Optional[Language] = None) -> List[dict]:
     """Read a gold corpus: our JSONL format (file, .gz or folder) or a `.spacy`
     DocBin (its `doc.ents`; needs `nlp` for the vocab).
 
@@ -502,9 +502,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    pool = read_gold(args.pool, spacy.blank(args.lang) if args.pool.suffix == ".spacy" else None)
-    test = read_gold(args.test, spacy.blank(args.lang) if args.test.suffix == ".spacy" else None)
-    dev = read_gold(args.dev, spacy.blank(args.lang) if args.dev.suffix == ".spacy" else None) if args.dev else None
+    pool = read_gold_records(args.pool, spacy.blank(args.lang) if args.pool.suffix == ".spacy" else None)
+    test = read_gold_records(args.test, spacy.blank(args.lang) if args.test.suffix == ".spacy" else None)
+    dev = (
+        read_gold_records(args.dev, spacy.blank(args.lang) if args.dev.suffix == ".spacy" else None)
+        if args.dev
+        else None
+    )
     labels = sorted({s["label"] for r in pool for s in r.get("spans", [])})
     if not labels:
         print(f"{args.pool}: no gold entities, nothing to learn.", file=sys.stderr)

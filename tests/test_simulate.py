@@ -10,7 +10,7 @@ from spacy.tokens import DocBin, Span
 
 from spacy_binary_ner.__main__ import main as cli
 from spacy_binary_ner.loop import LOOP_THRESHOLD
-from spacy_binary_ner.simulate import gold_index, oracle, read_gold, table
+from spacy_binary_ner.simulate import gold_index, oracle, read_gold_records, table
 
 CITIES = ["Berlin", "Paris", "London", "Madrid", "Rome"]
 PEOPLE = ["Anna", "Omar", "Lena", "Tom"]
@@ -55,7 +55,7 @@ def test_read_gold_from_docbin(tmp_path):
     doc = nlp("Anna flew to Paris .")
     doc.ents = [Span(doc, 0, 1, label="PER"), Span(doc, 3, 4, label="LOC")]
     DocBin(docs=[doc]).to_disk(tmp_path / "gold.spacy")
-    (record,) = read_gold(tmp_path / "gold.spacy", nlp)
+    (record,) = read_gold_records(tmp_path / "gold.spacy", nlp)
     assert record["text"] == "Anna flew to Paris ."
     assert record["spans"] == [{"start": 0, "end": 4, "label": "PER"}, {"start": 13, "end": 18, "label": "LOC"}]
     assert [t["text"] for t in record["tokens"]] == ["Anna", "flew", "to", "Paris", "."]
@@ -268,7 +268,7 @@ def loop_built_by_simulate(tmp_path, monkeypatch, flags):
         ["--pool", str(pool), "--test", str(pool), "--lang", "en", "--output", str(tmp_path)] + flags
     )
     with pytest.raises(Stop):
-        simulate.run_strategy("uncertainty", simulate.read_gold(pool), [], ["LOC"], args, progress=False)
+        simulate.run_strategy("uncertainty", simulate.read_gold_records(pool), [], ["LOC"], args, progress=False)
     assert len(seen) == 1
     return seen[0]
 

@@ -12,7 +12,7 @@ import numpy
 from spacy.tokens import Doc
 
 from ..pipeline import BinaryNER
-from ..targets import cell_coordinates, n_span_cells
+from ..spans import cell_coordinates, n_span_cells
 from .tasks import Candidate, Lookup
 
 Proposals = List[Tuple[List[Candidate], Lookup]]
