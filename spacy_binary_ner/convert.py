@@ -13,7 +13,6 @@ entities are in `doc.spans["binary_ner_weak"]`.
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -21,8 +20,10 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 
+from .cli_args import ArgumentParser, fail, input_error, language_error, output_file_error, print_error
 from .data import REASONS, ReaderSettings, ReadStats, TeachDataError, TeachReader
 from .reader_settings import setting_fields
+from .records import jsonl_files
 
 
 def make_nlp(lang: str, segmenter: Optional[str] = None) -> Language:
@@ -124,6 +125,9 @@ def format_account(report: Dict[str, Any]) -> str:
     if report.get("propagated"):
         lines += ["", "accepted strings propagated as weak entities:"]
         lines += [f"  {name}: {n}" for name, n in report["propagated"].items()]
+    for group in report["total"]["labels_differing_in_case"]:
+        counts = ", ".join(f"{label} {n}" for label, n in group.items())
+        lines += ["", f"warning: labels that differ only in case are two labels: {counts} (spans read)"]
     where = report["total"]["where"]
     notes = [f"  {reason}: {', '.join(places)}" for reason, places in where.items() if reason != "ignore answer"]
     if notes:
@@ -163,9 +167,16 @@ def add_reader_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: List[str]) -> int:
-    """Run the converter. RETURNS (int): The exit status."""
-    p = argparse.ArgumentParser(
-        prog="python -m spacy_binary_ner convert",
+    """Run the converter. A wrong argument is one line on stderr and exit
+    status 2, before anything is read or written; a record that stops the
+    read (`--strict`) is one line and exit status 1, nothing written.
+
+    argv (List[str]): The arguments after `convert`.
+    RETURNS (int): The exit status.
+    """
+    prog = "python -m spacy_binary_ner convert"
+    p = ArgumentParser(
+        prog=prog,
         description="Convert teach answers and complete annotations (JSONL, plain or .gz) to a .spacy DocBin "
         "that the binary_ner pipe trains on with spaCy's spacy.Corpus.v1, and account for every record.",
     )
@@ -192,21 +203,47 @@ def main(argv: List[str]) -> int:
         p.error("give at least one input file (teach answers, or --complete) before the output file")
     output = Path(output)
     if output.suffix != ".spacy":
-        p.error(f"the last path is the output and must end in .spacy, not '{output}'")
+        p.error(f"argument paths: the last path is the output and must end in .spacy, not '{output}'")
+    nlp = _check_arguments(p, args, inputs, output)
     try:
-        settings = ReaderSettings.pick(vars(args))
-        nlp = make_nlp(args.lang, args.segmenter)
-        report = convert(nlp, inputs, args.complete, output, settings)
-    except (TeachDataError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        report = convert(nlp, inputs, args.complete, output, ReaderSettings.pick(vars(args)))
+    except TeachDataError as err:
+        print_error(prog, str(err))
         return 1
     print(format_account(report))
     print(f"\nWrote {report['docs']} docs to {output}")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n", "utf8")
         print(f"Wrote the account to {args.report}")
     return 0
+
+
+def _check_arguments(p: argparse.ArgumentParser, args: argparse.Namespace, inputs: List[str], output: Path) -> Language:
+    """Every argument checked, before anything is read or written; the
+    pipeline made. Exits through `p.error` on the first wrong one."""
+    for path, argument in [(path, "paths") for path in inputs] + [(path, "--complete") for path in args.complete]:
+        fail(p, input_error(path, argument))
+        try:
+            jsonl_files(path)
+        except TeachDataError as err:
+            p.error(f"argument {argument}: {err}")
+    fail(p, output_file_error(output, "paths (the output)"))
+    if args.report is not None:
+        fail(p, output_file_error(args.report, "--report"))
+        if args.report.resolve() == output.resolve():
+            p.error("argument --report: the report would overwrite the output: give another file")
+    try:
+        ReaderSettings.pick(vars(args))
+    except ValueError as err:
+        names = [f.name for f in setting_fields() if str(err).startswith(f.name)]
+        flag = "--" + names[0].replace("_", "-") if names else "reader settings"
+        p.error(f"argument {flag}: {err}")
+    fail(p, language_error(args.lang))
+    try:
+        return make_nlp(args.lang, args.segmenter)
+    except ValueError as err:
+        p.error(f"argument --segmenter: {err}")
 
 
 __all__ = ["add_reader_flags", "convert", "format_account", "main", "make_nlp", "REASONS", "ReadStats"]

@@ -78,6 +78,12 @@ def _log_account(reader: TeachReader) -> None:
                 ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items()) if r not in HARMLESS_REASONS),
                 "; ".join(f"{r}: {p[0]}" for r, p in sorted(stats.where.items()) if r not in HARMLESS_REASONS),
             )
+    for group in reader.total().labels_differing_in_case:
+        logger.warning(
+            "Labels that differ only in case are two labels: %s (spans read); first places: %s",
+            ", ".join(f"{label} {n}" for label, n in group.items()),
+            "; ".join(p for stats in reader.stats for p in stats.where.get("labels differ only in case", [])[:1]),
+        )
     if reader.propagated:
         logger.info(
             "Accepted strings propagated as weak entities: %s",

@@ -108,6 +108,11 @@ class ReaderSettings:
             if isinstance(self.labels, str):
                 raise ValueError(f"labels must be a list of labels, not the string {self.labels!r}")
             object.__setattr__(self, "labels", tuple(self.labels))
+            for label in self.labels:
+                if not isinstance(label, str) or not label or label != label.strip():
+                    raise ValueError(
+                        f"labels must be non-empty strings with no whitespace at their ends, not {label!r}"
+                    )
         for f in fields(self):
             value = getattr(self, f.name)
             choices, bounds = f.metadata["choices"], f.metadata["bounds"]

@@ -28,6 +28,8 @@ class ReadStats:
     examples (int): Examples made (more than `used - merged` if texts were split).
     skipped (Counter): Skipped records, by reason (see `REASONS`).
     spans (Counter): Spans of the records: "read", "used", and dropped ones by reason.
+    labels (Counter): Spans read, by label (labels are case-sensitive; see
+        `labels_differing_in_case`).
     changed (Counter): What was adjusted: "span expanded", "span contracted",
         "text split" (texts), "split pieces" (the examples they became).
     where (Dict[str, List[str]]): For each reason, where its first few cases are
@@ -40,6 +42,7 @@ class ReadStats:
     merged: int = 0
     skipped: Counter = field(default_factory=Counter)
     spans: Counter = field(default_factory=Counter)
+    labels: Counter = field(default_factory=Counter)
     changed: Counter = field(default_factory=Counter)
     where: Dict[str, List[str]] = field(default_factory=dict)
 
@@ -56,6 +59,15 @@ class ReadStats:
         out.update(self.changed)
         return out
 
+    @property
+    def labels_differing_in_case(self) -> List[Dict[str, int]]:
+        """Labels read that differ only in case, each group with the spans
+        read of each label, e.g. `[{"PER": 10, "per": 2}]`."""
+        groups: Dict[str, Dict[str, int]] = {}
+        for label, count in sorted(self.labels.items()):
+            groups.setdefault(label.lower(), {})[label] = count
+        return [group for _, group in sorted(groups.items()) if len(group) > 1]
+
     def add(self, other: "ReadStats") -> None:
         """Add another account's counts to this one."""
         self.records += other.records
@@ -64,6 +76,7 @@ class ReadStats:
         self.merged += other.merged
         self.skipped.update(other.skipped)
         self.spans.update(other.spans)
+        self.labels.update(other.labels)
         self.changed.update(other.changed)
         for reason, places in other.where.items():
             mine = self.where.setdefault(reason, [])
@@ -79,6 +92,8 @@ class ReadStats:
             "skipped_by_reason": dict(sorted(self.skipped.items())),
             "examples": self.examples,
             "spans": dict(sorted(self.spans.items())),
+            "labels": dict(sorted(self.labels.items())),
+            "labels_differing_in_case": self.labels_differing_in_case,
             "changed": dict(sorted(self.changed.items())),
             "where": {k: list(v) for k, v in sorted(self.where.items())},
         }
@@ -90,6 +105,10 @@ class ReadStats:
         ]
         parts += [f"skipped {reason}: {count}" for reason, count in sorted(self.skipped.items())]
         parts += [f"{name}: {count}" for name, count in sorted(self.changed.items())]
+        parts += [
+            "labels differing only in case: " + " / ".join(f"{label} {n}" for label, n in group.items())
+            for group in self.labels_differing_in_case
+        ]
         return "; ".join(parts)
 
 

@@ -14,18 +14,22 @@ import bisect
 import gzip
 import hashlib
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .constants import ANSWERS
+from .readstats import TeachDataError
 
 SpanKey = Tuple[int, int, str]  # character start, character end, label
+# A span's `token_start` / `token_end` as given, with its character offsets.
+TokenRef = Tuple[int, int, Any, Any]
 
 # Record-level reasons are decided when a record is read; span-level reasons
 # when its sentence is built.
@@ -39,13 +43,23 @@ REASONS: Dict[str, str] = {
     "not an object": "each line must be one JSON object ({...})",
     "missing key": "add the key (`text`; `answer` in a teach file, or read the file as complete)",
     "bad field": "fix the field's type: `text` a string, `spans` a list of {start, end, label} "
-    "with integer character offsets inside the text, `answer` a string",
+    "with integer character offsets inside the text and a label with no whitespace at its ends, `answer` a "
+    "string, `_input_hash` an integer",
     "bad tokens": "`tokens` must be {text, start, end} objects in order, inside the text, "
     "not overlapping; or drop `tokens` to use the pipeline's tokenizer",
     "tokens disagree with text": "each token's `text` must be `text[start:end]` of the record: fix the offsets "
     "(code points, as Python counts; offsets = utf16 for UTF-16 code units), or drop `tokens`",
+    "tokens leave out text": "the `tokens`, each followed by one space where `text` has one, must spell `text` "
+    "exactly (as a spaCy Doc does): any other character between, before or after them (a word, a second space, "
+    "a newline) needs a token of its own; or drop `tokens`",
+    "whitespace disagrees with text": "a token's `ws` must say whether a space follows it in `text`: fix `ws`, "
+    "or leave it out (the text says it)",
     "span text mismatch": "a span's `text` must be `text[start:end]` of the record: fix the offsets "
     "(code points, as Python counts; offsets = utf16 for UTF-16 code units, as JavaScript counts)",
+    "span disagrees with tokens": "a span's `token_start` / `token_end` must be the tokens that its `start` / `end` "
+    "begin and end (`token_end` inclusive): fix them, or leave them out",
+    "non-finite number": "NaN and Infinity are not standard JSON, and nothing the package writes may hold them: "
+    "write null or a number",
     "empty text": "drop the record, or give it a text",
     "unknown answer": "`answer` must be accept, reject or ignore",
     "ignore answer": "none needed: ignored answers carry no information",
@@ -65,6 +79,12 @@ REASONS: Dict[str, str] = {
     "text too long": "raise `max_length`, or use long_texts = split",
     "span cut by split": "raise `max_length`: this span crosses every possible cut",
 }
+# What the reader warns about, with both counts in the account, but uses
+# (an error in strict mode).
+WARNINGS: Dict[str, str] = {
+    "labels differ only in case": "labels are case-sensitive: PER and per train two labels; "
+    "rename one of them if they mean the same (`labels` in the config keeps only the one named there)",
+}
 # Reasons that are no fault of the data: never an error in strict mode.
 HARMLESS_REASONS = frozenset({"ignore answer"})
 # Reasons that are an error even when not strict: read as labels, they would train the wrong thing.
@@ -75,6 +95,7 @@ ALIGNMENT_MODES = ("strict", "expand", "contract")
 OFFSET_UNITS = ("chars", "utf16")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_DECIMAL = re.compile("-?[0-9]+")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -111,10 +132,14 @@ class Record:
     answer (str): "accept" or "reject" ("accept" for a complete annotation
         without one).
     complete (bool): Whether the spans are all the entities of the text.
-    input_hash (Optional[Union[int, str]]): The record's `_input_hash`, if given.
+    input_hash (Optional[Union[int, str]]): The record's `_input_hash`, if
+        given: an integer (a string of decimal digits is read as its integer),
+        or another string.
     tokens (Any): The record's raw `tokens`, checked by `parse_tokens`.
     meta (Optional[Dict[str, Any]]): The record's `meta` object, if it has one
         (where a question came from: `source`, `pattern`, `score`).
+    parsed_tokens (Optional[Tokens]): `tokens` as `parse_tokens` read them
+        (None without tokens, or where they were not parsed).
     """
 
     text: str
@@ -124,6 +149,7 @@ class Record:
     input_hash: Optional[Union[int, str]] = None
     tokens: Any = None
     meta: Optional[Dict[str, Any]] = None
+    parsed_tokens: Optional[Tokens] = None
 
 
 def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> Record:
@@ -135,7 +161,9 @@ def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> 
         (a record's own `complete` field wins).
     offsets (str): What span and token offsets count: "chars" (Unicode code
         points) or "utf16" (UTF-16 code units, converted to code points).
-    RETURNS (Record): The record, offsets in code points.
+    RETURNS (Record): The record, offsets in code points; its `tokens`, if
+        any, checked and parsed (`parse_tokens`), and each span's
+        `token_start` / `token_end`, where given, checked against them.
     RAISES (RecordError): Why the record cannot be used (an "ignore" answer too).
     """
     if isinstance(value, RecordError):
@@ -166,11 +194,12 @@ def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> 
     given_hash = _check_hash(value.get("_input_hash"))
     if is_complete and answer == "reject":
         raise RecordError("rejected complete annotation")
-    keys, tokens = _spans_and_tokens(value, text, offsets)
+    keys, tokens, refs = _spans_and_tokens(value, text, offsets)
     if not keys and not is_complete:
         raise RecordError("no spans", f"a teach {answer} with no `spans`")
+    parsed = _checked_tokens(tokens, text, refs)
     meta = value.get("meta")
-    return Record(text, keys, answer, is_complete, given_hash, tokens, meta if isinstance(meta, dict) else None)
+    return Record(text, keys, answer, is_complete, given_hash, tokens, meta if isinstance(meta, dict) else None, parsed)
 
 
 def parse_answer(value: Any, labels: Optional[Sequence[str]] = None) -> Record:
@@ -179,7 +208,8 @@ def parse_answer(value: Any, labels: Optional[Sequence[str]] = None) -> Record:
 
     An "ignore" answer is checked as an accept would be and returned with
     answer "ignore" (the reader skips it; the server stores it). Its
-    `tokens`, if any, are checked (`parse_tokens`).
+    `tokens`, if any, are checked (`parse_tokens`), and it holds no NaN or
+    Infinity anywhere ("non-finite number": what is stored is written out).
 
     value (Any): The answered task.
     labels (Optional[Sequence[str]]): If given, every span's label must be
@@ -187,12 +217,11 @@ def parse_answer(value: Any, labels: Optional[Sequence[str]] = None) -> Record:
     RETURNS (Record): The answer, parsed.
     RAISES (RecordError): Why the answer cannot be used.
     """
+    check_finite(value)
     ignore = isinstance(value, dict) and value.get("answer") == "ignore"
     record = parse_record({**value, "answer": "accept"} if ignore else value)
     if ignore:
         record.answer = "ignore"
-    if record.tokens:
-        parse_tokens(record.tokens, record.text)
     if labels is not None:
         for start, end, label in record.spans:
             if label not in labels:
@@ -210,7 +239,8 @@ def parse_task(value: Any, offsets: str = "chars") -> Record:
     value (Any): The task.
     offsets (str): "chars" or "utf16", as in `parse_record`.
     RETURNS (Record): The task as a record (answer "accept", not complete);
-        its `tokens` are checked too (`parse_tokens`).
+        its `tokens` are checked too (`parse_tokens`), and it holds no NaN or
+        Infinity anywhere (what is copied from a task is written out).
     RAISES (RecordError): Why the task cannot be used.
     """
     if not isinstance(value, dict):
@@ -220,24 +250,76 @@ def parse_task(value: Any, offsets: str = "chars") -> Record:
     text = _check_text(value["text"])
     if not text.strip():
         raise RecordError("empty text")
+    check_finite(value)
     meta = value.get("meta")
     if meta is not None and not isinstance(meta, dict):
         raise RecordError("bad field", f"`meta` is {type(meta).__name__}, not an object")
     given_hash = _check_hash(value.get("_input_hash"))
-    keys, tokens = _spans_and_tokens(value, text, offsets)
-    if tokens:
-        parse_tokens(tokens, text)
-    return Record(text, keys, "accept", False, given_hash, tokens)
+    keys, tokens, refs = _spans_and_tokens(value, text, offsets)
+    parsed = _checked_tokens(tokens, text, refs)
+    return Record(text, keys, "accept", False, given_hash, tokens, parsed_tokens=parsed)
 
 
-def _spans_and_tokens(value: dict, text: str, offsets: str) -> Tuple[List[SpanKey], Any]:
-    """A record's checked span keys and its tokens, offsets in code points."""
+def check_finite(value: Any) -> None:
+    """Check that a parsed JSON value holds no NaN or Infinity, at any depth
+    (Python's `json` reads and writes them; they are not standard JSON).
+
+    value (Any): The value.
+    RAISES (RecordError): "non-finite number", naming where.
+    """
+    where = _non_finite(value)
+    if where is not None:
+        raise RecordError("non-finite number", f"at {where}" if where else "")
+
+
+def _non_finite(value: Any, where: str = "") -> Optional[str]:
+    if type(value) is float:
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        items: Iterable[Tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(item, (float, dict, list, tuple)):
+            found = _non_finite(item, f"{where}[{key!r}]" if where else f"`{key}`")
+            if found is not None:
+                return found
+    return None
+
+
+def _spans_and_tokens(value: dict, text: str, offsets: str) -> Tuple[List[SpanKey], Any, List[TokenRef]]:
+    """A record's checked span keys, its tokens, offsets in code points, and
+    its spans' token references."""
     units = _units(text, offsets)
-    keys = _span_keys(value.get("spans", []), text, units)
+    refs: List[TokenRef] = []
+    keys = _span_keys(value.get("spans", []), text, units, refs)
     tokens = value.get("tokens")
     if tokens and units is not None:
         tokens = _tokens_in_chars(tokens, units)
-    return keys, tokens
+    return keys, tokens, refs
+
+
+def _checked_tokens(tokens: Any, text: str, refs: List[TokenRef]) -> Optional[Tokens]:
+    """The record's tokens parsed, its spans' `token_start` / `token_end`
+    checked against them (None without tokens: nothing to check against)."""
+    if not tokens:
+        return None
+    parsed = parse_tokens(tokens, text)
+    n = len(parsed.starts)
+    for start, end, first, last in refs:
+        if type(first) is not int or type(last) is not int or not 0 <= first <= last < n:
+            raise RecordError(
+                "span disagrees with tokens", f"span {start}-{end} names tokens {first!r}-{last!r} of {n}"
+            )
+        if parsed.starts[first] != start or parsed.ends[last] != end:
+            raise RecordError(
+                "span disagrees with tokens",
+                f"span {start}-{end} names tokens {first}-{last}, which are characters "
+                f"{parsed.starts[first]}-{parsed.ends[last]}",
+            )
+    return parsed
 
 
 def v2_label_error(label: str) -> Optional[str]:
@@ -266,9 +348,16 @@ def _check_text(text: Any) -> str:
 
 
 def _check_hash(given_hash: Any) -> Optional[Union[int, str]]:
-    if not isinstance(given_hash, (int, str, type(None))) or isinstance(given_hash, bool):
-        raise RecordError("bad field", "`_input_hash` must be an integer or a string")
-    if isinstance(given_hash, str) and _SURROGATE.search(given_hash):
+    """The `_input_hash`: an integer; a string of decimal digits is its
+    integer (7 and "7" are one text, as the teach server stores them); any
+    other string is a key of its own."""
+    if given_hash is None or type(given_hash) is int:
+        return given_hash
+    if not isinstance(given_hash, str):
+        raise RecordError("bad field", f"`_input_hash` must be an integer, not {type(given_hash).__name__}")
+    if _DECIMAL.fullmatch(given_hash):
+        return int(given_hash)
+    if _SURROGATE.search(given_hash):
         raise RecordError("lone surrogate", "in `_input_hash`")
     return given_hash
 
@@ -310,12 +399,16 @@ def _tokens_in_chars(tokens: Any, units: List[int]) -> Any:
     ]
 
 
-def _span_keys(spans: Any, text: str, units: Optional[List[int]]) -> List[SpanKey]:
+def _span_keys(spans: Any, text: str, units: Optional[List[int]], refs: List[TokenRef]) -> List[SpanKey]:
     if spans is None:
         return []
     if not isinstance(spans, list):
         raise RecordError("bad field", f"`spans` is {type(spans).__name__}")
-    return [_span_key(span, text, units) for span in spans]
+    keys = [_span_key(span, text, units) for span in spans]
+    for span, (start, end, _) in zip(spans, keys):
+        if "token_start" in span or "token_end" in span:
+            refs.append((start, end, span.get("token_start"), span.get("token_end")))
+    return keys
 
 
 def _span_key(span: Any, text: str, units: Optional[List[int]]) -> SpanKey:
@@ -326,6 +419,9 @@ def _span_key(span: Any, text: str, units: Optional[List[int]]) -> SpanKey:
         raise RecordError("bad field", "a span needs `start`, `end` and `label`")
     if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label:
         raise RecordError("bad field", "span `start`/`end` must be integers and `label` a non-empty string")
+    if label[0].isspace() or label[-1].isspace():
+        what = "only whitespace" if label.isspace() else "whitespace at its ends"
+        raise RecordError("bad field", f"label {label[:40]!r} is {what}: labels are compared as written")
     if _SURROGATE.search(label):
         raise RecordError("lone surrogate", "in a span's `label`")
     problem = v2_label_error(label)
@@ -352,15 +448,20 @@ def _span_key(span: Any, text: str, units: Optional[List[int]]) -> SpanKey:
 
 
 def parse_tokens(tokens: Any, text: str) -> Tokens:
-    """Check a record's `tokens` against its text.
+    """Check a record's `tokens` against its text: each token's `text` is
+    `text[start:end]`, and the tokens, each followed by one space or none,
+    spell the text exactly (as the words and spaces of a spaCy `Doc` do), so
+    the doc made of them has the record's text.
 
     tokens (Any): The record's `tokens` value (offsets in code points; see
         `parse_record` for UTF-16 ones).
     text (str): The record's text.
-    RETURNS (Tokens): Words, trailing spaces (`ws`, else a gap to the next
-        token) and character offsets.
-    RAISES (RecordError): "bad tokens", with what is wrong, or "tokens
-        disagree with text" where a token's `text` is not `text[start:end]`.
+    RETURNS (Tokens): Words, trailing spaces (read from the text; a token's
+        `ws`, where given, must agree) and character offsets.
+    RAISES (RecordError): "bad tokens", with what is wrong; "tokens disagree
+        with text" where a token's `text` is not `text[start:end]`; "tokens
+        leave out text" where a character other than one space after a token
+        is in no token; "whitespace disagrees with text" where a `ws` does.
     """
     if not isinstance(tokens, list):
         raise RecordError("bad tokens", "`tokens` is not a list")
@@ -370,11 +471,13 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
         ends = [t["end"] for t in tokens]
     except (TypeError, KeyError):
         raise RecordError("bad tokens", "each token needs `text`, `start` and `end`") from None
+    n_chars = len(text)
     previous_end = 0
-    for word, start, end in zip(words, starts, ends):
+    spaces: List[bool] = []
+    for k, (word, start, end) in enumerate(zip(words, starts, ends)):
         if type(start) is not int or type(end) is not int or not isinstance(word, str) or not word:
             raise RecordError("bad tokens", "token `start`/`end` must be integers and `text` a non-empty string")
-        if start < previous_end or end <= start or end > len(text):
+        if start < previous_end or end <= start or end > n_chars:
             raise RecordError(
                 "bad tokens", f"token {word[:40]!r} at {start}-{end} overlaps, is empty or is outside the text"
             )
@@ -383,11 +486,32 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
                 "tokens disagree with text",
                 f"token {word[:40]!r} at {start}-{end}, the text there is {text[start:end][:40]!r}",
             )
+        if k:  # the space after the previous token: one " ", or none
+            if start != previous_end and (start - previous_end > 1 or text[previous_end] != " "):
+                _left_out(text, previous_end, start)
+            spaces.append(start != previous_end)
+        elif start:
+            _left_out(text, 0, start)
         previous_end = end
-    spaces = [
-        bool(t["ws"]) if "ws" in t else (k + 1 < len(tokens) and starts[k + 1] > ends[k]) for k, t in enumerate(tokens)
-    ]
+    if words:
+        if previous_end < n_chars and (n_chars - previous_end > 1 or text[previous_end] != " "):
+            _left_out(text, previous_end, n_chars)
+        spaces.append(previous_end < n_chars)
+    for k, token in enumerate(tokens):
+        ws = token.get("ws")
+        if ws is not None and ws is not spaces[k]:
+            if not isinstance(ws, bool):
+                raise RecordError("bad tokens", f"a token's `ws` must be true or false, not {ws!r}"[:120])
+            after = text[ends[k] : ends[k] + 1]
+            raise RecordError(
+                "whitespace disagrees with text",
+                f"token {words[k][:40]!r} at {starts[k]}-{ends[k]} has ws {ws}, the text after it is {after!r}",
+            )
     return Tokens(words, spaces, starts, ends)
+
+
+def _left_out(text: str, start: int, end: int) -> None:
+    raise RecordError("tokens leave out text", f"characters {start}-{end} ({text[start:end][:40]!r}) are in no token")
 
 
 def record_doc(nlp: Language, text: str, tokens: Optional[Tokens] = None) -> Tuple[Doc, List[int], List[int]]:
@@ -457,17 +581,56 @@ def jsonl_files(path: Union[str, Path]) -> List[Path]:
     path (Union[str, Path]): A file or a folder.
     RETURNS (List[Path]): The files.
     RAISES (FileNotFoundError): No such path.
-    RAISES (ValueError): A folder with no .jsonl or .jsonl.gz file.
+    RAISES (TeachDataError): A folder with no .jsonl or .jsonl.gz file, or a
+        file not named so that holds a JSON array (it begins with `[`), not
+        JSON Lines (a `.jsonl` file is read line by line, whatever it holds).
     """
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
         if not files:
-            raise ValueError(f"The folder '{path}' holds no .jsonl or .jsonl.gz files: give a file, or another folder.")
+            raise TeachDataError(
+                f"The folder '{path}' holds no .jsonl or .jsonl.gz files: give a file, or another folder."
+            )
         return files
     if path.exists():
+        if not path.name.endswith((".jsonl", ".jsonl.gz")) and _first_byte(path) == b"[":
+            raise TeachDataError(
+                f"'{path}' is a JSON array, not JSON Lines (one record per line, .jsonl or .jsonl.gz): "
+                f"convert it first, e.g. jq -c '.[]' {path.name} > records.jsonl"
+            )
         return [path]
     raise FileNotFoundError(f"No such file or directory: '{path}'")
+
+
+def _first_byte(path: Path) -> bytes:
+    """The first byte of a file's text that is not whitespace or a BOM (b"" if
+    it cannot be read here; reading it says why)."""
+    try:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
+            head = f.read(256)
+    except (OSError, EOFError, zlib.error):
+        return b""
+    return head.removeprefix(_UTF8_BOM).lstrip()[:1]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise RecordError("non-finite number", f"{name} is not standard JSON")
+
+
+# `json.loads`, except that NaN and Infinity are a "non-finite number" (json reads them by default).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def loads(line: str) -> Any:
+    """One JSON value, as `json.loads` reads it, except for NaN and Infinity.
+
+    line (str): The JSON text.
+    RETURNS (Any): The value.
+    RAISES (json.JSONDecodeError): Not valid JSON.
+    RAISES (RecordError): "non-finite number": it holds NaN or Infinity.
+    """
+    return _DECODER.decode(line)
 
 
 def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
@@ -483,7 +646,7 @@ def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
     YIELDS (Tuple[int, Any]): The line number and the parsed value, or the
         `json.JSONDecodeError` or `RecordError` of the line.
     """
-    loads = json.loads
+    decode = _DECODER.decode
     line_no = 0
     try:
         with gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb") as f:
@@ -502,8 +665,8 @@ def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
                     yield line_no, RecordError("not UTF-8", f"byte {err.start} is {line[err.start : err.start + 1]!r}")
                     continue
                 try:
-                    yield line_no, loads(decoded)
-                except json.JSONDecodeError as err:
+                    yield line_no, decode(decoded)
+                except (json.JSONDecodeError, RecordError) as err:
                     yield line_no, err
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         yield line_no + 1, RecordError("unreadable file", f"{type(err).__name__}: {err}")

@@ -16,8 +16,12 @@ When two answers about a sentence cannot both hold (the same span and label
 accepted and rejected, or two overlapping accepts), the answer that comes later
 in the input wins. Every record read ends up either used or skipped under one
 named reason, counted per file in a `ReadStats` (see `REASONS`); with
-`strict=True` any skip but an "ignore" answer raises a `TeachDataError`. How
-the reader reads is one `ReaderSettings`.
+`strict=True` any skip but an "ignore" answer raises a `TeachDataError`. A
+record is used only where all its fields agree (`records.parse_record`): its
+doc has the record's text, and each entity the characters of its span. Labels
+are case-sensitive; labels that differ only in case are a warning in the
+account (`WARNINGS`), an error with `strict=True`. How the reader reads is one
+`ReaderSettings`.
 """
 
 from collections import Counter
@@ -36,11 +40,13 @@ from .records import (
     FATAL_REASONS,
     HARMLESS_REASONS,
     REASONS,
+    WARNINGS,
     Record,
     RecordError,
     SpanKey,
     Tokens,
     align_span,
+    check_finite,
     iter_lines,
     jsonl_files,
     parse_record,
@@ -107,6 +113,8 @@ class TeachReader:
         self.nlp = nlp
         self.settings = settings
         self._labels = set(settings.labels) if settings.labels is not None else None
+        # Each label read, by its lowercase form: the first place of each.
+        self._seen_labels: Dict[str, Dict[str, int]] = {}
         self.propagated: Counter = Counter()
         self.sources: List[str] = []
         self.complete: List[bool] = []
@@ -144,7 +152,7 @@ class TeachReader:
         """
         source = self._add_source(name, complete)
         for i, value in enumerate(records, 1):
-            self._add(value, source, f"record {i}", complete)
+            self._add(value, source, f"record {i}", complete, in_memory=True)
 
     def _add_source(self, name: str, complete: bool) -> int:
         self.sources.append(name)
@@ -164,7 +172,8 @@ class TeachReader:
             places.append(self._place(rec))
         if (self.settings.strict and reason not in HARMLESS_REASONS) or reason in FATAL_REASONS:
             detail = f" ({detail})" if detail else ""
-            raise TeachDataError(f"{self._place(rec)}: {reason}{detail}. Fix: {REASONS[reason]}.")
+            fix = REASONS[reason] if reason in REASONS else WARNINGS[reason]
+            raise TeachDataError(f"{self._place(rec)}: {reason}{detail}. Fix: {fix}.")
 
     def _drop_span(self, rec: int, reason: str, detail: str = "") -> None:
         state = self._records[rec]
@@ -173,13 +182,18 @@ class TeachReader:
             state.reason = reason
         self._note(rec, reason, detail)
 
-    def _add(self, value: Any, source: int, place: Union[int, str], complete: bool) -> None:
+    def _add(self, value: Any, source: int, place: Union[int, str], complete: bool, in_memory: bool = False) -> None:
         rec = len(self._records)
         state = _RecordState(source, place)
         self._records.append(state)
         self.stats[source].records += 1
         try:
-            record = value if isinstance(value, Record) else parse_record(value, complete, self.settings.offsets)
+            if isinstance(value, Record):
+                record = value
+            else:
+                if in_memory:  # a file's lines were checked as they were decoded
+                    check_finite(value)
+                record = parse_record(value, complete, self.settings.offsets)
             sentence = self._sentence(record)
         except RecordError as err:
             self.stats[source].skipped[err.reason] += 1
@@ -188,7 +202,12 @@ class TeachReader:
             self._note(rec, err.reason, err.detail)
             return
         spans = record.spans
-        self.stats[source].spans["read"] += len(spans)
+        stats = self.stats[source]
+        stats.spans["read"] += len(spans)
+        for _, _, label in spans:
+            stats.labels[label] += 1
+            if label not in self._seen_labels.get(label.lower(), ()):
+                self._new_label(label, rec)
         state.n_spans = len(spans)
         sentence.records.append(rec)
         if record.complete:
@@ -218,6 +237,15 @@ class TeachReader:
         for span_key in spans:
             self._add_answer(sentence, span_key, record.answer, rec)
 
+    def _new_label(self, label: str, rec: int) -> None:
+        alike = self._seen_labels.setdefault(label.lower(), {})
+        alike[label] = rec
+        if len(alike) > 1:
+            first = [self._place(r) for other, r in alike.items() if other != label]
+            self._note(
+                rec, "labels differ only in case", f"{label!r} here, {', '.join(map(repr, alike))} first at {first[0]}"
+            )
+
     def _add_answer(self, sentence: _Sentence, key: SpanKey, answer: str, rec: int) -> None:
         previous = sentence.answers.get(key)
         if previous is None:
@@ -242,8 +270,10 @@ class TeachReader:
                 sentence = found[0]
                 self._sentences[key] = sentence
         if sentence is None:
-            tokens = record.tokens if self.settings.use_tokens else None
-            sentence = _Sentence(text, parse_tokens(tokens, text) if tokens else None)
+            tokens = None
+            if self.settings.use_tokens and record.tokens:
+                tokens = record.parsed_tokens or parse_tokens(record.tokens, text)
+            sentence = _Sentence(text, tokens)
             self._sentences[key] = sentence
             self._by_text.setdefault(text, (sentence, given is None))
             self._order.append(sentence)
@@ -327,7 +357,7 @@ class TeachReader:
         for (start, end, label), ans in reversed(list(sentence.answers.items())):
             rec = ans.record
             if self._labels is not None and label not in self._labels:
-                self._drop_span(rec, "unknown label", f"label {label!r}")
+                self._drop_span(rec, "unknown label", _unknown_label(label, self._labels))
                 if ans.answer == "accept" and owner is not None:
                     unknown.append(align_span(starts, ends, start, end, "expand") or (0, 0))
                 continue
@@ -445,6 +475,12 @@ class TeachReader:
             a = b
         pieces.append((a, n))
         return pieces
+
+
+def _unknown_label(label: str, labels: Iterable[str]) -> str:
+    alike = [known for known in labels if known.lower() == label.lower()]
+    hint = f"; labels are case-sensitive: {alike[0]!r} is known" if alike else ""
+    return f"label {label!r}{hint}"
 
 
 def _slice_doc(doc: Doc, a: int, b: int) -> Doc:

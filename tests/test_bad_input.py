@@ -27,6 +27,7 @@ from spacy_binary_ner.models.grouping import windows
 from spacy_binary_ner.models.span_scorer import torch_version
 from spacy_binary_ner.records import iter_jsonl, parse_record
 
+from .test_reader_properties import word_tokens
 from .util import SMALL_MODEL
 
 
@@ -118,8 +119,13 @@ def test_a_folder_with_no_jsonl_files_is_an_error_naming_it(tmp_path, capsys):
     corpus = registry.readers.get("spacy-binary-ner.TeachCorpus.v1")(path=str(tmp_path))
     with pytest.raises(ValueError, match="holds no .jsonl"):
         list(corpus(spacy.blank("en")))
-    assert convert_main([str(tmp_path), str(tmp_path / "out.spacy")]) == 1
+    # Issue 44: a wrong argument, exit 2 (it was 1), and the reader's own error type.
+    with pytest.raises(SystemExit) as exit_info:
+        convert_main([str(tmp_path), str(tmp_path / "out.spacy")])
+    assert exit_info.value.code == 2
     assert str(tmp_path) in capsys.readouterr().err
+    with pytest.raises(TeachDataError, match="holds no .jsonl"):
+        read(tmp_path)
 
 
 # Text and offsets ----------------------------------------------------------
@@ -447,3 +453,236 @@ def test_generated_bad_tasks_never_raise_in_update_or_predict(loop_nlp, lines):
 
 def _skips(loop, prefix):
     return sum(n for name, n in loop.stats.items() if name.startswith(prefix))
+
+
+# Issue 44: fields that contradict each other, look-alike labels and hashes, non-finite numbers.
+
+
+def with_tokens(text, start, end, tokens, **extra):
+    return rec(text, start, end, tokens=tokens, **extra)
+
+
+def _shifted(tokens, k, by):
+    tokens = copy.deepcopy(tokens)
+    tokens[k]["start"] += by
+    tokens[k]["end"] += by
+    return tokens
+
+
+PARIS = "Paris is nice"
+CONTRADICTIONS = {
+    "token text": (
+        with_tokens(PARIS, 0, 5, [{"text": "Rome", "start": 0, "end": 5}] + word_tokens(PARIS)[1:]),
+        "tokens disagree with text",
+    ),
+    "token offsets": (with_tokens(PARIS, 0, 5, _shifted(word_tokens(PARIS), 2, -1)), "tokens disagree with text"),
+    "a word in no token": (
+        with_tokens(PARIS, 0, 5, [word_tokens(PARIS)[0], word_tokens(PARIS)[2]]),
+        "tokens leave out text",
+    ),
+    "text after the last token": (with_tokens(PARIS, 0, 5, word_tokens(PARIS)[:2]), "tokens leave out text"),
+    "text before the first token": (with_tokens(" " + PARIS, 1, 6, word_tokens(" " + PARIS)), "tokens leave out text"),
+    "two spaces in no token": (
+        with_tokens("Paris  is", 0, 5, [{"text": "Paris", "start": 0, "end": 5}, {"text": "is", "start": 7, "end": 9}]),
+        "tokens leave out text",
+    ),
+    "a newline in no token": (
+        with_tokens("Paris\nis", 0, 5, [{"text": "Paris", "start": 0, "end": 5}, {"text": "is", "start": 6, "end": 8}]),
+        "tokens leave out text",
+    ),
+    "ws true where the text has no space": (
+        with_tokens(
+            "Paris.", 0, 5, [{"text": "Paris", "start": 0, "end": 5, "ws": True}, {"text": ".", "start": 5, "end": 6}]
+        ),
+        "whitespace disagrees with text",
+    ),
+    "ws false where the text has a space": (
+        with_tokens(PARIS, 0, 5, [{**word_tokens(PARIS)[0], "ws": False}] + word_tokens(PARIS)[1:]),
+        "whitespace disagrees with text",
+    ),
+    "ws not a boolean": (
+        with_tokens(PARIS, 0, 5, [{**word_tokens(PARIS)[0], "ws": "yes"}] + word_tokens(PARIS)[1:]),
+        "bad tokens",
+    ),
+    "span token_start": (
+        {
+            **with_tokens(PARIS, 0, 5, word_tokens(PARIS)),
+            "spans": [{"start": 0, "end": 5, "label": "LOC", "token_start": 1, "token_end": 1}],
+        },
+        "span disagrees with tokens",
+    ),
+    "span token_end out of range": (
+        {
+            **with_tokens(PARIS, 0, 5, word_tokens(PARIS)),
+            "spans": [{"start": 0, "end": 5, "label": "LOC", "token_start": 0, "token_end": 9}],
+        },
+        "span disagrees with tokens",
+    ),
+    "span text": (
+        {**rec(PARIS, 0, 5), "spans": [{"start": 0, "end": 5, "label": "LOC", "text": "Rome"}]},
+        "span text mismatch",
+    ),
+    "span outside the text": (rec(PARIS, 9, 20), "bad field"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTRADICTIONS))
+def test_a_record_whose_fields_disagree_is_skipped_everywhere(tmp_path, capsys, case):
+    bad, reason = CONTRADICTIONS[case]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl_bytes(GOOD + [bad]))
+    examples, stats = read(path)
+    assert stats.skipped == {reason: 1} and stats.used == 3 and stats.where[reason] == [f"{path}:4"]
+    # Even when the reader would not use the record's tokens, and in memory.
+    assert read(path, use_tokens=False)[1].skipped == {reason: 1}
+    assert records_to_examples(spacy.blank("en"), GOOD + [bad], stats=ReadStats()) and parse_fails(bad, reason)
+    assert convert_main([str(path), str(tmp_path / "out.spacy"), "--strict"]) == 1
+    assert f"in.jsonl:4: {reason}" in capsys.readouterr().err
+    assert not (tmp_path / "out.spacy").exists()
+
+
+def parse_fails(record, reason):
+    try:
+        parse_record(record)
+    except Exception as err:  # noqa: BLE001 - the reason is what is checked
+        return getattr(err, "reason", None) == reason
+    return False
+
+
+def test_a_later_record_of_a_sentence_is_checked_too():
+    good = with_tokens(PARIS, 0, 5, word_tokens(PARIS))
+    bad = with_tokens(PARIS, 9, 13, [{**word_tokens(PARIS)[0], "ws": False}] + word_tokens(PARIS)[1:])
+    stats = ReadStats()
+    (eg,) = records_to_examples(spacy.blank("en"), [good, bad], stats=stats)
+    assert stats.skipped == {"whitespace disagrees with text": 1}
+    assert [e.text for e in eg.reference.ents] == ["Paris"]
+
+
+def test_tokens_that_spell_the_text_train_it_exactly():
+    text = "Paris\n is  nice "
+    tokens = [
+        {"text": "Paris", "start": 0, "end": 5},
+        {"text": "\n ", "start": 5, "end": 7},
+        {"text": "is", "start": 7, "end": 9, "ws": True},
+        {"text": " ", "start": 10, "end": 11},
+        {"text": "nice", "start": 11, "end": 15},
+    ]
+    (eg,) = records_to_examples(spacy.blank("en"), [with_tokens(text, 11, 15, tokens)])
+    assert eg.reference.text == eg.predicted.text == text
+    assert [(e.start_char, e.end_char) for e in eg.reference.ents] == [(11, 15)]
+
+
+@pytest.mark.parametrize("label", [" ", "\t", " LOC", "LOC "])
+def test_a_whitespace_or_padded_label_is_a_bad_field(tmp_path, capsys, label):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl_bytes(GOOD + [rec(PARIS, 0, 5, label)]))
+    assert read(path)[1].skipped == {"bad field": 1}
+    assert convert_main([str(path), str(tmp_path / "out.spacy"), "--strict"]) == 1
+    assert "in.jsonl:4: bad field" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no whitespace at their ends"):
+        TeachReader(spacy.blank("en"), labels=[label])
+
+
+def test_labels_differing_only_in_case_are_a_warning_with_both_counts(tmp_path, capsys):
+    path = tmp_path / "in.jsonl"
+    records = [rec("Anna lives", 0, 4, "PER"), rec("Bob lives", 0, 3, "PER"), rec("Anna lives", 0, 4, "per")]
+    path.write_bytes(jsonl_bytes(records))
+    examples, stats = read(path)
+    assert stats.labels == {"PER": 2, "per": 1}
+    assert stats.labels_differing_in_case == [{"PER": 2, "per": 1}]
+    assert stats.where["labels differ only in case"] == [f"{path}:3"]
+    assert stats.skipped == {"overlapping accept": 1}  # two labels: the later accept wins, with the warning
+    assert "labels differing only in case: PER 2 / per 1" in str(stats)
+    with pytest.raises(TeachDataError, match=r"in.jsonl:3: labels differ only in case .*'per' here"):
+        read(path, strict=True)
+    report = convert(spacy.blank("en"), [str(path)], [], tmp_path / "out.spacy")
+    assert report["total"]["labels_differing_in_case"] == [{"PER": 2, "per": 1}]
+    assert convert_main([str(path), str(tmp_path / "o2.spacy")]) == 0
+    assert "labels that differ only in case are two labels: PER 2, per 1" in capsys.readouterr().out
+    assert convert_main([str(path), str(tmp_path / "o3.spacy"), "--strict"]) == 1
+
+
+def test_the_loop_label_rule(loop_nlp):
+    from spacy_binary_ner.loop import check_labels
+
+    for labels in (["PER", "per"], ["LOC", " "], ["LOC", "LOC "], [""]):
+        with pytest.raises(ValueError):
+            check_labels(labels)
+    check_labels(["PER", "LOC", "PER_1"])
+    nlp, optimizer = loop_nlp
+    loop = AnnotationLoop(nlp, optimizer=optimizer)
+    loop.update([rec("Rome is big", 0, 4, "loc"), rec("Oslo is cold", 0, 4)])
+    assert loop.stats["answer skipped: unknown label"] == 1
+    reader = TeachReader(nlp, labels=["LOC"], strict=True)
+    reader.read_records([rec("Rome is big", 0, 4, "loc")])
+    with pytest.raises(TeachDataError, match="labels are case-sensitive: 'LOC' is known"):
+        reader.examples()
+
+
+def test_hashes_of_one_integer_are_one_text(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl_bytes([rec(PARIS, 0, 5, _input_hash=7), rec(PARIS, 0, 5, answer="reject", _input_hash="7")]))
+    examples, stats = read(path)
+    assert len(examples) == 1 and stats.skipped == {"conflicting answers": 1}
+    assert parse_record(rec(PARIS, 0, 5, _input_hash="007")).input_hash == 7
+    assert parse_record(rec(PARIS, 0, 5, _input_hash="-3")).input_hash == -3
+    assert parse_record(rec(PARIS, 0, 5, _input_hash="a7")).input_hash == "a7"
+    for bad in (7.0, True, [7], {"h": 7}):
+        assert parse_fails(rec(PARIS, 0, 5, _input_hash=bad), "bad field")
+    # A different text under "7" is a clash with 7.
+    stats = ReadStats()
+    records_to_examples(
+        spacy.blank("en"), [rec(PARIS, 0, 5, _input_hash=7), rec("Rome is big", 0, 4, _input_hash="7")], stats=stats
+    )
+    assert stats.skipped == {"input hash clash": 1}
+
+
+PARIS_LINE = '"text": "Paris is nice", "answer": "accept", '
+NON_FINITE_LINES = [
+    "{" + PARIS_LINE + '"spans": [{"start": 0, "end": 5, "label": "LOC"}], "meta": {"score": NaN}}',
+    "{" + PARIS_LINE + '"spans": [{"start": 0, "end": Infinity, "label": "LOC"}]}',
+    "{" + PARIS_LINE + '"spans": [{"start": 0, "end": 5, "label": "LOC"}], "x": [-Infinity]}',
+]
+
+
+@pytest.mark.parametrize("line", NON_FINITE_LINES)
+def test_a_non_finite_number_is_skipped_and_never_written(tmp_path, capsys, line):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl_bytes(GOOD) + line.encode() + b"\n")
+    assert read(path)[1].skipped == {"non-finite number": 1}
+    assert convert_main([str(path), str(tmp_path / "out.spacy"), "--strict"]) == 1
+    assert "in.jsonl:4: non-finite number" in capsys.readouterr().err
+    stats = ReadStats()
+    records_to_examples(spacy.blank("en"), [json.loads(line)], stats=stats)
+    assert stats.skipped == {"non-finite number": 1}
+    with pytest.raises(ValueError, match="not valid JSON|non-finite"):
+        list(iter_jsonl(path))
+
+
+def test_predict_never_copies_a_non_finite_number(loop_nlp):
+    nlp, optimizer = loop_nlp
+    loop = AnnotationLoop(nlp, optimizer=optimizer)
+    stream = [{"text": "Rome is big", "meta": {"score": float("nan")}}, {"text": "Oslo is cold", "n": [float("inf")]}]
+    stream.append({"text": "Bern is small", "meta": {"id": 1}})
+    proposed = list(loop.predict(stream))
+    assert proposed and all(task["text"] == "Bern is small" for _, task in proposed)
+    assert loop.stats["task skipped: non-finite number"] == 2
+    for _, task in proposed:
+        json.dumps(task, allow_nan=False)
+        srsly.json_dumps(task)
+    assert loop.update([{**rec("Rome is big", 0, 4), "meta": {"score": float("nan")}}]) == 0.0
+    assert loop.stats["answer skipped: non-finite number"] == 1
+
+
+def test_a_json_array_file_is_an_error_not_zero_records(tmp_path, capsys):
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(GOOD, indent=1), encoding="utf8")
+    with pytest.raises(TeachDataError, match="is a JSON array, not JSON Lines"):
+        read(path)
+    with pytest.raises(SystemExit) as exit_info:
+        convert_main([str(path), str(tmp_path / "out.spacy")])
+    assert exit_info.value.code == 2 and "JSON array" in capsys.readouterr().err
+    # A .jsonl file is read line by line, whatever it holds.
+    lines = tmp_path / "records.jsonl"
+    lines.write_text(json.dumps(GOOD) + "\n", encoding="utf8")
+    assert read(lines)[1].skipped == {"not an object": 1}

@@ -93,4 +93,7 @@ def test_cli_rejects_bad_arguments(tmp_path):
         cli(["convert", str(tmp_path / "out.spacy")])
     with pytest.raises(SystemExit):
         cli(["convert", str(tmp_path / "in.jsonl"), str(tmp_path / "out.json")])
-    assert cli(["convert", str(tmp_path / "missing.jsonl"), str(tmp_path / "out.spacy")]) == 1
+    # Issue 44: a missing input is a wrong argument, exit 2 (it was 1, after the output's folder was made).
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["convert", str(tmp_path / "missing.jsonl"), str(tmp_path / "out.spacy")])
+    assert exit_info.value.code == 2

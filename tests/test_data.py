@@ -244,6 +244,35 @@ REASON_CASES = {
         {},
     ),
     "span cut by split": ([rec("New York City is big", 0, 13, "LOC", "accept")], False, {"max_length": 2}),
+    "tokens leave out text": (
+        [rec("Paris is big", 0, 5, "LOC", "accept", tokens=[{"text": "Paris", "start": 0, "end": 5}])],
+        False,
+        {},
+    ),
+    "whitespace disagrees with text": (
+        [rec("Paris", 0, 5, "LOC", "accept", tokens=[{"text": "Paris", "start": 0, "end": 5, "ws": True}])],
+        False,
+        {},
+    ),
+    "span disagrees with tokens": (
+        [
+            {
+                "text": "Paris is big",
+                "tokens": [
+                    {"text": w, "start": s, "end": s + len(w)} for w, s in (("Paris", 0), ("is", 6), ("big", 9))
+                ],
+                "spans": [{"start": 0, "end": 5, "token_start": 2, "token_end": 2, "label": "LOC"}],
+                "answer": "accept",
+            }
+        ],
+        False,
+        {},
+    ),
+    "non-finite number": (
+        ['{"text": "Paris is big", "spans": [], "meta": {"score": NaN}, "answer": "accept"}'],
+        False,
+        {},
+    ),
     # Raised even when not strict (see test_v2_label_in_a_record_names_the_record in test_spacy_compat.py).
     "spaCy v2 label": ([rec("Paris is nice", 0, 5, "!LOC", "accept")], False, {}),
 }
@@ -367,16 +396,24 @@ def test_given_tokens_are_used_chinese():
     assert [(s.text, s.label_) for s in examples[1].reference.spans["incorrect_spans"]] == [("中国", "NAME")]
 
 
-def test_given_tokens_with_gaps_keep_their_offsets():
+def test_given_tokens_that_leave_out_whitespace_are_skipped():
+    # Issue 44: the doc of these tokens would read "Anna met Bob", not the record's text.
     text = "Anna  met Bob"  # two spaces: the tokens do not cover them
     tokens = [
         {"text": "Anna", "start": 0, "end": 4},
         {"text": "met", "start": 6, "end": 9},
         {"text": "Bob", "start": 10, "end": 13},
     ]
+    stats = ReadStats()
+    assert (
+        records_to_examples(spacy.blank("en"), [rec(text, 10, 13, "PERSON", "accept", tokens=tokens)], stats=stats)
+        == []
+    )
+    assert stats.skipped == {"tokens leave out text": 1}
+    # With a token of the second space (as spaCy's tokenizer makes it) the doc is the record's text.
+    tokens.insert(1, {"text": " ", "start": 5, "end": 6})
     (eg,) = records_to_examples(spacy.blank("en"), [rec(text, 10, 13, "PERSON", "accept", tokens=tokens)])
-    assert [t.text for t in eg.predicted] == ["Anna", "met", "Bob"]
-    assert [e.text for e in eg.reference.ents] == ["Bob"]
+    assert eg.reference.text == text and [e.text for e in eg.reference.ents] == ["Bob"]
 
 
 def test_jsonl_plain_gz_and_directory(tmp_path):

@@ -5,6 +5,7 @@ import sys
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, List
 
+from ..cli_args import fail, input_error, output_file_error, output_folder_error, pipeline_error
 from .engines import ENGINES, Progress, run_job
 from .sources import DEFAULT_SHARD_SIZE, CorpusError, find_inputs
 
@@ -21,11 +22,34 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, output_folder: bool) -> None:
+    """Check a corpus run's arguments before anything is read or written:
+    a wrong one exits through `parser.error` (one line, status 2).
+
+    parser (argparse.ArgumentParser): The command's parser.
+    args (argparse.Namespace): Its arguments (`pipeline`, `input`, `output`
+        and the run options).
+    output_folder (bool): Whether `output` is a folder (else a file).
+    """
+    for name in ("workers", "batch_size", "shard_size", "max_length"):
+        if getattr(args, name) < 1:
+            parser.error(f"argument --{name.replace('_', '-')}: must be at least 1, not {getattr(args, name)}")
+    fail(parser, pipeline_error(args.pipeline))
+    if args.code is not None:
+        fail(parser, input_error(args.code, "--code"))
+    if output_folder:
+        fail(parser, output_folder_error(args.output, "output"))
+    else:
+        fail(parser, output_file_error(args.output, "output"))
+        fail(parser, output_folder_error(args.output + ".parts", "output (its .parts folder)"))
+    try:
+        find_inputs(args.input)
+    except CorpusError as err:
+        parser.error(f"argument input: {err}")
+
+
 def run(job: Any, args: argparse.Namespace, name: str) -> int:
     """Plan (or resume) the run, run the shards still missing, and write the total."""
-    if args.workers < 1:
-        print(f"{name}: --workers must be at least 1, not {args.workers}", file=sys.stderr)
-        return 2
     try:
         inputs = find_inputs(args.input)
         shards: List = job.shard_output.start(inputs, args.shard_size, job.settings())

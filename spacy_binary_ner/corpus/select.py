@@ -178,7 +178,7 @@ class SelectJob(PipelineJob):
         tmp = f"{self.output}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf8") as f:
             for task in best:
-                f.write(json.dumps(task, ensure_ascii=False) + "\n")
+                f.write(json.dumps(task, ensure_ascii=False, allow_nan=False) + "\n")
         os.replace(tmp, self.output)
         total = self.shard_output.total(shards)
         if not best:
@@ -189,7 +189,7 @@ class SelectJob(PipelineJob):
             )
         data = account_dict(total)
         data["selected"] = len(best)
-        write_atomic(self.output + ".account.json", json.dumps(data, indent=1))
+        write_atomic(self.output + ".account.json", json.dumps(data, indent=1, allow_nan=False))
         return total
 
 

@@ -3,15 +3,15 @@ the N most informative questions of a pool of texts as teach tasks. Each
 shard's best N go to OUT.jsonl.parts/ (so a rerun completes an interrupted
 run), then are merged into OUT.jsonl."""
 
-import argparse
 from typing import List, Optional
 
-from .cli import add_run_options, run
+from ..cli_args import ArgumentParser
+from .cli import add_run_options, check_run_arguments, run
 from .select import STRATEGIES, SelectJob
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spacy_binary_ner select", description=__doc__)
+    parser = ArgumentParser(prog="python -m spacy_binary_ner select", description=__doc__)
     parser.add_argument("pipeline", help="pipeline folder or package with a binary_ner component")
     parser.add_argument("input", help="a JSONL / .jsonl.gz / Parquet file, a folder of them, or a glob (quoted)")
     parser.add_argument("output", help="the teach tasks (JSONL); parts and account beside it")
@@ -21,7 +21,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     add_run_options(parser)
     args = parser.parse_args(argv)
     if args.n < 1:
-        parser.error(f"--n must be at least 1, not {args.n}")
+        parser.error(f"argument --n: must be at least 1, not {args.n}")
+    check_run_arguments(parser, args, output_folder=False)
     job = SelectJob(
         args.pipeline,
         args.output,

@@ -358,7 +358,9 @@ class ShardOutput:
                 )
             return [Shard.from_dict(s) for s in plan["shards"]]
         shards = plan_shards(inputs, shard_size)
-        write_atomic(plan_path, json.dumps({**wanted, "shards": [s.to_dict() for s in shards]}, indent=1))
+        write_atomic(
+            plan_path, json.dumps({**wanted, "shards": [s.to_dict() for s in shards]}, indent=1, allow_nan=False)
+        )
         return shards
 
     def open_shard(self, shard: Shard) -> "ShardWriter":
@@ -375,7 +377,9 @@ class ShardOutput:
         for shard in shards:
             with open(self.account_path(shard), encoding="utf8") as f:
                 total.add(stats_from_dict(json.load(f)))
-        write_atomic(os.path.join(self.folder, ACCOUNT_FILE), json.dumps(account_dict(total), indent=1))
+        write_atomic(
+            os.path.join(self.folder, ACCOUNT_FILE), json.dumps(account_dict(total), indent=1, allow_nan=False)
+        )
         return total
 
 
@@ -394,7 +398,7 @@ class ShardWriter:
 
     def write(self, record: Dict[str, Any]) -> None:
         assert self._file is not None
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
 
     def write_bytes(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -406,7 +410,7 @@ class ShardWriter:
             with open(self.tmp, "wb") as f:
                 for chunk in self._chunks:
                     f.write(chunk)
-        write_atomic(self.output.account_path(self.shard), json.dumps(account_dict(stats), indent=1))
+        write_atomic(self.output.account_path(self.shard), json.dumps(account_dict(stats), indent=1, allow_nan=False))
         os.replace(self.tmp, self.final)
 
     def abort(self) -> None:

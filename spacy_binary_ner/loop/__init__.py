@@ -9,7 +9,7 @@
 - `loop`: `AnnotationLoop` and `initialize_pipeline`.
 """
 
-from .loop import LOOP_LEARN_RATE, LOOP_THRESHOLD, AnnotationLoop, initialize_pipeline
+from .loop import LOOP_LEARN_RATE, LOOP_THRESHOLD, AnnotationLoop, check_labels, initialize_pipeline
 from .patterns import PatternMatcher, PatternSchedule
 from .propose import BinaryNERProposer, Proposals, Proposer
 from .queues import QuestionQueues
@@ -34,6 +34,7 @@ __all__ = [
     "Task",
     "TaskText",
     "by_label",
+    "check_labels",
     "initialize_pipeline",
     "prefer_high_scores",
     "prefer_random",

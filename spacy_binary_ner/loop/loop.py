@@ -17,6 +17,7 @@ never scored as a whole.
 
 import contextlib
 import dataclasses
+import math
 import random
 import statistics
 import time
@@ -216,14 +217,23 @@ class AnnotationLoop:
             pattern_tasks: List[ScoredTask] = []
             for text, (candidates, lookup) in zip(chunk, self.score_texts(chunk)):
                 for start, end, label, score in candidates:
-                    model_tasks.append((score, text.question(start, end, label, score, "model")))
+                    if self._finite(score):
+                        model_tasks.append((score, text.question(start, end, label, score, "model")))
                 if self.patterns is not None and with_patterns:
                     for start, end, label, index in self.patterns(text.doc):
                         task = self.pattern_question(text, start, end, label, index, lookup)
-                        if task is not None:
+                        if task is not None and self._finite(task["meta"]["score"]):
                             pattern_tasks.append((task["meta"]["score"], task))
             self.stats["texts scored"] += len(chunk)
             yield model_tasks, pattern_tasks
+
+    def _finite(self, score: float) -> bool:
+        """Whether a score can be written as standard JSON; a NaN or
+        infinite one (a model gone wrong) is counted, its question dropped."""
+        if math.isfinite(score):
+            return True
+        self.stats["question skipped: non-finite score"] += 1
+        return False
 
     def _task_texts(self, stream: Iterable[Union[Task, TaskText]]) -> Iterator[TaskText]:
         """The stream's tasks read as the training reader reads records; a
@@ -241,8 +251,10 @@ class AnnotationLoop:
     def predict(self, stream: Iterable[Task]) -> Iterator[ScoredTask]:
         """Score a stream of tasks (`text`, optional `tokens`), `chunk_size`
         texts at a time, and propose spans. A task that cannot be read (see
-        `records.parse_task`) is skipped and counted in `stats` as "task
-        skipped: REASON"; the tasks are not changed.
+        `records.parse_task`; one holding NaN or Infinity anywhere too) is
+        skipped and counted in `stats` as "task skipped: REASON"; the tasks
+        are not changed. What it yields is standard JSON: a question whose
+        score is not finite is dropped ("question skipped: non-finite score").
 
         stream (Iterable[Task]): Incoming tasks.
         YIELDS (ScoredTask): `(score, task)`, one span per task, its label and
@@ -425,6 +437,23 @@ def _seeded_random(seed: int) -> Sorter:
     return seeded
 
 
+def check_labels(labels: Sequence[str]) -> None:
+    """The loop's label rule: labels are case-sensitive strings, none empty
+    or with whitespace at its ends, and no two differ only in case (answers
+    naming the other would all be "unknown label").
+
+    labels (Sequence[str]): The labels.
+    RAISES (ValueError): What is wrong, naming the labels.
+    """
+    by_case: Dict[str, str] = {}
+    for label in labels:
+        if not isinstance(label, str) or not label or label != label.strip():
+            raise ValueError(f"labels must be non-empty strings with no whitespace at their ends, not {label!r}")
+        other = by_case.setdefault(label.lower(), label)
+        if other != label:
+            raise ValueError(f"labels {other!r} and {label!r} differ only in case: labels are case-sensitive, keep one")
+
+
 def initialize_pipeline(
     nlp: Language,
     labels: Iterable[str],
@@ -438,7 +467,7 @@ def initialize_pipeline(
     answer comes in.
 
     nlp (Language): The pipeline, not yet initialized.
-    labels (Iterable[str]): The entity labels to annotate.
+    labels (Iterable[str]): The entity labels to annotate (see `check_labels`).
     texts (Iterable[Union[str, Task]]): A few sample texts or tasks, to size
         the model's layers (optional).
     component (Optional[str]): The component; None to find it.
@@ -458,6 +487,8 @@ def initialize_pipeline(
     """
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    labels = list(labels)
+    check_labels(labels)
     pipe = nlp.get_pipe(component if component is not None else find_binary_ner(nlp)[0])
     if threshold is not None and isinstance(pipe, BinaryNER):
         pipe.cfg["threshold"] = threshold
