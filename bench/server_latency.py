@@ -4,9 +4,12 @@ second, and the README's resume_zh simulation driven through HTTP.
 Runs `python -m spacy_binary_ner teach` as a subprocess on 127.0.0.1 and
 talks to it with the HTTP-only oracle client (`spacy_binary_ner.server.client`).
 
-    # latency: 1 session, then 20 concurrent sessions, while the model updates
-    nice -n 10 python bench/server_latency.py latency --pool ../shared/data/resume_zh/train.jsonl \
-        --config configs/zh_cnn.cfg --output bench/results/server_latency.json
+    # latency: 1 session, then 20 concurrent sessions (a new server each), three runs
+    python bench/server_latency.py latency --pool ../shared/data/msra_zh/train.jsonl.gz \
+        --config configs/zh_cnn.cfg --answers 50 --think 0.5 --runs 3 --output bench/results/server-latency.json
+    # the same right after a restart with 1,000 stored answers to re-learn
+    python bench/server_latency.py latency ... --sessions 20 --restart-answers 1000 \
+        --output bench/results/server-latency-restart.json
     # the README's simulation (2,000 decisions) through HTTP, beside `simulate` in the same run
     nice -n 10 python bench/server_latency.py simulate --pool ../shared/data/resume_zh/train.jsonl \
         --test ../shared/data/resume_zh/test.jsonl --patterns resume_patterns.jsonl \
@@ -122,6 +125,37 @@ def session_run(
         errors.append(f"{name}: {type(err).__name__}: {err}")
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _teach_args(args: argparse.Namespace, workdir: Path, labels: List[str], dataset: str = "bench") -> List[str]:
+    return [
+        dataset,
+        str(args.config.resolve()),
+        str(workdir / "source.jsonl"),
+        "--label",
+        ",".join(labels),
+        "--db",
+        str(workdir / "db.sqlite3"),
+        "--output",
+        str(workdir / "out"),
+        "--save-every",
+        "0",
+        "--queue-size",
+        str(args.queue_size),
+    ]
+
+
+def _stored_then_killed(workdir: Path, argv: List[str], gold, n: int) -> None:
+    """Store `n` answers, then kill -9 the server: a restart re-learns them all
+    (no model was saved)."""
+    with Server(workdir, argv) as server:
+        run_oracle(TeachClient(server.url, session="before"), gold, n, batch_size=10)
+        server.proc.kill()
+        server.proc.wait()
+
+
 def latency(args: argparse.Namespace) -> Dict[str, Any]:
     from spacy_binary_ner.data import iter_jsonl
 
@@ -134,24 +168,15 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             write_source(records, workdir / "source.jsonl", args.seed)
-            teach_args = [
-                "bench",
-                str(args.config.resolve()),
-                str(workdir / "source.jsonl"),
-                "--label",
-                ",".join(labels),
-                "--db",
-                str(workdir / "db.sqlite3"),
-                "--output",
-                str(workdir / "out"),
-                "--save-every",
-                "0",
-                "--queue-size",
-                str(max(20, 2 * sessions)),
-            ]
+            teach_args = _teach_args(args, workdir, labels)
+            if args.restart_answers:
+                _stored_then_killed(workdir, teach_args, gold, args.restart_answers)
+            load_before = _load()
             with Server(workdir, teach_args) as server:
-                # Warm up: the first updates, so that updates run during the measurement.
-                run_oracle(TeachClient(server.url, session="warmup"), gold, 30)
+                if not args.restart_answers:
+                    # Warm up: the first updates, so that updates run during the measurement.
+                    run_oracle(TeachClient(server.url, session="warmup"), gold, 30)
+                relearning = TeachClient(server.url).progress().get("relearning")
                 latencies: List[float] = []
                 errors: List[str] = []
                 refills: List[int] = []
@@ -178,10 +203,32 @@ def latency(args: argparse.Namespace) -> Dict[str, Any]:
                 "refills": len(refills),
                 "updates": progress["updates"],
                 "learned": progress["learned"],
+                "relearning_at_start": relearning,
+                "load_average": f"{load_before} -> {_load()}",
                 "errors": errors[:5],
             }
             print(f"{sessions} sessions: {results[f'{sessions} sessions']}", file=sys.stderr, flush=True)
     return results
+
+
+def _markdown(runs: List[Dict[str, Any]], command: str) -> str:
+    lines = [
+        f"`{command}`",
+        "",
+        "| run | sessions | answers | p50 ms | p95 ms | max ms | answers/s | refills | load average (1, 5, 15 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, run in enumerate(runs, 1):
+        for name, r in run.items():
+            lines.append(
+                f"| {i} | {name.split()[0]} | {r['answers']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | "
+                f"{r['answers_per_s']} | {r['refills']} | {r['load_average']} |"
+            )
+    for name in runs[0]:
+        p95 = statistics.median(run[name]["p95_ms"] for run in runs)
+        p50 = statistics.median(run[name]["p50_ms"] for run in runs)
+        lines.append(f"\nMedian of {len(runs)} runs, {name}: p50 {p50} ms, p95 {p95} ms.")
+    return "\n".join(lines) + "\n"
 
 
 def simulate(args: argparse.Namespace) -> Dict[str, Any]:
@@ -238,23 +285,11 @@ def simulate(args: argparse.Namespace) -> Dict[str, Any]:
             print(f"simulate: {out['simulate']}", file=sys.stderr, flush=True)
         write_source(records, workdir / "source.jsonl", args.seed)
         teach_args = [
-            "sim",
-            str(args.config.resolve()),
-            str(workdir / "source.jsonl"),
-            "--label",
-            ",".join(labels),
+            *_teach_args(args, workdir, labels, dataset="sim"),
             "--patterns",
             str(args.patterns.resolve()),
-            "--db",
-            str(workdir / "db.sqlite3"),
-            "--output",
-            str(workdir / "out"),
-            "--save-every",
-            "0",
             "--batch-size",
             "10",
-            "--queue-size",
-            str(args.queue_size),
             *settings,
         ]
         begin = time.perf_counter()
@@ -295,19 +330,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--sessions", type=int, nargs="+", default=[1, 20], help="concurrent sessions of each latency run")
     p.add_argument("--think", type=float, default=0.0, help="seconds each session waits before answering")
     p.add_argument("--budget", type=int, default=2000)
-    p.add_argument("--queue-size", type=int, default=10)
+    p.add_argument("--queue-size", type=int, default=None, help="teach --queue-size (latency 20, simulate 10)")
+    p.add_argument("--runs", type=int, default=1, help="latency runs, each with a new server")
+    p.add_argument(
+        "--restart-answers",
+        type=int,
+        default=0,
+        help="latency right after a restart: store this many answers, kill -9 the server, measure the restarted one",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-simulate", action="store_true")
     p.add_argument("--output", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.queue_size is None:
+        args.queue_size = 20 if args.what == "latency" else 10
     if args.what == "simulate" and (args.test is None or args.patterns is None):
         p.error("simulate needs --test and --patterns")
-    result = latency(args) if args.what == "latency" else simulate(args)
-    result["command"] = " ".join(sys.argv)
+    command = " ".join(sys.argv)
+    if args.what == "latency":
+        runs = [latency(args) for _ in range(args.runs)]
+        result: Dict[str, Any] = {f"run {i}": run for i, run in enumerate(runs, 1)}
+    else:
+        result = simulate(args)
+    result["command"] = command
     print(json.dumps(result, indent=2))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n")
+        if args.what == "latency":
+            args.output.with_suffix(".md").write_text(_markdown(runs, command))
     return 0
 
 

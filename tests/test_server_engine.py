@@ -122,3 +122,67 @@ def test_an_engine_that_cannot_load_its_pipeline_says_why(workdir):
     args = dataclasses.replace(args, db=str(workdir / "answers.sqlite3"), output=workdir / "out")
     with pytest.raises(ValueError, match="no-such-model"):
         build_teacher(args)
+
+
+class _FakeConn:
+    def __init__(self) -> None:
+        self.sent = []
+
+    def poll(self, timeout=None) -> bool:
+        return False
+
+    def send(self, message) -> None:
+        self.sent.append(message[0])
+
+
+class _FakeLoop:
+    """Counts what the engine asks of the loop: questions and updates."""
+
+    def __init__(self, log) -> None:
+        self.log = log
+        self.nlp = None
+        self.answer_counts = {"accept": 0, "reject": 0}
+
+    def __call__(self, stream):
+        for i, task in enumerate(stream):
+            self.log.append("q")
+            yield {"text": task["text"], "_task_hash": i, "_input_hash": i, "spans": []}
+
+    def update(self, tasks) -> float:
+        self.log.append(f"learn {len(tasks)}")
+        return 0.0
+
+
+def _make_fake_loop(log):
+    return _FakeLoop(log), None, {}
+
+
+def _source():
+    return ({"text": f"t{i}", "_input_hash": i} for i in range(10_000))
+
+
+def test_an_engine_behind_on_answers_and_questions_takes_turns(tmp_path):
+    from functools import partial
+
+    from spacy_binary_ner.server.engine import Engine, EngineSettings
+
+    log = []
+    settings = EngineSettings(
+        partial(_make_fake_loop, log), _source, f"sqlite:///{tmp_path / 'db.sqlite3'}", "ds", queue_size=40
+    )
+    engine = Engine(_FakeConn(), settings)
+    # 30 answers waiting for more than 2 s, and an empty buffer.
+    engine.inbox.extend((time.monotonic() - 10, i, {"_task_hash": 1000 + i}) for i in range(30))
+    for _ in range(60):
+        engine._step()
+    steps = [entry if entry == "q" else "L" for entry in log]
+    # Ten questions and a batch in turn, not all 30 answers before a question;
+    # then, the buffer at half (20), the answers left.
+    assert "".join(steps[:23]) == ("q" * 10 + "L") * 2 + "L"
+    # Not behind: questions first while the buffer is below half.
+    log.clear()
+    engine.inbox.extend((time.monotonic(), i, {"_task_hash": 2000 + i}) for i in range(10))
+    engine.buffered = 0
+    for _ in range(21):
+        engine._step()
+    assert [entry for entry in log if entry != "q"] == ["learn 10"] and log.index("learn 10") == 20

@@ -5,8 +5,13 @@ model learns (`python -m spacy_binary_ner teach`), and the database commands
 - `storage`: the answer store (SQLAlchemy 2 Core; SQLite or PostgreSQL);
 - `engine`: the learning engine, the annotation loop in a process of its own
   (proposes questions, learns from answers, saves the model);
-- `worker`: the server's side of it (`Teacher`): answers stored, questions
-  handed out from a buffer the engine fills;
+- `engine_client`: the server's end of the engine's pipe (the process, the
+  sender and receiver threads);
+- `book`: the question book: sessions, open questions, leases, the buffer;
+- `worker`: the server's side (`Teacher`): answers checked and stored,
+  questions handed out from the book;
+- `settings`: the `teach` settings, one frozen dataclass the command line is
+  made from;
 - `app`: the Starlette app, the page and its JSON API;
 - `teach`, `db_out`, `db_stats`, `db_drop`: the commands.
 

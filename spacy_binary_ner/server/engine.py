@@ -57,7 +57,8 @@ UNSERVABLE_KEY = "_unservable"
 _RECENT_IDS = 1000
 # Most seconds answers wait to be learned from while the server's question
 # buffer is below half: questions first, so that no session waits, but the
-# model does not fall behind for long.
+# model does not fall behind for long (past it, learning and proposing take
+# turns).
 _YIELD_SECONDS = 2.0
 # Most seconds between reports of new skip counts while the engine is busy.
 _STATUS_SECONDS = 0.5
@@ -154,6 +155,7 @@ class Engine:
         self.stop_deadline = float("inf")
         self._status_due = False
         self._reported = 0.0
+        self._proposed_since_update = 0
         self.error: Optional[str] = None
         self.losses: Deque[float] = deque(maxlen=20)
         self.n_updates = 0
@@ -217,16 +219,24 @@ class Engine:
             if self.stopping is not None:
                 self._stop()
                 return
-            can_propose = not self.exhausted and self.buffered < self.queue_size
-            overdue = bool(self.inbox) and time.monotonic() - self.inbox[0][0] > _YIELD_SECONDS
-            if can_propose and self.buffered < self.low_water and not overdue:
-                self._propose()
-            elif self.inbox:
-                self._learn_batch()
-            elif can_propose:
-                self._propose()
-            elif self.backlog:
-                self._learn_backlog()
+            self._step()
+
+    def _step(self) -> None:
+        """One piece of work: propose a question or learn a batch."""
+        can_propose = not self.exhausted and self.buffered < self.queue_size
+        overdue = bool(self.inbox) and time.monotonic() - self.inbox[0][0] > _YIELD_SECONDS
+        # Behind on both (more answers than it keeps up with): a batch
+        # learned, then as many questions proposed, so that neither the
+        # buffer runs dry nor the answers wait without end.
+        turn = not overdue or self._proposed_since_update < self.batch_size
+        if can_propose and self.buffered < self.low_water and turn:
+            self._propose()
+        elif self.inbox:
+            self._learn_batch()
+        elif can_propose:
+            self._propose()
+        elif self.backlog:
+            self._learn_backlog()
 
     def _stop(self) -> None:
         """Learn what is left (the answers sent, then the backlog) until the
@@ -285,6 +295,7 @@ class Engine:
             self.skipped[UNSERVABLE] += 1
             return
         self.buffered += 1
+        self._proposed_since_update += 1
         self.conn.send(("question", task))
 
     def _filtered(self, source: Iterable[Task], answered_inputs: Set[int]) -> Iterator[Task]:
@@ -308,6 +319,7 @@ class Engine:
     def _learn_batch(self) -> None:
         batch = [self.inbox.popleft() for _ in range(min(self.batch_size, len(self.inbox)))]
         self._learn([(row_id, task) for _, row_id, task in batch])
+        self._proposed_since_update = 0
         self.n_handled += len(batch)
         self._send_status()
 
