@@ -2,6 +2,7 @@
 with an unexplained exception, and every record is accounted for."""
 
 import json
+import re
 
 import spacy
 from hypothesis import HealthCheck, given, settings
@@ -127,3 +128,137 @@ def test_strict_mode_raises_only_explained_errors(tmp_path, files, settings_):
     else:
         for stats in reader.stats:
             assert set(stats.skipped) <= {"ignore answer"}
+
+
+# Issue 44: the classes the generators above do not make (fields that contradict each other, look-alike labels,
+# hash types, non-finite numbers), and the content check: every used record trains exactly what its fields say.
+
+SPELLED = ["Anna met Bob in Paris .", "Anna  met Bob", "Paris\nis big ", "高勇是中国人", "New York City"]
+LOOK_ALIKE = ["PER", "per", "Per", "LOC", " PER", "PER ", " ", "\t"]
+HASHES = [None, None, 7, "7", "007", 8, "8", "x7", 7.0, True]
+NON_FINITE = ["NaN", "Infinity", "-Infinity"]
+
+
+def spelling_tokens(text):
+    """Tokens that spell the text exactly: words, and a token of every
+    whitespace run but a single space after a word (as spaCy makes them)."""
+    tokens, k = [], 0
+    for piece in re.findall(r"\S+|\s+", text):
+        if piece.isspace() and not (piece == " " and tokens and not tokens[-1]["text"].isspace()):
+            if piece.startswith(" ") and tokens and not tokens[-1]["text"].isspace():
+                piece, k = piece[1:], k + 1
+            tokens.append({"text": piece, "start": k, "end": k + len(piece)})
+        elif not piece.isspace():
+            for part in [piece] if piece.isascii() else list(piece):
+                tokens.append({"text": part, "start": k, "end": k + len(part)})
+                k += len(part)
+            continue
+        k += len(piece)
+    return tokens
+
+
+MUTATIONS = ["none", "token text", "token offsets", "ws flipped", "token dropped", "token_start", "span text"]
+
+
+@st.composite
+def checked_record(draw):
+    """A record whose fields agree, then perhaps one field made to contradict another."""
+    text = draw(st.sampled_from(SPELLED))
+    tokens = spelling_tokens(text)
+    words = [k for k, t in enumerate(tokens) if not t["text"].isspace()]
+    spans = []
+    for _ in range(draw(st.integers(1, 2))):
+        i = draw(st.sampled_from(words))
+        j = draw(st.sampled_from([k for k in words if k >= i]))
+        span = {"start": tokens[i]["start"], "end": tokens[j]["end"], "label": draw(st.sampled_from(LOOK_ALIKE))}
+        if draw(st.booleans()):
+            span.update(token_start=i, token_end=j)
+        if draw(st.booleans()):
+            span["text"] = text[span["start"] : span["end"]]
+        spans.append(span)
+    out = {"text": text, "spans": spans, "answer": draw(st.sampled_from(["accept", "accept", "reject"]))}
+    if draw(st.booleans()):
+        out["tokens"] = [dict(t, ws=bool(text[t["end"] : t["end"] + 1] == " ")) for t in tokens]
+    elif draw(st.booleans()):
+        out["tokens"] = tokens
+    given_hash = draw(st.sampled_from(HASHES))
+    if given_hash is not None:
+        out["_input_hash"] = given_hash
+    mutation = draw(st.sampled_from(MUTATIONS))
+    toks, k = out.get("tokens"), draw(st.integers(0, 20))
+    if mutation == "token text" and toks:
+        toks[k % len(toks)] = dict(toks[k % len(toks)], text="X")
+    elif mutation == "token offsets" and toks:
+        toks[k % len(toks)] = dict(toks[k % len(toks)], start=toks[k % len(toks)]["start"] + 1)
+    elif mutation == "ws flipped" and toks and "ws" in toks[0]:
+        toks[k % len(toks)] = dict(toks[k % len(toks)], ws=not toks[k % len(toks)]["ws"])
+    elif mutation == "token dropped" and toks and len(toks) > 1:
+        del toks[k % len(toks)]
+    elif mutation == "token_start" and "token_start" in spans[0]:
+        spans[0]["token_start"] += 1
+    elif mutation == "span text":
+        spans[0]["text"] = text[spans[0]["start"] : spans[0]["end"]] + "x"
+    return out
+
+
+def non_finite_line(record, constant):
+    """The record's line with NaN or Infinity put in a number's place."""
+    line = json.dumps(record, ensure_ascii=False)
+    return line.replace('"start": ', f'"start": {constant}, "x": ', 1) if '"start": ' in line else line
+
+
+content_line = st.one_of(
+    checked_record().map(lambda r: (r, json.dumps(r, ensure_ascii=False))),
+    checked_record().map(lambda r: (r, json.dumps(r, ensure_ascii=False))),
+    st.tuples(checked_record(), st.sampled_from(NON_FINITE)).map(lambda a: (None, non_finite_line(*a))),
+    st.tuples(checked_record(), st.sampled_from(NON_FINITE)).map(
+        lambda a: (None, json.dumps({**a[0], "meta": {"score": float(a[1])}}))
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(content_line, min_size=1, max_size=10), complete=st.booleans())
+def test_every_used_record_trains_exactly_what_its_fields_say(tmp_path, lines, complete):
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(line + "\n" for _, line in lines), encoding="utf8")
+    reader = TeachReader(NLP)
+    reader.read_path(path, complete=complete)
+    examples = reader.examples()
+    (stats,) = reader.stats
+    assert stats.records == len(lines) and stats.used + sum(stats.skipped.values()) == stats.records
+    assert set(stats.skipped) <= set(REASONS)
+    used = [record for (record, _), outcome in zip(lines, reader.outcomes()) if outcome is None]
+    assert None not in used  # a line with NaN or Infinity is never used
+    spans_of = {}
+    for record in used:
+        for span in record["spans"]:
+            spans_of.setdefault(record["text"], set()).add((span["start"], span["end"], span["label"]))
+    assert {r["text"] for r in used} == {eg.reference.text for eg in examples}
+    for eg in examples:
+        text = eg.reference.text
+        assert eg.predicted.text == text
+        for span in list(eg.reference.ents) + list(eg.reference.spans.get("incorrect_spans", [])):
+            assert (span.start_char, span.end_char, span.label_) in spans_of[text]
+            assert span.label_ == span.label_.strip() and span.label_
+    # Labels that differ only in case are both counted, and warned about once the second spelling is read.
+    labels = {label for spans in spans_of.values() for _, _, label in spans}
+    alike = {label.lower() for label in labels if sum(other.lower() == label.lower() for other in labels) > 1}
+    if alike:
+        assert stats.labels_differing_in_case and "labels differ only in case" in stats.where
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(content_line, min_size=1, max_size=6))
+def test_strict_stops_at_every_new_class(tmp_path, lines):
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(line + "\n" for _, line in lines), encoding="utf8")
+    reader = TeachReader(NLP, strict=True)
+    try:
+        reader.read_path(path)
+        reader.examples()
+    except TeachDataError as err:
+        assert "Fix: " in str(err) and "in.jsonl:" in str(err)
+    else:
+        assert set(reader.stats[0].skipped) <= {"ignore answer"}
+        assert not reader.stats[0].labels_differing_in_case
