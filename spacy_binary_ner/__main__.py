@@ -24,14 +24,21 @@ COMMANDS: Dict[str, str] = {
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run a command.
+
+    argv (Optional[List[str]]): The command and its arguments (default:
+        `sys.argv[1:]`).
+    RETURNS (int): The exit status: 2 for an unknown command (one line on
+        stderr), else the command's.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        names = ", ".join(sorted(COMMANDS))
+    names = ", ".join(sorted(COMMANDS))
+    if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: python -m spacy_binary_ner {{{names}}} ... (--help after a command for its options)")
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"unknown command {argv[0]!r}")
-            return 2
         return 0
+    if argv[0] not in COMMANDS:
+        print(f"python -m spacy_binary_ner: error: unknown command {argv[0]!r}: use one of {names}", file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[argv[0]])
     return int(module.main(argv[1:]) or 0)
 

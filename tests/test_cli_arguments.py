@@ -85,8 +85,9 @@ def test_a_wrong_argument_is_one_line_exit_2_and_nothing_written(tree, capsys, c
 
 def test_an_unknown_command_is_one_line_and_exit_2(capsys):
     assert cli_main(["convrt"]) == 2
-    out = capsys.readouterr().out
-    assert "unknown command 'convrt'" in out and "convert" in out
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert "unknown command 'convrt': use one of annotate, convert," in line and captured.out == ""
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
