@@ -9,7 +9,8 @@
 #    same machine), else a run of the base, trained here. Unchanged behaviour gives the same lines, to the last digit
 #    (on one kind of CPU: matrix kernels differ between CPUs). STEPS=100 (a multiple of 50): a quicker run, compared
 #    on its steps only (training does not depend on the step budget).
-# 2. Speed: words/s of binary_ner as a ratio to spaCy ner's in the same process (so the machine's load cancels out),
+# 2. Speed: words per CPU second of binary_ner (one thread; waiting for a core left out) as a ratio to spaCy ner's
+#    in the same process (so what load remains cancels out),
 #    the two codes taking turns TURNS times on the same pipelines: SPEED_KEEP (e.g. a kept full run), by default the
 #    base's fingerprint pipelines.
 #
@@ -70,15 +71,16 @@ else
 fi
 
 speed() {
-  # speed PACKAGE_TREE: binary_ner's words/s (× spaCy ner's) on SPEED_KEEP's pipelines, median of 5 interleaved rounds.
+  # speed PACKAGE_TREE: binary_ner's words per CPU second (× spaCy ner's) on SPEED_KEEP's pipelines, median of 5
+  # interleaved rounds, one thread; this tree's script with either package, so both are timed the same way.
   local out
-  out=$(PYTHONPATH="$1" python "$1/bench/binary_benchmark.py" --data "$DATA" --speed-of "$SPEED_KEEP" \
-    --systems ner,binary_ner --rounds 5 2>"$WORK/speed.err" \
+  out=$(OMP_NUM_THREADS=1 PYTHONPATH="$1" python "$REPO/bench/binary_benchmark.py" --data "$DATA" \
+    --speed-of "$SPEED_KEEP" --systems ner,binary_ner --rounds 5 --clock cpu 2>"$WORK/speed.err" \
     | awk -F'|' '$2 ~ /^ binary_ner $/ {gsub(/ /, "", $3); gsub(/ /, "", $4); print $3 " (× " $4 ")"}') || true
   echo "${out:-failed, see $WORK/speed.err}"
 }
 
-echo "words/s of binary_ner (× spaCy ner in the same process) on $SPEED_KEEP, $TURNS turns:"
+echo "words per CPU second of binary_ner (× spaCy ner in the same process) on $SPEED_KEEP, $TURNS turns:"
 for turn in $(seq "$TURNS"); do
   echo "  turn $turn  base $BASE: $(speed "$BASE_TREE")   this tree: $(speed "$REPO")"
 done

@@ -93,6 +93,10 @@ def test_quick_benchmark(tmp_path):
     finally:
         set_current_ops(ops)
     assert [r["system"] for r in speeds] == ["binary_ner", "ner"]
+    # Timed by this process's CPU time instead of the wall clock.
+    by_cpu = bench.main(["--data", str(data), "--speed-of", str(tmp_path / "keep"), "--rounds", "1", "--clock", "cpu"])
+    assert [r["system"] for r in by_cpu] == ["binary_ner", "ner", "binary_ner_gold"]
+    assert all(r["wps"] > 0 for r in by_cpu)
     # Each system alone in its own process, taking turns.
     isolated = bench.main(
         [
