@@ -1,4 +1,5 @@
-"""The README's Python quickstart runs as written."""
+"""The README: its Python quickstart runs as written, CI runs its commands, it stays a front door, and its results
+table is the one scripts/results_table.py prints from the result files."""
 
 import re
 from pathlib import Path
