@@ -27,6 +27,7 @@ REGISTRIES = {
     "spacy_architectures": registry.architectures,
     "spacy_readers": registry.readers,
     "spacy_callbacks": registry.callbacks,
+    "spacy_scorers": registry.scorers,
 }
 
 
@@ -48,7 +49,15 @@ def test_every_registered_name_is_declared():
     ours = {name for name in registry.architectures.get_all() if name.startswith("spacy-binary-ner.")}
     ours |= {name for name in registry.readers.get_all() if name.startswith("spacy-binary-ner.")}
     ours |= {name for name in registry.callbacks.get_all() if name.startswith("spacy-binary-ner.")}
+    ours |= {name for name in registry.scorers.get_all() if name.startswith("spacy-binary-ner.")}
     assert ours <= declared
     assert "binary_ner" in declared
     assert "spacy-binary-ner.TorchSpanScorer.v1" in declared
     assert "spacy-binary-ner.dev_threshold.v1" in declared
+    assert {
+        "binary_textcat",
+        "spacy-binary-ner.TextcatScorer.v1",
+        "spacy-binary-ner.TorchTextcatScorer.v1",
+        "spacy-binary-ner.TextcatCorpus.v1",
+        "spacy-binary-ner.textcat_scorer.v1",
+    } <= declared

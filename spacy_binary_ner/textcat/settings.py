@@ -7,8 +7,9 @@ settings, as spaCy's config validation reads it, and a test checks that they
 agree.
 """
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Dict, Mapping, Tuple
+from dataclasses import dataclass
+
+from ..pipe_settings import PipeSettings
 
 
 @dataclass(frozen=True)
@@ -30,21 +31,7 @@ class TextcatSettings:
     hold (a known answer weighs 1). In exclusive mode it applies only to texts
     whose class is not known."""
 
-    @classmethod
-    def names(cls) -> Tuple[str, ...]:
-        """The settings' names, in order."""
-        return tuple(field.name for field in fields(cls))
-
-    @classmethod
-    def pick(cls, values: Mapping[str, Any]) -> "TextcatSettings":
-        """The settings among `values` (e.g. a factory's arguments); other
-        keys are left out, missing settings take their default.
-
-        values (Mapping[str, Any]): Values by name.
-        RETURNS (TextcatSettings): The settings.
-        """
-        return cls(**{name: values[name] for name in cls.names() if name in values})
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The settings by name, as `default_config` and the pipe's `cfg` hold them."""
-        return asdict(self)
+    # The helpers of binary_ner's settings, which read only the dataclass's fields.
+    names = classmethod(PipeSettings.names.__func__)  # type: ignore[attr-defined]
+    pick = classmethod(PipeSettings.pick.__func__)  # type: ignore[attr-defined]
+    to_dict = PipeSettings.to_dict
