@@ -6,7 +6,7 @@ Each row is one run, named with its date and machine: its `binary_ner` test F1,
 spaCy `ner`'s and the words/s ratio where that run trained `ner` too, and
 `binary_ner` over `binary_ner_gold` (the same sentences' complete annotation),
 from the same run or from the gold run a row names, which must have the same
-data, day and machine.
+data, vectors, step budget, day and machine.
 
     python scripts/results_table.py            # print the table
     python scripts/results_table.py --check    # exit 1 where README.md's table differs
@@ -35,7 +35,7 @@ class Row:
     label (str): what the row is, e.g. "resume_zh teach-1x".
     run (str): the result file `bench/results/<run>.json`.
     gold (Optional[str]): the result file of `binary_ner_gold` for "÷ full gold"
-        where `run` has none; same data, day and machine as `run`.
+        where `run` has none; same data, vectors, step budget, day and machine.
     """
 
     label: str
@@ -77,13 +77,14 @@ def short_machine(machine: str) -> str:
 
 def gold_f(row: Row, run: Dict, results: Path) -> Optional[float]:
     """`binary_ner_gold`'s test F1 for the row: from its own run, else from the
-    row's gold run, checked to have the same data, day and machine."""
+    row's gold run, checked to have the same data, vectors, step budget, day
+    and machine."""
     own = system_run(run, "binary_ner_gold")
     if own is not None or row.gold is None:
         return own["f"] if own is not None else None
     gold = read_run(row.gold, results)
-    for key in ("data", "date", "machine"):
-        if gold["meta"][key] != run["meta"][key]:
+    for key in ("data", "vectors", "max_steps", "date", "machine"):
+        if gold["meta"].get(key) != run["meta"].get(key):
             raise ValueError(f"{row.gold}: {key} {gold['meta'][key]!r} is not {row.run}'s {run['meta'][key]!r}")
     found = system_run(gold, "binary_ner_gold")
     if found is None:
