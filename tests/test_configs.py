@@ -56,3 +56,30 @@ def test_config_trains_saves_and_loads(config_path, tmp_path):
     doc = loaded(text)
     assert "binary_ner_scores" in doc.spans
     assert loaded.get_pipe("binary_ner").labels
+
+
+TEXTCAT_CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "textcat").glob("*.cfg"))
+TEXTCAT_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "textcat"
+
+
+@pytest.mark.parametrize("config_path", TEXTCAT_CONFIGS, ids=[p.name for p in TEXTCAT_CONFIGS])
+def test_textcat_config_trains_saves_and_loads(config_path, tmp_path):
+    """The textcat configs train on the sample's answers (paths.train) and
+    dev annotations, choose model-best on the dev cats_score, and load."""
+    config = load_config(config_path)
+    lang = config["nlp"]["lang"]
+    config["paths"]["train"] = str(TEXTCAT_ASSETS / f"{lang}_answers.jsonl")
+    config["paths"]["dev"] = str(TEXTCAT_ASSETS / f"{lang}_gold_dev.jsonl")
+    config["training"]["max_steps"] = 6
+    config["training"]["eval_frequency"] = 3
+    nlp = init_nlp(config)
+    (tmp_path / "out").mkdir()
+    train(nlp, tmp_path / "out")
+    loaded = spacy.load(tmp_path / "out" / "model-best")
+    pipe = loaded.get_pipe("binary_textcat")
+    assert pipe.exclusive == (lang == "zh")
+    assert len(pipe.labels) == 4
+    cats = loaded(json.loads((TEXTCAT_ASSETS / f"{lang}_gold_dev.jsonl").open(encoding="utf8").readline())["text"]).cats
+    assert set(cats) == set(pipe.labels)
+    meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text(encoding="utf8"))
+    assert "cats_score" in meta["performance"]
