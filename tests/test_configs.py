@@ -23,6 +23,16 @@ def write(path: Path, records) -> str:
     return str(path)
 
 
+def train_and_load(config, out: Path):
+    """Train 6 steps, evaluating every 3, and load model-best."""
+    config["training"]["max_steps"] = 6
+    config["training"]["eval_frequency"] = 3
+    nlp = init_nlp(config)
+    out.mkdir()
+    train(nlp, out)
+    return spacy.load(out / "model-best")
+
+
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_config_trains_saves_and_loads(config_path, tmp_path):
     config = load_config(config_path)
@@ -47,12 +57,7 @@ def test_config_trains_saves_and_loads(config_path, tmp_path):
     if "include_static_vectors = true" in config_path.read_text():
         words = [w for r in TEACH_RECORDS + GOLD_RECORDS for w in r["text"].split()]
         config["paths"]["vectors"] = str(write_tiny_vectors(tmp_path / "vectors", words))
-    config["training"]["max_steps"] = 6
-    config["training"]["eval_frequency"] = 3
-    nlp = init_nlp(config)
-    (tmp_path / "out").mkdir()
-    train(nlp, tmp_path / "out")
-    loaded = spacy.load(tmp_path / "out" / "model-best")
+    loaded = train_and_load(config, tmp_path / "out")
     doc = loaded(text)
     assert "binary_ner_scores" in doc.spans
     assert loaded.get_pipe("binary_ner").labels
@@ -70,12 +75,7 @@ def test_textcat_config_trains_saves_and_loads(config_path, tmp_path):
     lang = config["nlp"]["lang"]
     config["paths"]["train"] = str(TEXTCAT_ASSETS / f"{lang}_answers.jsonl")
     config["paths"]["dev"] = str(TEXTCAT_ASSETS / f"{lang}_gold_dev.jsonl")
-    config["training"]["max_steps"] = 6
-    config["training"]["eval_frequency"] = 3
-    nlp = init_nlp(config)
-    (tmp_path / "out").mkdir()
-    train(nlp, tmp_path / "out")
-    loaded = spacy.load(tmp_path / "out" / "model-best")
+    loaded = train_and_load(config, tmp_path / "out")
     pipe = loaded.get_pipe("binary_textcat")
     assert pipe.exclusive == (lang == "zh")
     assert len(pipe.labels) == 4
