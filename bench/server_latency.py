@@ -6,7 +6,7 @@ talks to it with the HTTP-only oracle client (`spacy_binary_ner.server.client`).
 
     # latency: 1 session, then 20 concurrent sessions (a new server each), three runs
     python bench/server_latency.py latency --pool ../shared/data/msra_zh/train.jsonl.gz \
-        --config configs/zh_cnn.cfg --answers 50 --think 0.5 --runs 3 --output bench/results/server-latency.json
+        --config configs/zh_cnn.cfg --answers 50 --think 0.5 --runs 3 --output bench/results/server-latency-fresh.json
     # the same right after a restart with 1,000 stored answers to re-learn
     python bench/server_latency.py latency ... --sessions 20 --restart-answers 1000 \
         --output bench/results/server-latency-restart.json
