@@ -96,8 +96,9 @@ def training_records(system: str, gold: Sequence[dict], answers: Sequence[dict],
     ]
 
 
-def build_nlp(system: str, lang: str, exclusive: bool, seed: int) -> Language:
-    """A blank pipeline with the system's component, on the config's tok2vec."""
+def build_nlp(system: str, lang: str, exclusive: bool, seed: int, hidden_width: Optional[int] = None) -> Language:
+    """A blank pipeline with the system's component, on the config's tok2vec
+    (binary_textcat's hidden layer as the config says, or `hidden_width`)."""
     fix_random_seed(seed)
     config = load_config(CONFIGS[lang])
     nlp = spacy.blank(lang, config={"nlp": {"tokenizer": config["nlp"]["tokenizer"]}})
@@ -105,7 +106,8 @@ def build_nlp(system: str, lang: str, exclusive: bool, seed: int) -> Language:
     tok2vec = json.loads(json.dumps(ours["tok2vec"]))
     base = system.removesuffix("_gold")
     if base == "binary_textcat":
-        nlp.add_pipe("binary_textcat", config={"model": json.loads(json.dumps(ours)), "exclusive": exclusive})
+        model = {**json.loads(json.dumps(ours)), **({} if hidden_width is None else {"hidden_width": hidden_width})}
+        nlp.add_pipe("binary_textcat", config={"model": model, "exclusive": exclusive})
         return nlp
     model = {
         "@architectures": "spacy.TextCatReduce.v1",
@@ -140,7 +142,7 @@ def score(probs: numpy.ndarray, gold: numpy.ndarray, multi_class: bool, threshol
 
 def run_system(system, lang, exclusive, train, dev, test, labels, args) -> Dict:
     multi_class = exclusive
-    nlp = build_nlp(system, lang, exclusive, args.seed)
+    nlp = build_nlp(system, lang, exclusive, args.seed, args.hidden_width)
     records = training_records(system, train, simulate_teach_1x(train, labels, args.seed), labels)
     examples = textcat_records_to_examples(
         nlp, records, complete=system.endswith("_gold") or system != "binary_textcat"
@@ -221,6 +223,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     parser.add_argument("--dev-limit", type=int, default=2000)
     parser.add_argument("--test-limit", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--hidden-width", type=int, help="binary_textcat's hidden layer (0: none); default: the config's"
+    )
     parser.add_argument("--out", type=Path, help="write the result here (JSON)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -252,6 +257,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
             "steps": args.steps,
             "batch_size": args.batch_size,
             "seed": args.seed,
+            "hidden_width": args.hidden_width,
             "code": code_version(),
             "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d"),

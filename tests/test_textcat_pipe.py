@@ -209,3 +209,13 @@ def test_custom_module_of_the_wrong_shape_is_named():
     nlp = make_nlp(True, custom_model({"@misc": "test_textcat_pipe.WrongShape.v1"}))
     with pytest.raises(ValueError, match=r"shape \(batch, width\)"):
         nlp.initialize(lambda: textcat_records_to_examples(nlp, ANSWERS))
+
+
+def test_no_hidden_layer():
+    """hidden_width = 0: the pooled mean and maximum go to the output layer."""
+    nlp = make_nlp(True, {**SMALL_MODEL, "hidden_width": 0})
+    examples = textcat_records_to_examples(nlp, ANSWERS)
+    assert train(nlp, examples)["binary_textcat"] < 0.05
+    model = nlp.get_pipe("binary_textcat").model
+    assert model.get_ref("module").get_dim("nO") == model.get_ref("output_layer").get_dim("nI") == 2 * 32
+    check_answers_learned(nlp, examples, exclusive=True)

@@ -26,7 +26,7 @@ from thinc.types import Floats2d
 
 from ..models.averaging import with_averaging
 from ..models.torch_span_scorer import _convert_inputs as convert_token_inputs
-from .pytorch.pooling import MeanMaxPooler
+from .pytorch.pooling import MeanMaxPooler, output_width
 
 ARCHITECTURE = "spacy-binary-ner.TextcatScorer.v1"
 TORCH_ARCHITECTURE = "spacy-binary-ner.TorchTextcatScorer.v1"
@@ -40,20 +40,22 @@ def build_textcat_scorer(
     nO: Optional[int] = None,
 ) -> Model[List[Doc], Floats2d]:
     """One logit per text and label: the mean and the maximum of the
-    tok2vec's token vectors through a hidden ReLU layer (a PyTorch module),
-    then a linear output layer.
+    tok2vec's token vectors, through a hidden ReLU layer if `hidden_width` is
+    not 0 (a PyTorch module), then a linear output layer.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors, e.g.
         spacy.Tok2Vec.v2 or a listener; its width must be set (`nO`).
-    hidden_width (int): Width of the text vectors.
+    hidden_width (int): Width of the hidden layer; 0: none, the pooled vectors
+        go to the output layer.
     dropout (float): Dropout on the text vectors in training.
     nO (Optional[int]): Number of labels; set by the pipe at initialization if None.
     RETURNS (Model[List[Doc], Floats2d]): Logits, one row per text.
     """
     if not tok2vec.has_dim("nO") or tok2vec.get_dim("nO") is None:
         raise ValueError(f"{ARCHITECTURE}: the tok2vec's width (nO) must be known when the model is built.")
-    module = MeanMaxPooler(tok2vec.get_dim("nO"), hidden_width, dropout)
-    return build_torch_textcat_scorer(module, hidden_width, tok2vec, nO=nO)
+    n_in = tok2vec.get_dim("nO")
+    module = MeanMaxPooler(n_in, hidden_width, dropout)
+    return build_torch_textcat_scorer(module, output_width(n_in, hidden_width), tok2vec, nO=nO)
 
 
 @registry.architectures(TORCH_ARCHITECTURE)
