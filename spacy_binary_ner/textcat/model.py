@@ -35,8 +35,8 @@ TORCH_ARCHITECTURE = "spacy-binary-ner.TorchTextcatScorer.v1"
 @registry.architectures(ARCHITECTURE)
 def build_textcat_scorer(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    hidden_width: int = 128,
-    dropout: float = 0.1,
+    hidden_width: int = 0,
+    dropout: float = 0.0,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], Floats2d]:
     """One logit per text and label: the mean and the maximum of the

@@ -29,8 +29,8 @@ from .targets import answered_labels, build_textcat_targets, textcat_loss, textc
 DEFAULT_TEXTCAT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy-binary-ner.TextcatScorer.v1"
-hidden_width = 128
-dropout = 0.1
+hidden_width = 0
+dropout = 0.0
 """
 DEFAULT_TEXTCAT_MODEL = Config().from_str(DEFAULT_TEXTCAT_MODEL_CONFIG)["model"]
 DEFAULT_TEXTCAT_MODEL["tok2vec"] = copy.deepcopy(DEFAULT_MODEL["tok2vec"])
@@ -166,9 +166,15 @@ class BinaryTextcat(TrainablePipe):
                 f"{'exclusive labels need at least two' if self.exclusive else 'it needs at least one'}. "
                 f"Pass labels in [initialize.components.{self.name}] or train on answered data."
             )
-        self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
+        output_layer = self.model.get_ref("output_layer")
+        output_layer.set_dim("nO", len(self.labels))
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample or None)
+        # Zero output weights, as spaCy's textcat has (Thinc's Softmax): every
+        # label starts at the same score and the first steps do not send the
+        # random projection's noise back into the tok2vec. On tnews_zh's dev
+        # split this learned as fast as spaCy's textcat; random weights did not.
+        output_layer.set_param("W", output_layer.ops.alloc2f(*output_layer.get_param("W").shape))
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Score every text and label. RETURNS (Floats2d): Logits, one row per
