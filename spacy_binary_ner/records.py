@@ -19,7 +19,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -152,7 +152,9 @@ class Record:
     parsed_tokens: Optional[Tokens] = None
 
 
-def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> Record:
+def parse_record(
+    value: Any, complete: bool = False, offsets: str = "chars", checked: Optional[Mapping[str, Tokens]] = None
+) -> Record:
     """Check one record of the teach format.
 
     value (Any): The parsed JSON value, or the `json.JSONDecodeError` or
@@ -161,6 +163,8 @@ def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> 
         (a record's own `complete` field wins).
     offsets (str): What span and token offsets count: "chars" (Unicode code
         points) or "utf16" (UTF-16 code units, converted to code points).
+    checked (Optional[Mapping[str, Tokens]]): Tokens already checked, by
+        text (see `parse_tokens`' `checked`): a reader's earlier records.
     RETURNS (Record): The record, offsets in code points; its `tokens`, if
         any, checked and parsed (`parse_tokens`), and each span's
         `token_start` / `token_end`, where given, checked against them.
@@ -197,7 +201,7 @@ def parse_record(value: Any, complete: bool = False, offsets: str = "chars") -> 
     keys, tokens, refs = _spans_and_tokens(value, text, offsets)
     if not keys and not is_complete:
         raise RecordError("no spans", f"a teach {answer} with no `spans`")
-    parsed = _checked_tokens(tokens, text, refs)
+    parsed = _checked_tokens(tokens, text, refs, checked.get(text) if checked and tokens else None)
     meta = value.get("meta")
     return Record(text, keys, answer, is_complete, given_hash, tokens, meta if isinstance(meta, dict) else None, parsed)
 
@@ -301,12 +305,12 @@ def _spans_and_tokens(value: dict, text: str, offsets: str) -> Tuple[List[SpanKe
     return keys, tokens, refs
 
 
-def _checked_tokens(tokens: Any, text: str, refs: List[TokenRef]) -> Optional[Tokens]:
+def _checked_tokens(tokens: Any, text: str, refs: List[TokenRef], checked: Optional[Tokens] = None) -> Optional[Tokens]:
     """The record's tokens parsed, its spans' `token_start` / `token_end`
     checked against them (None without tokens: nothing to check against)."""
     if not tokens:
         return None
-    parsed = parse_tokens(tokens, text)
+    parsed = parse_tokens(tokens, text, checked)
     n = len(parsed.starts)
     for start, end, first, last in refs:
         if type(first) is not int or type(last) is not int or not 0 <= first <= last < n:
@@ -447,7 +451,7 @@ def _span_key(span: Any, text: str, units: Optional[List[int]]) -> SpanKey:
     return start, end, label
 
 
-def parse_tokens(tokens: Any, text: str) -> Tokens:
+def parse_tokens(tokens: Any, text: str, checked: Optional[Tokens] = None) -> Tokens:
     """Check a record's `tokens` against its text: each token's `text` is
     `text[start:end]`, and the tokens, each followed by one space or none,
     spell the text exactly (as the words and spaces of a spaCy `Doc` do), so
@@ -456,6 +460,9 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
     tokens (Any): The record's `tokens` value (offsets in code points; see
         `parse_record` for UTF-16 ones).
     text (str): The record's text.
+    checked (Optional[Tokens]): Tokens of this text that passed these checks
+        (another record's): where the words and offsets are the same, they
+        are not checked again (only each token's `ws`), and these are returned.
     RETURNS (Tokens): Words, trailing spaces (read from the text; a token's
         `ws`, where given, must agree) and character offsets.
     RAISES (RecordError): "bad tokens", with what is wrong; "tokens disagree
@@ -471,10 +478,20 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
         ends = [t["end"] for t in tokens]
     except (TypeError, KeyError):
         raise RecordError("bad tokens", "each token needs `text`, `start` and `end`") from None
+    if not words:
+        return Tokens(words, [], starts, ends)
+    if (
+        checked is not None
+        and starts == checked.starts
+        and ends == checked.ends
+        and words == checked.words
+        and {*map(type, starts), *map(type, ends)} == {int}  # not 1.0 or True, which equal 1
+    ):
+        _check_ws(tokens, text, checked)
+        return checked
     n_chars = len(text)
     previous_end = 0
-    spaces: List[bool] = []
-    for k, (word, start, end) in enumerate(zip(words, starts, ends)):
+    for word, start, end in zip(words, starts, ends):
         if type(start) is not int or type(end) is not int or not isinstance(word, str) or not word:
             raise RecordError("bad tokens", "token `start`/`end` must be integers and `text` a non-empty string")
         if start < previous_end or end <= start or end > n_chars:
@@ -486,31 +503,44 @@ def parse_tokens(tokens: Any, text: str) -> Tokens:
                 "tokens disagree with text",
                 f"token {word[:40]!r} at {start}-{end}, the text there is {text[start:end][:40]!r}",
             )
-        if k:  # the space after the previous token: one " ", or none
-            if start != previous_end and (start - previous_end > 1 or text[previous_end] != " "):
-                _left_out(text, previous_end, start)
-            spaces.append(start != previous_end)
-        elif start:
-            _left_out(text, 0, start)
         previous_end = end
-    if words:
-        if previous_end < n_chars and (n_chars - previous_end > 1 or text[previous_end] != " "):
-            _left_out(text, previous_end, n_chars)
-        spaces.append(previous_end < n_chars)
-    for k, token in enumerate(tokens):
-        ws = token.get("ws")
-        if ws is not None and ws is not spaces[k]:
-            if not isinstance(ws, bool):
-                raise RecordError("bad tokens", f"a token's `ws` must be true or false, not {ws!r}"[:120])
-            after = text[ends[k] : ends[k] + 1]
-            raise RecordError(
-                "whitespace disagrees with text",
-                f"token {words[k][:40]!r} at {starts[k]}-{ends[k]} has ws {ws}, the text after it is {after!r}",
-            )
-    return Tokens(words, spaces, starts, ends)
+    # A space after a token is a gap before the next one (or the text's end).
+    spaces = [following != end for following, end in zip(starts[1:], ends)]
+    spaces.append(ends[-1] != n_chars)
+    n_spaces = sum(spaces)
+    # In order and inside the text, the tokens spell it exactly where every gap is one " ".
+    if (
+        starts[0] != 0
+        or sum(map(len, words)) + n_spaces != n_chars
+        or (n_spaces and any(text[end] != " " for end, space in zip(ends, spaces) if space))
+    ):
+        _left_out(text, starts + [n_chars], [0] + ends)
+    parsed = Tokens(words, spaces, starts, ends)
+    _check_ws(tokens, text, parsed)
+    return parsed
 
 
-def _left_out(text: str, start: int, end: int) -> None:
+def _check_ws(tokens: List[Any], text: str, parsed: Tokens) -> None:
+    """Each token's `ws`, where given, against the spaces of the text."""
+    words, spaces, starts, ends = parsed
+    given = [token.get("ws") for token in tokens]
+    if given.count(None) != len(given):
+        for k, ws in enumerate(given):
+            if ws is not None and ws is not spaces[k]:
+                if not isinstance(ws, bool):
+                    raise RecordError("bad tokens", f"a token's `ws` must be true or false, not {ws!r}"[:120])
+                after = text[ends[k] : ends[k] + 1]
+                raise RecordError(
+                    "whitespace disagrees with text",
+                    f"token {words[k][:40]!r} at {starts[k]}-{ends[k]} has ws {ws}, the text after it is {after!r}",
+                )
+
+
+def _left_out(text: str, gap_ends: List[int], gap_starts: List[int]) -> None:
+    """Raise "tokens leave out text" for the first gap that is not empty or one space."""
+    for start, end in zip(gap_starts, gap_ends):
+        if end > start and (start == 0 or end - start > 1 or text[start] != " "):
+            break
     raise RecordError("tokens leave out text", f"characters {start}-{end} ({text[start:end][:40]!r}) are in no token")
 
 

@@ -115,6 +115,8 @@ class TeachReader:
         self._labels = set(settings.labels) if settings.labels is not None else None
         # Each label read, by its lowercase form: the first place of each.
         self._seen_labels: Dict[str, Dict[str, int]] = {}
+        # The first checked tokens of each text: the same tokens again are not checked again.
+        self._checked_tokens: Dict[str, Tokens] = {}
         self.propagated: Counter = Counter()
         self.sources: List[str] = []
         self.complete: List[bool] = []
@@ -193,7 +195,9 @@ class TeachReader:
             else:
                 if in_memory:  # a file's lines were checked as they were decoded
                     check_finite(value)
-                record = parse_record(value, complete, self.settings.offsets)
+                record = parse_record(value, complete, self.settings.offsets, self._checked_tokens)
+                if record.parsed_tokens is not None:
+                    self._checked_tokens.setdefault(record.text, record.parsed_tokens)
             sentence = self._sentence(record)
         except RecordError as err:
             self.stats[source].skipped[err.reason] += 1

@@ -556,6 +556,11 @@ def test_a_later_record_of_a_sentence_is_checked_too():
     (eg,) = records_to_examples(spacy.blank("en"), [good, bad], stats=stats)
     assert stats.skipped == {"whitespace disagrees with text": 1}
     assert [e.text for e in eg.reference.ents] == ["Paris"]
+    # The same tokens again are not parsed again, but an offset that only equals an integer is still no token.
+    floats = with_tokens(PARIS, 9, 13, [{**word_tokens(PARIS)[0], "start": 0.0}] + word_tokens(PARIS)[1:])
+    stats = ReadStats()
+    records_to_examples(spacy.blank("en"), [good, floats, with_tokens(PARIS, 6, 8, word_tokens(PARIS))], stats=stats)
+    assert stats.skipped == {"bad tokens": 1} and stats.used == 2
 
 
 def test_tokens_that_spell_the_text_train_it_exactly():
