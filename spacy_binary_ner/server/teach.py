@@ -25,6 +25,7 @@ from thinc.api import Optimizer
 from ..data import iter_jsonl, records_to_examples
 from ..loop import LOOP_LEARN_RATE, AnnotationLoop, PatternMatcher, PatternSchedule, initialize_pipeline, set_hashes
 from ..pipeline import find_binary_ner
+from ..records import RecordError, iter_lines, jsonl_files
 from .engine import UNSERVABLE_KEY, EngineSettings, LoopParts, json_safe, load_state
 from .settings import TeachSettings, parse_settings
 from .storage import database_url
@@ -42,20 +43,26 @@ def read_source(path: Path) -> Iterator[Dict[str, Any]]:
     the engine to count."""
     name = path.name
     if path.is_dir() or name.endswith((".jsonl", ".jsonl.gz", ".json")):
-        for i, record in enumerate(iter_jsonl(path), 1):
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ValueError(f"{path} record {i}: a source record needs a string `text` ({str(record)[:80]})")
-            if not record["text"].strip():
-                continue
-            if not json_safe(record):
-                # Counted by the engine, which skips it.
-                yield {UNSERVABLE_KEY: True}
-                continue
-            task: Dict[str, Any] = {"text": record["text"]}
-            for key in ("tokens", "meta", "_input_hash"):
-                if record.get(key) is not None:
-                    task[key] = record[key]
-            yield set_hashes(task)
+        for file in jsonl_files(path):
+            for line_no, record in iter_lines(file):
+                if isinstance(record, RecordError) and record.reason == "non-finite number":
+                    # Counted by the engine, which skips it.
+                    yield {UNSERVABLE_KEY: True}
+                    continue
+                if isinstance(record, ValueError):
+                    raise ValueError(f"{file}:{line_no}: {record}")
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise ValueError(f"{file}:{line_no}: a source record needs a string `text` ({str(record)[:80]})")
+                if not record["text"].strip():
+                    continue
+                if not json_safe(record):
+                    yield {UNSERVABLE_KEY: True}
+                    continue
+                task: Dict[str, Any] = {"text": record["text"]}
+                for key in ("tokens", "meta", "_input_hash"):
+                    if record.get(key) is not None:
+                        task[key] = record[key]
+                yield set_hashes(task)
         return
     opener = gzip.open if name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf8") as f:
