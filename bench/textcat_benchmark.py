@@ -96,9 +96,17 @@ def training_records(system: str, gold: Sequence[dict], answers: Sequence[dict],
     ]
 
 
-def build_nlp(system: str, lang: str, exclusive: bool, seed: int, hidden_width: Optional[int] = None) -> Language:
+def build_nlp(
+    system: str,
+    lang: str,
+    exclusive: bool,
+    seed: int,
+    hidden_width: Optional[int] = None,
+    settings: Optional[Dict] = None,
+) -> Language:
     """A blank pipeline with the system's component, on the config's tok2vec
-    (binary_textcat's hidden layer as the config says, or `hidden_width`)."""
+    (binary_textcat's hidden layer as the config says, or `hidden_width`;
+    its `settings` as the config says, updated with `settings`)."""
     fix_random_seed(seed)
     config = load_config(CONFIGS[lang])
     nlp = spacy.blank(lang, config={"nlp": {"tokenizer": config["nlp"]["tokenizer"]}})
@@ -107,7 +115,11 @@ def build_nlp(system: str, lang: str, exclusive: bool, seed: int, hidden_width: 
     base = system.removesuffix("_gold")
     if base == "binary_textcat":
         model = {**json.loads(json.dumps(ours)), **({} if hidden_width is None else {"hidden_width": hidden_width})}
-        nlp.add_pipe("binary_textcat", config={"model": model, "exclusive": exclusive})
+        pipe_settings = {key: value for key, value in config["components"]["binary_textcat"].items() if key != "model"}
+        pipe_settings.pop("factory", None)
+        pipe_settings.pop("scorer", None)
+        pipe_settings.update(settings or {}, exclusive=exclusive)
+        nlp.add_pipe("binary_textcat", config={"model": model, **pipe_settings})
         return nlp
     model = {
         "@architectures": "spacy.TextCatReduce.v1",
@@ -142,7 +154,8 @@ def score(probs: numpy.ndarray, gold: numpy.ndarray, multi_class: bool, threshol
 
 def run_system(system, lang, exclusive, train, dev, test, labels, args) -> Dict:
     multi_class = exclusive
-    nlp = build_nlp(system, lang, exclusive, args.seed, args.hidden_width)
+    settings = {} if args.unknown_weight is None else {"unknown_weight": args.unknown_weight}
+    nlp = build_nlp(system, lang, exclusive, args.seed, args.hidden_width, settings)
     records = training_records(system, train, simulate_teach_1x(train, labels, args.seed), labels)
     examples = textcat_records_to_examples(
         nlp, records, complete=system.endswith("_gold") or system != "binary_textcat"
@@ -226,6 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     parser.add_argument(
         "--hidden-width", type=int, help="binary_textcat's hidden layer (0: none); default: the config's"
     )
+    parser.add_argument("--unknown-weight", type=float, help="binary_textcat's unknown_weight; default: the config's")
     parser.add_argument("--out", type=Path, help="write the result here (JSON)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -258,6 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
             "batch_size": args.batch_size,
             "seed": args.seed,
             "hidden_width": args.hidden_width,
+            "unknown_weight": args.unknown_weight,
             "code": code_version(),
             "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d"),
