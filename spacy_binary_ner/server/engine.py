@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -60,6 +61,8 @@ _RECENT_IDS = 1000
 # model does not fall behind for long (past it, learning and proposing take
 # turns).
 _YIELD_SECONDS = 2.0
+# Source records skipped as not JSON that are logged one by one.
+_LOGGED_SKIPS = 20
 # Most seconds between reports of new skip counts while the engine is busy.
 _STATUS_SECONDS = 0.5
 # Added to the engine's niceness: where the two processes share a core, a
@@ -292,17 +295,24 @@ class Engine:
             self.skipped["question answered before"] += 1
             return
         if not json_safe(task):
-            self.skipped[UNSERVABLE] += 1
+            self._skip_unservable(f"the question about {task.get('text', '')[:40]!r}")
             return
         self.buffered += 1
         self._proposed_since_update += 1
         self.conn.send(("question", task))
 
+    def _skip_unservable(self, where: str) -> None:
+        self.skipped[UNSERVABLE] += 1
+        n = self.skipped[UNSERVABLE]
+        if n <= _LOGGED_SKIPS:
+            more = "; no more of these are logged, /api/progress counts them" if n == _LOGGED_SKIPS else ""
+            print(f"teach: skipped {where}: {UNSERVABLE}{more}", file=sys.stderr, flush=True)
+
     def _filtered(self, source: Iterable[Task], answered_inputs: Set[int]) -> Iterator[Task]:
         seen: Set[int] = set()
         for task in source:
             if task.get(UNSERVABLE_KEY) or not json_safe(task):
-                self.skipped[UNSERVABLE] += 1
+                self._skip_unservable(task.get(UNSERVABLE_KEY) or f"the text {task.get('text', '')[:40]!r}")
                 continue
             h = int(task["_input_hash"])
             if h in answered_inputs:

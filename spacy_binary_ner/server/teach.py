@@ -39,15 +39,15 @@ def read_source(path: Path) -> Iterator[Dict[str, Any]]:
     """Tasks from a JSONL / `.jsonl.gz` file in our format (`text`, optional
     `tokens` and `meta`; spans and answers are dropped) or a plain text file
     (one text a line), read lazily. Blank texts are skipped; a record JSON
-    cannot carry (NaN, Infinity) is yielded as `{"_unservable": True}`, for
-    the engine to count."""
+    cannot carry (NaN, Infinity) is yielded as `{"_unservable": "FILE:LINE"}`,
+    for the engine to count and log."""
     name = path.name
     if path.is_dir() or name.endswith((".jsonl", ".jsonl.gz", ".json")):
         for file in jsonl_files(path):
             for line_no, record in iter_lines(file):
                 if isinstance(record, RecordError) and record.reason == "non-finite number":
-                    # Counted by the engine, which skips it.
-                    yield {UNSERVABLE_KEY: True}
+                    # Counted and logged by the engine, which skips it.
+                    yield {UNSERVABLE_KEY: f"{file}:{line_no}"}
                     continue
                 if isinstance(record, ValueError):
                     raise ValueError(f"{file}:{line_no}: {record}")
@@ -56,7 +56,7 @@ def read_source(path: Path) -> Iterator[Dict[str, Any]]:
                 if not record["text"].strip():
                     continue
                 if not json_safe(record):
-                    yield {UNSERVABLE_KEY: True}
+                    yield {UNSERVABLE_KEY: f"{file}:{line_no}"}
                     continue
                 task: Dict[str, Any] = {"text": record["text"]}
                 for key in ("tokens", "meta", "_input_hash"):
