@@ -1,5 +1,6 @@
 """One answer, parsed once: from the server's check to the loss."""
 
+import pytest
 import spacy
 from spacy.language import Language
 
@@ -71,3 +72,29 @@ def test_replayed_and_repeated_answers_are_not_parsed_again(monkeypatch):
     # Each update replays the texts answered before; none of them is parsed again.
     assert len(parses) == len(answers)
     assert loop.answer_counts["accept"] == 2 and loop.answer_counts["reject"] == 1
+
+
+def test_the_teach_server_hands_the_engine_the_record_it_parsed(monkeypatch, tmp_path):
+    pytest.importorskip("starlette")
+    from spacy_binary_ner.records import Record
+    from spacy_binary_ner.server.teach import build_teacher
+
+    from .server_util import teach_args, toy_records, write_config, write_jsonl
+
+    write_config(tmp_path / "small.cfg")
+    write_jsonl(tmp_path / "source.jsonl", [{"text": r["text"]} for r in toy_records(40)])
+    teacher = build_teacher(teach_args(tmp_path))
+    try:
+        handed: list = []
+        real_queue = teacher.engine.queue_answers
+        monkeypatch.setattr(teacher.engine, "queue_answers", lambda items: handed.extend(items) or real_queue(items))
+        (question,) = teacher.questions("a", 1)
+        parses = count_parses(monkeypatch)
+        teacher.answer("a", [teacher.validate(dict(question, answer="accept", key="k1"))])
+        assert len(parses) == 1
+        ((row_id, task_hash, record),) = handed
+        assert isinstance(record, Record) and task_hash == question["_task_hash"]
+        assert record.text == question["text"] and record.answer == "accept"
+        assert teacher.wait_learned()
+    finally:
+        teacher.close()

@@ -6,7 +6,7 @@ learns from the parsed `Record` it is handed, without parsing it again.
 """
 
 import uuid
-from typing import Any, Dict, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, NamedTuple, Sequence
 
 from spacy.language import Language
 
@@ -70,12 +70,6 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
         if reason is not None:
             raise BadAnswer(f"the reader would skip it: {reason}. Fix: {REASONS.get(reason, '')}")
     return Answer(key, task, record)
-
-
-def check_answer(item: Any, labels: Sequence[str], nlp: Language) -> Tuple[str, Task]:
-    """`read_answer`'s key and task to store. RAISES (BadAnswer)."""
-    answer = read_answer(item, labels, nlp)
-    return answer.key, answer.task
 
 
 def _stored_fields(item: Dict[str, Any]) -> Task:

@@ -11,7 +11,7 @@ Both sides speak over one `multiprocessing` pipe, in `(kind, value)` messages:
 
 | server → engine | engine → server |
 | --- | --- |
-| `("answers", [(row_id, task), ...])`: committed answers | `("ready", info)`: built, resumed, first F1 |
+| `("answers", [(row_id, task_hash, record), ...])`: parsed answers | `("ready", info)`: built, resumed, first F1 |
 | `("taken", n)`: n questions left the server's buffer | `("question", task)`: one more question |
 | `("want", n)`: keep n questions in the buffer | `("status", counts)`: after updates and evaluations |
 | `("save", None)` | `("saved", path)`, `("stopped", counts)` |
@@ -40,12 +40,15 @@ from dataclasses import dataclass
 from multiprocessing import parent_process
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from ..loop import AnnotationLoop
+from ..records import Record
 from .storage import Storage
 
 Task = Dict[str, Any]
+# An answer to learn from: parsed by the server (a `Record`), or a stored task read back.
+Learnable = Union[Record, Task]
 # What a `make_loop` callable returns: the loop, a function computing F1 on a
 # gold set (or None) and the state saved with the loaded model ({} for a new one).
 LoopParts = Tuple[AnnotationLoop, Optional[Callable[[], float]], Dict[str, Any]]
@@ -151,7 +154,7 @@ class Engine:
         self.queue_size = settings.queue_size
         self.low_water = max(1, settings.queue_size // 2)
         answered_inputs, self.answered_tasks = self.storage.hashes(self.dataset)
-        self.inbox: Deque[Tuple[float, int, Task]] = deque()
+        self.inbox: Deque[Tuple[float, int, Learnable]] = deque()
         self.buffered = 0
         self.exhausted = False
         self.stopping: Optional[bool] = None
@@ -269,9 +272,9 @@ class Engine:
             kind, value = self.conn.recv()
             if kind == "answers":
                 now = time.monotonic()
-                for row_id, task in value:
-                    self.answered_tasks.add(int(task["_task_hash"]))
-                    self.inbox.append((now, row_id, task))
+                for row_id, task_hash, record in value:
+                    self.answered_tasks.add(task_hash)
+                    self.inbox.append((now, row_id, record))
             elif kind == "taken":
                 self.buffered -= value
             elif kind == "want":
@@ -337,7 +340,7 @@ class Engine:
         self._learn([self.backlog.popleft() for _ in range(min(self.batch_size, len(self.backlog)))])
         self._send_status()
 
-    def _learn(self, batch: List[Tuple[int, Task]]) -> None:
+    def _learn(self, batch: List[Tuple[int, Learnable]]) -> None:
         """One update, then a save and an evaluation when they are due."""
         try:
             self._update(batch)
@@ -359,8 +362,9 @@ class Engine:
             if stored.id not in recent
         )
 
-    def _update(self, batch: List[Tuple[int, Task]]) -> None:
-        loss = self.loop.update([dict(task) for _, task in batch])
+    def _update(self, batch: List[Tuple[int, Learnable]]) -> None:
+        # A Record is learned from as the server parsed it, never parsed again.
+        loss = self.loop.update([item if isinstance(item, Record) else dict(item) for _, item in batch])
         self.losses.append(loss)
         self.n_updates += 1
         self.n_learned += len(batch)

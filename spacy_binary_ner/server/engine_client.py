@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..records import Record
 from .engine import EngineSettings, run_engine
 
 Task = Dict[str, Any]
@@ -60,7 +61,7 @@ class EngineClient:
         self.saves = 0
         self.handed = 0
         self._unsent: List[Tuple[str, Any]] = []
-        self._unsent_answers: List[Tuple[int, Task]] = []
+        self._unsent_answers: List[Tuple[int, int, Record]] = []
         self._closed = False
         ctx = _context()
         self._conn, child = ctx.Pipe()
@@ -82,8 +83,8 @@ class EngineClient:
 
     # Called with `cond` held ---------------------------------------------------
 
-    def queue_answers(self, answers: List[Tuple[int, Task]]) -> None:
-        """Hand committed answers `(row id, task)` to the engine."""
+    def queue_answers(self, answers: List[Tuple[int, int, Record]]) -> None:
+        """Hand committed answers `(row id, task hash, record)` to the engine."""
         self._unsent_answers.extend(answers)
         self.handed += len(answers)
         self.cond.notify_all()

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import spacy
 from spacy.language import Language
 
-from .answers import BadAnswer, check_answer
+from .answers import Answer, BadAnswer, read_answer
 from .book import QuestionBook
 from .engine import EngineSettings, load_state
 from .engine_client import EngineClient, EngineError
@@ -171,14 +171,16 @@ class Teacher:
 
     # Answers -------------------------------------------------------------------
 
-    def validate(self, item: Any) -> Tuple[str, Task]:
-        """Check an answer as a client sent it (see `answers.check_answer`),
+    def validate(self, item: Any) -> Answer:
+        """Check an answer as a client sent it (see `answers.read_answer`),
         and that it answers a question handed out in this dataset, as asked
         (unless `allow_new_tasks`).
-        RETURNS (Tuple[str, Task]): Its key and the task to store. Raises `BadAnswer`."""
-        key, task = check_answer(item, self.labels, self.nlp)
+        RETURNS (Answer): Its key, the task to store and the parsed record.
+        Raises `BadAnswer`."""
+        checked = read_answer(item, self.labels, self.nlp)
+        task = checked.task
         if self.allow_new_tasks:
-            return key, task
+            return checked
         given = item.get(SIGNATURE)
         if not isinstance(given, str) or not isinstance(item.get("_task_hash"), int):
             raise BadAnswer(
@@ -192,19 +194,22 @@ class Teacher:
                 "its text, spans or `_task_hash` are not those of the question handed out in this dataset "
                 "(altered, or asked in another dataset)"
             )
-        return key, task
+        return checked
 
-    def answer(self, session: str, items: Sequence[Tuple[str, Task]]) -> List[Tuple[int, bool]]:
-        """Commit answers, then hand the new ones to the engine.
+    def answer(self, session: str, items: Sequence[Answer]) -> List[Tuple[int, bool]]:
+        """Commit answers, then hand the new ones to the engine, parsed.
 
+        items (Sequence[Answer]): Answers from `validate`.
         RETURNS (List[Tuple[int, bool]]): Per answer its row id and whether it
             was new (False: already stored under its key).
         """
-        results = self.storage.add(self.dataset, session, items)
+        pairs = [(item.key, item.task) for item in items]
+        records = {id(item.task): item.record for item in items}
+        results = self.storage.add(self.dataset, session, pairs)
         with self.cond:
-            new = self.book.record(session, items, results)
+            new = self.book.record(session, pairs, results)
             self.n_stored += len(new)
-            self.engine.queue_answers(new)
+            self.engine.queue_answers([(row_id, int(task["_task_hash"]), records[id(task)]) for row_id, task in new])
         return results
 
     def history(self, session: str, n: int) -> List[Task]:
