@@ -150,12 +150,12 @@ class BinaryTextcat(TrainablePipe):
         nlp: Optional[Language] = None,
         labels: Optional[List[str]] = None,
     ) -> None:
-        """Initialize the model and the labels.
+        """Set the labels, then size and initialize the model.
 
-        get_examples (Callable[[], Iterable[Example]]): Training examples;
-            labels are taken from their answers unless given.
-        nlp (Language): The pipeline.
-        labels (Optional[List[str]]): Labels to use, e.g. from `spacy init labels`.
+        get_examples (Callable[[], Iterable[Example]]): Training examples; without
+            `labels`, every label they answer or annotate is learned.
+        nlp (Language): The pipeline (unused).
+        labels (Optional[List[str]]): The labels, e.g. from `spacy init labels`.
         """
         validate_get_examples(get_examples, "BinaryTextcat.initialize")
         for label in answered_labels(get_examples()) if labels is None else labels:
