@@ -176,9 +176,9 @@ def test_an_engine_behind_on_answers_and_questions_takes_turns(tmp_path):
     for _ in range(60):
         engine._step()
     steps = [entry if entry == "q" else "L" for entry in log]
-    # Ten questions and a batch in turn, not all 30 answers before a question;
-    # then, the buffer at half (20), the answers left.
-    assert "".join(steps[:23]) == ("q" * 10 + "L") * 2 + "L"
+    # Ten questions, then the 30 overdue answers in one catch-up batch (up to
+    # 4 x batch_size while behind), not all of them before a question.
+    assert "".join(steps[:11]) == "q" * 10 + "L" and log[10] == "learn 30"
     # Not behind: questions first while the buffer is below half.
     log.clear()
     engine.inbox.extend((time.monotonic(), i, {"_task_hash": 2000 + i}) for i in range(10))

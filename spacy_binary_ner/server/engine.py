@@ -64,6 +64,10 @@ _RECENT_IDS = 1000
 # model does not fall behind for long (past it, learning and proposing take
 # turns).
 _YIELD_SECONDS = 2.0
+# Past that wait, a batch takes up to this many times `batch_size` answers: an
+# update costs its replayed texts and a fixed part whatever the batch, so
+# larger batches learn more answers per second while the engine is behind.
+_CATCH_UP = 4
 # Source records skipped as not JSON that are logged one by one.
 _LOGGED_SKIPS = 20
 # Most seconds between reports of new skip counts while the engine is busy.
@@ -162,6 +166,7 @@ class Engine:
         self._status_due = False
         self._reported = 0.0
         self._proposed_since_update = 0
+        self._last_batch = 0
         self.error: Optional[str] = None
         self.losses: Deque[float] = deque(maxlen=20)
         self.n_updates = 0
@@ -234,7 +239,7 @@ class Engine:
         # Behind on both (more answers than it keeps up with): a batch
         # learned, then as many questions proposed, so that neither the
         # buffer runs dry nor the answers wait without end.
-        turn = not overdue or self._proposed_since_update < self.batch_size
+        turn = not overdue or self._proposed_since_update < max(self.batch_size, self._last_batch)
         if can_propose and self.buffered < self.low_water and turn:
             self._propose()
         elif self.inbox:
@@ -330,7 +335,11 @@ class Engine:
     # Learning ------------------------------------------------------------------
 
     def _learn_batch(self) -> None:
-        batch = [self.inbox.popleft() for _ in range(min(self.batch_size, len(self.inbox)))]
+        size = self.batch_size
+        if time.monotonic() - self.inbox[0][0] > _YIELD_SECONDS:
+            size *= _CATCH_UP
+        batch = [self.inbox.popleft() for _ in range(min(size, len(self.inbox)))]
+        self._last_batch = len(batch)
         self._learn([(row_id, task) for _, row_id, task in batch])
         self._proposed_since_update = 0
         self.n_handled += len(batch)
