@@ -58,6 +58,11 @@ CASES = {
     "annotate: output folder is a file": (["annotate", "{t}/pipe", "{t}/in.jsonl", "{t}/file"], "output"),
     "annotate: output under a file": (["annotate", "{t}/pipe", "{t}/in.jsonl", "{t}/file/out"], "output"),
     "annotate: missing code": (["annotate", "{t}/pipe", "{t}/in.jsonl", "{t}/out", "--code", "{t}/no.py"], "--code"),
+    "annotate: pipeline that does not load": (["annotate", "{t}/pipe", "{t}/in.jsonl", "{t}/out"], "pipeline"),
+    "select: pipeline that does not load": (
+        ["select", "{t}/pipe", "{t}/in.jsonl", "{t}/t.jsonl", "--n", "3"],
+        "pipeline",
+    ),
     "annotate: no workers": (["annotate", "{t}/pipe", "{t}/in.jsonl", "{t}/out", "--workers", "0"], "--workers"),
     "select: missing input": (["select", "{t}/pipe", "{t}/missing.jsonl", "{t}/t.jsonl", "--n", "3"], "input"),
     "select: missing pipeline": (["select", "{t}/nope", "{t}/in.jsonl", "{t}/t.jsonl", "--n", "3"], "pipeline"),

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from ..cli_args import ArgumentParser
 from .annotate import FORMATS, AnnotateJob
-from .cli import add_run_options, check_run_arguments, run
+from .cli import add_run_options, check_pipeline_loads, check_run_arguments, run
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -27,4 +27,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         max_length=args.max_length,
         code=args.code,
     )
+    check_pipeline_loads(parser, job, args)
     return run(job, args, "annotate")

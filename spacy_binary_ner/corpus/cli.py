@@ -48,6 +48,24 @@ def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"argument input: {err}")
 
 
+def check_pipeline_loads(parser: argparse.ArgumentParser, job: Any, args: argparse.Namespace) -> None:
+    """Load the job's pipeline here, for the local engine (which uses it; Ray
+    actors load their own), so that a pipeline that cannot be loaded, or has
+    no binary_ner, is a wrong argument before anything is written.
+
+    parser (argparse.ArgumentParser): The command's parser.
+    job (Any): The job, with its `nlp` (loaded on first use).
+    args (argparse.Namespace): Its arguments (`engine`, `pipeline`).
+    """
+    if args.engine != "local":
+        return
+    try:
+        job.nlp
+    except Exception as err:  # noqa: BLE001 - whatever stops the load, the argument names it
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        parser.error(f"argument pipeline: cannot load '{args.pipeline}': {first}")
+
+
 def run(job: Any, args: argparse.Namespace, name: str) -> int:
     """Plan (or resume) the run, run the shards still missing, and write the total."""
     try:

@@ -6,7 +6,7 @@ run), then are merged into OUT.jsonl."""
 from typing import List, Optional
 
 from ..cli_args import ArgumentParser
-from .cli import add_run_options, check_run_arguments, run
+from .cli import add_run_options, check_pipeline_loads, check_run_arguments, run
 from .select import STRATEGIES, SelectJob
 
 
@@ -32,4 +32,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         max_length=args.max_length,
         code=args.code,
     )
+    check_pipeline_loads(parser, job, args)
     return run(job, args, "select")
