@@ -243,6 +243,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     parser.add_argument("--out", type=Path, help="write the result here (JSON)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    code = code_version()  # at the start: the tree may change during a long run
     lang = args.lang or ("zh" if args.data.name.endswith("_zh") else "en")
     train = read(split_file(args.data, "train"), args.train_limit)
     dev = read(split_file(args.data, "dev"), args.dev_limit)
@@ -273,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
             "seed": args.seed,
             "hidden_width": args.hidden_width,
             "unknown_weight": args.unknown_weight,
-            "code": code_version(),
+            "code": code,
             "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d"),
         },
