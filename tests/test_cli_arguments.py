@@ -1,6 +1,7 @@
-"""Every command of this side of the package (convert, annotate, select and
-the dispatcher) with each kind of wrong argument: one line on stderr naming
-the argument, exit status 2, and nothing written."""
+"""Every command of the package that reads or writes files (convert,
+annotate, select, teach, db-out, db-stats, db-drop and the dispatcher) with
+each kind of wrong argument: one line on stderr naming the argument, exit
+status 2, and nothing written."""
 
 import json
 import os
@@ -70,6 +71,35 @@ CASES = {
     "select: output under a file": (["select", "{t}/pipe", "{t}/in.jsonl", "{t}/file/t.jsonl", "--n", "3"], "output"),
     "select: bad n": (["select", "{t}/pipe", "{t}/in.jsonl", "{t}/t.jsonl", "--n", "0"], "--n"),
     "select: missing required": (["select", "{t}/pipe", "{t}/in.jsonl", "{t}/t.jsonl"], "--n"),
+    "teach: missing source": (["teach", "ds", "blank:en", "{t}/missing.jsonl", "--label", "LOC"], "source"),
+    "teach: labels differing in case": (
+        ["teach", "ds", "blank:en", "{t}/in.jsonl", "--label", "LOC,loc", "--output", "{t}/out"],
+        "--label",
+    ),
+    "teach: output is a file": (
+        ["teach", "ds", "blank:en", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/file"],
+        "--output",
+    ),
+    "teach: missing eval": (
+        ["teach", "ds", "blank:en", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out", "--eval", "{t}/no.jsonl"],
+        "--eval",
+    ),
+    "teach: unknown language": (
+        ["teach", "ds", "blank:qq", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out"],
+        "pipeline",
+    ),
+    "teach: missing pipeline": (
+        ["teach", "ds", "{t}/nope", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out"],
+        "pipeline",
+    ),
+    "teach: missing config": (
+        ["teach", "ds", "{t}/no.cfg", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out"],
+        "pipeline",
+    ),
+    "db-out: output under a file": (["db-out", "ds", "{t}/file/o.jsonl", "--db", "{t}/db.sqlite3"], "output"),
+    "db-out: missing database": (["db-out", "ds", "{t}/out/o.jsonl", "--db", "{t}/no.sqlite3"], "--db"),
+    "db-stats: missing database": (["db-stats", "--db", "{t}/no.sqlite3"], "--db"),
+    "db-drop: missing database": (["db-drop", "ds", "--db", "{t}/no.sqlite3"], "--db"),
 }
 
 

@@ -251,6 +251,56 @@ def test_a_bad_request_gets_a_4xx_is_not_stored_and_the_server_goes_on(
     assert r.status_code == 200 and r.json()["ids"]
 
 
+GOOD_TOKENS = [
+    {"text": w, "start": s, "end": s + len(w), "id": i, "ws": i < 5}
+    for i, (w, s) in enumerate([("We", 0), ("met", 3), ("Anna", 7), ("in", 12), ("Paris", 15), (".", 21)])
+]
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"tokens": GOOD_TOKENS[:2] + GOOD_TOKENS[3:]}, "tokens leave out text"),
+        ({"tokens": [dict(GOOD_TOKENS[0], ws=False)] + GOOD_TOKENS[1:]}, "whitespace disagrees with text"),
+        (
+            {"tokens": GOOD_TOKENS, "spans": [dict(GOOD["spans"][0], token_start=3, token_end=4)]},
+            "span disagrees with tokens",
+        ),
+        ({"spans": [dict(GOOD["spans"][0], label="loc")]}, "unknown label"),
+        ({"_input_hash": "abc"}, "`_input_hash` must be an integer"),
+        ({"_input_hash": 7.5}, "`_input_hash`"),
+        ({"_input_hash": 2**63}, "`_input_hash` 9223372036854775808 is out of the range"),
+        ({"_input_hash": str(-(2**63) - 1)}, "is out of the range"),
+    ],
+)
+def test_an_answer_the_reader_would_not_use_gets_a_422_with_the_fix(shared_client, change, message):
+    before = shared_client.get("/api/progress").json()["dataset_answers"]
+    r = shared_client.post("/api/answers", json={"answers": [dict(GOOD, **change)]})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert message in error and ("Fix:" in error or "leave it out" in error), error
+    assert shared_client.get("/api/progress").json()["dataset_answers"] == before
+
+
+def test_input_hash_7_and_the_string_7_are_one_text(workdir):
+    with make_client(workdir, "--allow-new-tasks") as client:
+        for i, given in enumerate([7, "7", str(2**63 - 1)]):
+            r = client.post("/api/answers", json={"answers": [dict(GOOD, key=f"h{i}", _input_hash=given)]})
+            assert r.status_code == 200, r.text
+    stored = list(Storage(f"sqlite:///{workdir / 'answers.sqlite3'}").iter_answers("ds"))
+    assert [s.task["_input_hash"] for s in stored] == [7, 7, 2**63 - 1]
+    assert stored[0].task["_task_hash"] == stored[1].task["_task_hash"]
+
+
+def test_a_source_input_hash_is_read_by_the_readers_rule(tmp_path):
+    source = tmp_path / "source.jsonl"
+    write_jsonl(source, [{"text": "a b", "_input_hash": "7"}, {"text": "c d", "_input_hash": 8}])
+    assert [t["_input_hash"] for t in read_source(source)] == [7, 8]
+    write_jsonl(source, [{"text": "a b"}, {"text": "c d", "_input_hash": "x7"}])
+    with pytest.raises(ValueError, match="source.jsonl:2: `_input_hash` must be an integer"):
+        list(read_source(source))
+
+
 def test_restart_resumes_the_model_and_asks_no_answered_task(workdir):
     with make_client(workdir, "--save-every", "10") as client:
         given = answer_all(client, "a", 15)

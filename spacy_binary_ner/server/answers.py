@@ -5,8 +5,9 @@ An answer is parsed once, here, with the reader's parser
 learns from the parsed `Record` it is handed, without parsing it again.
 """
 
+import re
 import uuid
-from typing import Any, Dict, NamedTuple, Sequence
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from spacy.language import Language
 
@@ -18,6 +19,9 @@ Task = Dict[str, Any]
 # The task's fields a stored answer keeps, and its spans' fields.
 _META_KEYS = ("score", "source", "pattern", "pool_index")
 _SPAN_KEYS = ("start", "end", "label", "token_start", "token_end")
+# The database keeps `_input_hash` in a 64-bit signed integer column.
+_HASH_MIN, _HASH_MAX = -(2**63), 2**63 - 1
+_DECIMAL = re.compile("-?[0-9]+")
 
 
 class BadAnswer(ValueError):
@@ -60,6 +64,12 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
         record = parse_answer(task, labels)
     except RecordError as err:
         raise BadAnswer(_message(err)) from None
+    try:
+        given = storable_hash(task.pop("_input_hash", None))
+    except ValueError as err:
+        raise BadAnswer(str(err)) from None
+    if given is not None:
+        task["_input_hash"] = given
     set_hashes(task)
     record.input_hash = task["_input_hash"]
     if record.answer != "ignore":
@@ -75,7 +85,7 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
 def _stored_fields(item: Dict[str, Any]) -> Task:
     """The fields of an answer that are stored, unchecked: `text`, `spans`
     (each with its offsets and label), `answer`, `tokens`, `meta` (where the
-    question came from) and an integer `_input_hash`."""
+    question came from) and `_input_hash`."""
     spans = item.get("spans")
     if isinstance(spans, list):
         spans = [{k: s[k] for k in _SPAN_KEYS if k in s} if isinstance(s, dict) else s for s in spans]
@@ -85,9 +95,36 @@ def _stored_fields(item: Dict[str, Any]) -> Task:
     meta = item.get("meta")
     if isinstance(meta, dict):
         task["meta"] = {k: v for k, v in meta.items() if k in _META_KEYS}
-    if isinstance(item.get("_input_hash"), int) and not isinstance(item["_input_hash"], bool):
+    if item.get("_input_hash") is not None:
         task["_input_hash"] = item["_input_hash"]
     return task
+
+
+def storable_hash(value: Any) -> Optional[int]:
+    """A given `_input_hash` as the server stores it, by the reader's rule: an
+    integer, and a string of decimal digits is its integer (7 and "7" are one
+    text). The database keeps it in a 64-bit signed integer.
+
+    value (Any): The `_input_hash` given, or None.
+    RETURNS (Optional[int]): The integer, or None if none was given.
+    RAISES (ValueError): It is not an integer, or out of the column's range;
+        the message names the field and the fix.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        value = int(value)
+    if type(value) is not int:
+        raise ValueError(
+            f"`_input_hash` must be an integer (or a string of decimal digits) to be stored, not {str(value)[:40]!r}; "
+            "leave it out to hash the text"
+        )
+    if not _HASH_MIN <= value <= _HASH_MAX:
+        raise ValueError(
+            f"`_input_hash` {str(value)[:30]} is out of the range the database stores "
+            f"({_HASH_MIN} to {_HASH_MAX}); leave it out to hash the text"
+        )
+    return value
 
 
 def _message(err: RecordError) -> str:

@@ -1,17 +1,18 @@
 """`python -m spacy_binary_ner db-drop DATASET`: delete a dataset's answers."""
 
-import argparse
 import sys
 from typing import Sequence
 
-from .storage import DB_HELP, Storage, database_url
+from ..cli_args import ArgumentParser, fail
+from .storage import DB_HELP, Storage, database_error, database_url
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m spacy_binary_ner db-drop", description=__doc__)
+    p = ArgumentParser(prog="python -m spacy_binary_ner db-drop", description=__doc__)
     p.add_argument("dataset")
     p.add_argument("--db", default=None, help=DB_HELP)
     args = p.parse_args(argv)
+    fail(p, database_error(args.db))
     storage = Storage(database_url(args.db))
     try:
         if args.dataset not in storage.datasets():

@@ -1,19 +1,20 @@
 """`python -m spacy_binary_ner db-stats [DATASET]`: answers per label, per answer and per session."""
 
-import argparse
 import json
 import sys
 from typing import Sequence
 
-from .storage import DB_HELP, Storage, database_url
+from ..cli_args import ArgumentParser, fail
+from .storage import DB_HELP, Storage, database_error, database_url
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m spacy_binary_ner db-stats", description=__doc__)
+    p = ArgumentParser(prog="python -m spacy_binary_ner db-stats", description=__doc__)
     p.add_argument("dataset", nargs="?", default=None, help="a dataset (default: list them all)")
     p.add_argument("--db", default=None, help=DB_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     args = p.parse_args(argv)
+    fail(p, database_error(args.db))
     storage = Storage(database_url(args.db))
     try:
         datasets = storage.datasets()

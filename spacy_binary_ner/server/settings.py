@@ -10,6 +10,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+from ..cli_args import ArgumentParser, fail, input_error, output_folder_error
+from ..loop import check_labels
 from .storage import DB_HELP
 
 TOKEN_ENV = "SBN_TEACH_TOKEN"
@@ -80,6 +82,7 @@ class TeachSettings:
         labels = [label.strip() for label in self.label.split(",") if label.strip()]
         if not labels:
             raise ValueError("--label needs at least one label, e.g. --label PER,ORG")
+        check_labels(labels)
         return labels
 
     @property
@@ -91,7 +94,7 @@ class TeachSettings:
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The command line, one argument per `TeachSettings` field."""
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = ArgumentParser(prog=prog, description=description)
     for f in fields(TeachSettings):
         meta = f.metadata
         if f.default is MISSING:
@@ -121,12 +124,17 @@ def parse_settings(argv: Sequence[str], prog: str, description: str) -> TeachSet
     settings = TeachSettings(**vars(p.parse_args(argv)))
     if settings.output is None:
         settings = replace(settings, output=Path(f"teach-{settings.dataset}"))
-    if not settings.source.exists():
-        p.error(f"SOURCE {settings.source}: no such file")
+    try:
+        settings.labels  # noqa: B018 (checks them)
+    except ValueError as err:
+        p.error(f"argument --label: {err}")
+    fail(p, input_error(settings.source, "source"))
     for name in ("patterns", "eval"):
         value = getattr(settings, name)
-        if value is not None and not value.exists():
-            p.error(f"--{name} {value}: no such file")
+        if value is not None:
+            fail(p, input_error(value, f"--{name}"))
+    assert settings.output is not None
+    fail(p, output_folder_error(settings.output, "--output"))
     positive: Tuple[int, ...] = (settings.batch_size, settings.queue_size, settings.eval_every, settings.chunk_size)
     if min(positive) < 1 or min(settings.save_every, settings.lease) < 0 or settings.stop_timeout <= 0:
         p.error(

@@ -80,6 +80,24 @@ def database_url(value: Optional[str] = None) -> str:
     return f"sqlite:///{Path(value).resolve()}"
 
 
+def database_error(value: Optional[str], argument: str = "--db") -> Optional[str]:
+    """Whether a command that reads answers can open this database, or None:
+    a SQLite file (given, or the default) must exist, so that reading does
+    not make an empty one. A URL is not checked here.
+
+    value (Optional[str]): The `--db` given, or None.
+    argument (str): The argument's name, for the message.
+    RETURNS (Optional[str]): The message, or None.
+    """
+    url = database_url(value)
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///") :])
+    if not path.is_file():
+        return f"argument {argument}: no SQLite file '{path}': give the file teach wrote (or a database URL)"
+    return None
+
+
 class StoredAnswer:
     """One stored answer: its row id, session, key and the task with `answer`."""
 
@@ -165,7 +183,7 @@ class Storage:
             "input_hash": int(task["_input_hash"]),
             "task_hash": int(task["_task_hash"]),
             "answer": task["answer"],
-            "task": json.dumps(task, ensure_ascii=False),
+            "task": json.dumps(task, ensure_ascii=False, allow_nan=False),
             "created": now,
         }
         stmt = self._insert(answers_table).values(**row).on_conflict_do_nothing(index_elements=["dataset", "key"])
@@ -347,10 +365,11 @@ def write_jsonl(answers: Iterable[StoredAnswer], path: Union[str, Path]) -> int:
     """Write stored answers as teach records (our JSONL format), each with its
     `session` in `meta`. RETURNS (int): The number of records written."""
     n = 0
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf8") as f:
         for stored in answers:
             task = dict(stored.task)
             task["meta"] = {**(task.get("meta") or {}), "session": stored.session}
-            f.write(json.dumps(task, ensure_ascii=False) + "\n")
+            f.write(json.dumps(task, ensure_ascii=False, allow_nan=False) + "\n")
             n += 1
     return n

@@ -22,14 +22,19 @@ from spacy.language import Language
 from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Optimizer
 
+from ..cli_args import fail, input_error, language_error
+from ..cli_args import pipeline_error as cli_pipeline_error
 from ..data import iter_jsonl, records_to_examples
 from ..loop import LOOP_LEARN_RATE, AnnotationLoop, PatternMatcher, PatternSchedule, initialize_pipeline, set_hashes
 from ..pipeline import find_binary_ner
 from ..records import RecordError, iter_lines, jsonl_files
+from .answers import storable_hash
 from .engine import UNSERVABLE_KEY, EngineSettings, LoopParts, json_safe, load_state
-from .settings import TeachSettings, parse_settings
+from .settings import TeachSettings, make_parser, parse_settings
 from .storage import database_url
 from .worker import EngineError, Teacher
+
+PROG = "python -m spacy_binary_ner teach"
 
 # The signals that stop the server as Ctrl-C does: learn, save, exit 0.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -59,9 +64,15 @@ def read_source(path: Path) -> Iterator[Dict[str, Any]]:
                     yield {UNSERVABLE_KEY: f"{file}:{line_no}"}
                     continue
                 task: Dict[str, Any] = {"text": record["text"]}
-                for key in ("tokens", "meta", "_input_hash"):
+                for key in ("tokens", "meta"):
                     if record.get(key) is not None:
                         task[key] = record[key]
+                try:
+                    given = storable_hash(record.get("_input_hash"))
+                except ValueError as err:
+                    raise ValueError(f"{file}:{line_no}: {err}") from None
+                if given is not None:
+                    task["_input_hash"] = given
                 yield set_hashes(task)
         return
     opener = gzip.open if name.endswith(".gz") else open
@@ -199,7 +210,7 @@ def build_teacher(settings: TeachSettings) -> Teacher:
 
 def parse_args(argv: Sequence[str]) -> TeachSettings:
     """The `teach` command line as `TeachSettings`."""
-    return parse_settings(argv, "python -m spacy_binary_ner teach", __doc__.split("\n\n")[0])
+    return parse_settings(argv, PROG, __doc__.split("\n\n")[0])
 
 
 def _serve(app: Any, settings: TeachSettings, on_signal: Any) -> Optional[float]:
@@ -238,10 +249,30 @@ def _serve(app: Any, settings: TeachSettings, on_signal: Any) -> Optional[float]
     return stopped_at[0] if stopped_at else None
 
 
+def pipeline_error(settings: TeachSettings) -> Optional[str]:
+    """What is wrong with PIPELINE, or None: `blank:LANG` needs a language
+    spaCy has, a `.cfg` an existing file, anything else a pipeline folder or
+    package. Not checked on a restart, which loads the model saved under
+    `--output` instead.
+
+    settings (TeachSettings): The parsed settings.
+    RETURNS (Optional[str]): The message, naming the argument, or None.
+    """
+    if (settings.model_dir / "config.cfg").exists():
+        return None
+    spec = settings.pipeline
+    if spec.startswith("blank:"):
+        return language_error(spec.split(":", 1)[1], "pipeline")
+    if spec.endswith(".cfg"):
+        return input_error(spec, "pipeline")
+    return cli_pipeline_error(spec, "pipeline")
+
+
 def main(argv: Sequence[str]) -> int:
     from .app import create_app
 
     settings = parse_args(argv)
+    fail(make_parser(PROG, ""), pipeline_error(settings))
     try:
         teacher = build_teacher(settings)
     except (ValueError, OSError, EngineError) as err:
