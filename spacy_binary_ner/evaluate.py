@@ -17,7 +17,6 @@ folder and prints the Markdown:
   the held-out answers.
 """
 
-import argparse
 import json
 import sys
 from collections import Counter, defaultdict
@@ -30,10 +29,21 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
+from .cli_args import ArgumentParser, fail, input_error, output_folder_error, pipeline_error
 from .data import TeachDataError, TeachReader
 from .evaluate_report import format_markdown, plot_reliability
 from .pipeline import BinaryNER, find_binary_ner
-from .records import RecordError, align_span, iter_lines, jsonl_files, parse_record, parse_tokens, record_doc
+from .readstats import ReadStats
+from .records import (
+    RecordError,
+    align_span,
+    iter_lines,
+    jsonl_files,
+    nan_to_null,
+    parse_record,
+    parse_tokens,
+    record_doc,
+)
 
 SpanKey = Tuple[int, int, str]  # token start, token end (exclusive), label
 
@@ -103,6 +113,7 @@ def read_answers(nlp: Language, path: Union[str, Path]) -> Tuple[List[Doc], List
             if reason is not None:
                 skipped[reason] += 1
                 examples_of_skips.setdefault(reason, place)
+    labels = ReadStats(labels=Counter(q.label for q in questions))
     account = {
         "path": str(path),
         "records": n_records,
@@ -110,6 +121,8 @@ def read_answers(nlp: Language, path: Union[str, Path]) -> Tuple[List[Doc], List
         "sentences": len(docs),
         "skipped": dict(sorted(skipped.items())),
         "first_skipped": examples_of_skips,
+        "labels": dict(sorted(labels.labels.items())),
+        "labels_differing_in_case": labels.labels_differing_in_case,
     }
     return docs, questions, account
 
@@ -125,7 +138,9 @@ def _add_answer(
     """Add the record's questions; RETURNS the reason it was skipped, or None."""
     try:
         record = parse_record(value)
-        tokens = parse_tokens(record.tokens, record.text) if record.tokens else None
+        tokens = record.parsed_tokens
+        if tokens is None and record.tokens:
+            tokens = parse_tokens(record.tokens, record.text)
     except RecordError as err:
         return err.reason
     key = (record.text, None if tokens is None else tuple(zip(tokens.words, tokens.starts, tokens.ends)))
@@ -374,7 +389,7 @@ def evaluate(
         if why_not:
             report["figure_missing"] = why_not
         (output / "evaluation.json").write_text(
-            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf8"
+            json.dumps(nan_to_null(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf8"
         )
         (output / "evaluation.md").write_text(format_markdown(report), encoding="utf8")
     return report
@@ -405,7 +420,7 @@ def render_entities(
 
 def main(argv: List[str]) -> int:
     """Run the evaluation. RETURNS (int): The exit status."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m spacy_binary_ner evaluate",
         description="Evaluate a trained binary_ner pipeline: per-label P/R/F on complete annotations, agreement "
         "with held-out accept/reject answers, and a reliability diagram of the span probabilities. Writes "
@@ -432,6 +447,15 @@ def main(argv: List[str]) -> int:
         p.error(f"--min-prob must be in [0, 1), not {args.min_prob}")
     if args.n_bins < 1:
         p.error(f"--bins must be at least 1, not {args.n_bins}")
+    if args.displacy_limit < 1:
+        p.error(f"argument --displacy-limit: must be at least 1, not {args.displacy_limit}")
+    fail(p, pipeline_error(args.model, "model"))
+    for name in ("gold", "answers"):
+        if getattr(args, name) is not None:
+            fail(p, input_error(getattr(args, name), f"--{name}"))
+    for name in ("output", "displacy_path"):
+        if getattr(args, name) is not None:
+            fail(p, output_folder_error(getattr(args, name), "--" + name.replace("_", "-")))
     options = vars(args)
     gpu_id = options.pop("gpu_id")
     if gpu_id >= 0:

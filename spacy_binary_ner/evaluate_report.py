@@ -2,7 +2,7 @@
 and a reliability diagram (see `spacy_binary_ner.evaluate` for the numbers)."""
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 
 def plot_reliability(curves: Dict[str, Dict[str, Any]], path: Path, title: str) -> Optional[str]:
@@ -101,6 +101,7 @@ def format_markdown(report: Dict[str, Any]) -> str:
                 f"{gold['gold_longer_than_max_span_length']} gold entities are longer than the model's "
                 "max_span_length and cannot be found"
             )
+        notes += _case_notes(acc)
         if notes:
             lines += ["", *[f"- {n}" for n in notes]]
         lines.append("")
@@ -124,6 +125,9 @@ def format_markdown(report: Dict[str, Any]) -> str:
         for label, s in answers["per_label"].items():
             lines.append(f"| label {label} | {s['n']} | {s['accuracy']:.3f} |")
         lines += [f"| **all** | {answers['questions']} | **{answers['accuracy']:.3f}** |", ""]
+        notes = _case_notes(acc)
+        if notes:
+            lines += [*[f"- {n}" for n in notes], ""]
     curves = report.get("calibration") or {}
     if curves:
         lines += [
@@ -155,6 +159,16 @@ def format_markdown(report: Dict[str, Any]) -> str:
         elif report.get("figure_missing"):
             lines += [f"No figure: {report['figure_missing']}.", ""]
     return "\n".join(lines)
+
+
+def _case_notes(account: Dict[str, Any]) -> List[str]:
+    """A note for each group of labels that differ only in case: they are
+    scored as different labels."""
+    return [
+        "labels that differ only in case are different labels: "
+        + ", ".join(f"{label} ({n} spans)" for label, n in group.items())
+        for group in account.get("labels_differing_in_case", [])
+    ]
 
 
 def _reasons(skipped: Dict[str, int]) -> str:

@@ -276,6 +276,24 @@ def check_finite(value: Any) -> None:
         raise RecordError("non-finite number", f"at {where}" if where else "")
 
 
+def nan_to_null(value: Any) -> Any:
+    """A copy of a JSON-like value with every NaN or Infinity float, at any
+    depth, made None: what a report writes as null, where a metric is
+    undefined (e.g. F1 with nothing predicted), so that it can be written
+    with `allow_nan=False`.
+
+    value (Any): The value.
+    RETURNS (Any): The value, tuples as lists.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_null(v) for v in value]
+    return value
+
+
 def _non_finite(value: Any, where: str = "") -> Optional[str]:
     if type(value) is float:
         return None if math.isfinite(value) else where

@@ -32,6 +32,11 @@ def snapshot(root: Path):
     return sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*"))
 
 
+def teach(*extra: str, pipeline: str = "blank:en", source: str = "{t}/in.jsonl"):
+    """A teach command line; a flag in `extra` given twice overrides (argparse keeps the last)."""
+    return ["teach", "ds", pipeline, source, "--label", "LOC", "--output", "{t}/out", *extra]
+
+
 # (command, the argument the message must name); "{t}" is the tree's folder.
 CASES = {
     "convert: unknown language": (["convert", "{t}/in.jsonl", "{t}/out/o.spacy", "--lang", "qq"], "--lang"),
@@ -71,30 +76,24 @@ CASES = {
     "select: output under a file": (["select", "{t}/pipe", "{t}/in.jsonl", "{t}/file/t.jsonl", "--n", "3"], "output"),
     "select: bad n": (["select", "{t}/pipe", "{t}/in.jsonl", "{t}/t.jsonl", "--n", "0"], "--n"),
     "select: missing required": (["select", "{t}/pipe", "{t}/in.jsonl", "{t}/t.jsonl"], "--n"),
-    "teach: missing source": (["teach", "ds", "blank:en", "{t}/missing.jsonl", "--label", "LOC"], "source"),
-    "teach: labels differing in case": (
-        ["teach", "ds", "blank:en", "{t}/in.jsonl", "--label", "LOC,loc", "--output", "{t}/out"],
-        "--label",
-    ),
-    "teach: output is a file": (
-        ["teach", "ds", "blank:en", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/file"],
+    "teach: missing source": (teach(source="{t}/missing.jsonl"), "source"),
+    "teach: labels differing in case": (teach("--label", "LOC,loc"), "--label"),
+    "teach: output is a file": (teach("--output", "{t}/file"), "--output"),
+    "teach: missing eval": (teach("--eval", "{t}/no.jsonl"), "--eval"),
+    "teach: unknown language": (teach(pipeline="blank:qq"), "pipeline"),
+    "teach: missing pipeline": (teach(pipeline="{t}/nope"), "pipeline"),
+    "teach: missing config": (teach(pipeline="{t}/no.cfg"), "pipeline"),
+    "evaluate: missing model": (["evaluate", "{t}/nope", "--gold", "{t}/in.jsonl"], "model"),
+    "evaluate: model without config": (["evaluate", "{t}/empty", "--gold", "{t}/in.jsonl"], "model"),
+    "evaluate: missing gold": (["evaluate", "{t}/pipe", "--gold", "{t}/no.jsonl"], "--gold"),
+    "evaluate: missing answers": (["evaluate", "{t}/pipe", "--answers", "{t}/no.jsonl"], "--answers"),
+    "evaluate: output is a file": (
+        ["evaluate", "{t}/pipe", "--gold", "{t}/in.jsonl", "--output", "{t}/file"],
         "--output",
     ),
-    "teach: missing eval": (
-        ["teach", "ds", "blank:en", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out", "--eval", "{t}/no.jsonl"],
-        "--eval",
-    ),
-    "teach: unknown language": (
-        ["teach", "ds", "blank:qq", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out"],
-        "pipeline",
-    ),
-    "teach: missing pipeline": (
-        ["teach", "ds", "{t}/nope", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out"],
-        "pipeline",
-    ),
-    "teach: missing config": (
-        ["teach", "ds", "{t}/no.cfg", "{t}/in.jsonl", "--label", "LOC", "--output", "{t}/out"],
-        "pipeline",
+    "evaluate: displacy under a file": (
+        ["evaluate", "{t}/pipe", "--gold", "{t}/in.jsonl", "--displacy-path", "{t}/file/d"],
+        "--displacy-path",
     ),
     "db-out: output under a file": (["db-out", "ds", "{t}/file/o.jsonl", "--db", "{t}/db.sqlite3"], "output"),
     "db-out: missing database": (["db-out", "ds", "{t}/out/o.jsonl", "--db", "{t}/no.sqlite3"], "--db"),

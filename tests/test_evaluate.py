@@ -267,8 +267,32 @@ def test_errors_are_clear(model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(model_dir)])
     assert "--gold, --answers or both" in capsys.readouterr().err
-    assert main([str(model_dir), "--gold", str(tmp_path / "missing.jsonl")]) == 1
-    assert "missing.jsonl" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(model_dir), "--gold", str(tmp_path / "missing.jsonl")])
+    assert exit_info.value.code == 2
+    assert "argument --gold" in capsys.readouterr().err
+
+
+def test_a_metric_that_is_not_a_number_is_written_as_null(model_dir, files, tmp_path, monkeypatch):
+    import spacy_binary_ner.evaluate as module
+
+    real = module.reliability
+    monkeypatch.setattr(module, "reliability", lambda *args: {**real(*args), "ece": float("nan")})
+    gold, _ = files
+    evaluate(model_dir, gold, output=tmp_path / "out")
+    text = (tmp_path / "out" / "evaluation.json").read_text(encoding="utf8")
+    report = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in evaluation.json"))
+    assert report["calibration"]["gold candidates"]["ece"] is None
+
+
+def test_answer_labels_differing_in_case_are_in_the_account(model_dir, tmp_path):
+    path = tmp_path / "answers.jsonl"
+    answers = [dict(ANSWERS[2]), dict(ANSWERS[2], spans=[{"start": 0, "end": 6, "label": "loc"}])]
+    path.write_text("".join(json.dumps(a) + "\n" for a in answers), encoding="utf8")
+    report = evaluate(model_dir, answers=path, output=tmp_path / "out")
+    assert report["answers"]["account"]["labels_differing_in_case"] == [{"LOC": 1, "loc": 1}]
+    markdown = (tmp_path / "out" / "evaluation.md").read_text(encoding="utf8")
+    assert "labels that differ only in case are different labels: LOC (1 spans), loc (1 spans)" in markdown
 
 
 @pytest.mark.parametrize("use_gold", [True, False])

@@ -28,7 +28,6 @@ tokenises its text), storing it and taking questions run in worker threads.
 import contextlib
 import hmac
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple
@@ -41,6 +40,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..records import nan_to_null
 from .worker import BadAnswer, Teacher
 
 STATIC = Path(__file__).parent / "static"
@@ -57,18 +57,8 @@ class SafeJSONResponse(JSONResponse):
         try:
             text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except ValueError:
-            text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            text = json.dumps(nan_to_null(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         return text.encode("utf-8")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _no_constant(name: str) -> Any:
