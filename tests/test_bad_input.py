@@ -691,3 +691,26 @@ def test_a_json_array_file_is_an_error_not_zero_records(tmp_path, capsys):
     lines = tmp_path / "records.jsonl"
     lines.write_text(json.dumps(GOOD) + "\n", encoding="utf8")
     assert read(lines)[1].skipped == {"not an object": 1}
+
+
+@pytest.mark.parametrize("where", ["task", "answer"])
+def test_a_tasks_tokens_are_parsed_once(monkeypatch, tmp_path, where):
+    """The loop's task reader and evaluate's answer reader take the tokens
+    `parse_task` / `parse_record` checked, and parse them no second time."""
+    import spacy_binary_ner.records as records
+    from spacy_binary_ner.loop.tasks import TaskText
+
+    calls = []
+    real = records.parse_tokens
+    monkeypatch.setattr(records, "parse_tokens", lambda *args: calls.append(1) or real(*args))
+    tokens = [{"text": "AB", "start": 0, "end": 2}, {"text": "CD", "start": 3, "end": 5}]
+    task = {"text": "AB CD", "tokens": tokens, "spans": [{"start": 3, "end": 5, "label": "X"}], "answer": "accept"}
+    if where == "task":
+        text = TaskText.from_task(spacy.blank("en"), task)
+        assert [t.text for t in text.doc] == ["AB", "CD"] and text.starts == [0, 3]
+    else:
+        path = tmp_path / "answers.jsonl"
+        path.write_text(json.dumps(task) + "\n", encoding="utf8")
+        docs, questions, _ = read_answers(spacy.blank("en"), path)
+        assert [t.text for t in docs[0]] == ["AB", "CD"] and (questions[0].start, questions[0].end) == (1, 2)
+    assert len(calls) == 1

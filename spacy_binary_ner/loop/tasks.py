@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..records import parse_task, parse_tokens, record_doc, stable_hash
+from ..records import parse_task, record_doc, stable_hash
 
 Task = Dict[str, Any]
 ScoredTask = Tuple[float, Task]
@@ -54,8 +54,7 @@ class TaskText:
         RAISES (RecordError): Why the task cannot be read (a `ValueError`).
         """
         record = parse_task(task)
-        parsed = parse_tokens(record.tokens, record.text) if record.tokens else None
-        doc, starts, ends = record_doc(nlp, record.text, parsed)
+        doc, starts, ends = record_doc(nlp, record.text, record.parsed_tokens)
         return cls(task, doc, starts, ends)
 
     def question(self, start: int, end: int, label: str, score: float, source: str, **meta: Any) -> Task:
