@@ -14,12 +14,11 @@ both the training and the dev data. Exits 1 when a check fails (train/dev
 overlap, a dev label never trained, spans no model can score), else 0.
 """
 
-import argparse
 import dataclasses
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import srsly
 from spacy.language import Language
@@ -27,11 +26,12 @@ from spacy.training import Example
 from spacy.util import import_file, load_config, load_model_from_config, registry
 from wasabi import msg
 
+from .cli_args import ArgumentParser, fail, input_error, output_file_error
 from .constants import ANSWERS
 from .data import ReadStats, as_paths, read_teach_data
 from .pipeline import find_binary_ner
 from .reader_settings import ReaderSettings
-from .records import REASONS, iter_lines, jsonl_files
+from .records import REASONS, iter_lines, jsonl_files, nan_to_null
 
 TEACH_READER = "spacy-binary-ner.TeachCorpus.v1"
 # Fewer accepted or complete examples of a label than this get a warning
@@ -164,6 +164,7 @@ def debug_data(config_path: Path, overrides: dict[str, Any], code: Optional[Path
         report[split] = section
         texts[split] = {eg.reference.text for eg in examples}
         _print_corpus(split, section, L)
+    _check_label_case(report, pipe.labels)
     train, dev = report.get("train"), report.get("dev")
     if train and dev:
         overlap = sorted(texts["train"] & texts["dev"])
@@ -190,6 +191,30 @@ def debug_data(config_path: Path, overrides: dict[str, Any], code: Optional[Path
     else:
         msg.good("All checks passed")
     return report
+
+
+def _check_label_case(report: dict[str, Any], pipe_labels: Sequence[str]) -> None:
+    """Labels of the pipe and the corpora that differ only in case: labels
+    are case-sensitive, so they are different labels (answers about `per`
+    teach nothing about `PER`). Warned about, each with its spans per split."""
+    groups: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+    for label in pipe_labels:
+        groups[label.lower()].setdefault(label, {})
+    for split in ("train", "dev"):
+        for label, counts in (report.get(split) or {}).get("labels", {}).items():
+            groups[label.lower()].setdefault(label, {})[split] = sum(counts.values())
+    found = [dict(sorted(group.items())) for _, group in sorted(groups.items()) if len(group) > 1]
+    report["labels_differing_in_case"] = found
+    if found:
+        msg.divider("Labels differing only in case")
+    for group in found:
+        where = "; ".join(
+            f"{label!r}: " + (", ".join(f"{n} {split} spans" for split, n in counts.items()) or "the pipe's label")
+            for label, counts in group.items()
+        )
+        text = f"labels that differ only in case are different labels (case-sensitive): {where}; keep one"
+        msg.warn(text)
+        report["warnings"].append(text)
 
 
 def _print_corpus(split: str, section: dict[str, Any], L: int) -> None:
@@ -245,7 +270,7 @@ def _print_corpus(split: str, section: dict[str, Any], L: int) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the command. RETURNS (int): 0 if every check passed, else 1."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m spacy_binary_ner debug-data",
         description="Statistics and checks of the teach data a binary_ner config trains on (spaCy's debug data, "
         "for accept/reject/ignore answers). Config overrides as for spacy train: --paths.train PATH ...",
@@ -254,8 +279,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--code", type=Path, default=None, help="Python file with registered functions to import")
     p.add_argument("--json", type=Path, default=None, help="also write the report to this JSON file")
     args, rest = p.parse_known_args(argv)
-    report = debug_data(args.config, parse_overrides(rest), code=args.code)
+    fail(p, input_error(args.config, "config"))
+    if args.code is not None:
+        fail(p, input_error(args.code, "--code"))
+    if args.json is not None:
+        fail(p, output_file_error(args.json, "--json"))
+    try:
+        overrides = parse_overrides(rest)
+    except ValueError as err:
+        p.error(str(err))
+    report = debug_data(args.config, overrides, code=args.code)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+        text = json.dumps(nan_to_null(report), indent=2, ensure_ascii=False, allow_nan=False)
+        args.json.write_text(text + "\n", encoding="utf8")
     return 1 if report["failed"] else 0

@@ -143,3 +143,43 @@ def test_debug_data_is_a_command(tmp_path):
     config = ROOT / "configs" / "en_cnn.cfg"
     args = overrides(config, tmp_path, None)
     assert main(["debug-data", str(config)] + args) == 0
+
+
+def test_debug_data_reports_labels_differing_in_case(tmp_path, capsys):
+    teach = TEACH_RECORDS + [
+        {"text": "Rome is old .", "spans": [{"start": 0, "end": 4, "label": "loc"}], "answer": "accept"},
+    ]
+    args = [
+        "--paths.train",
+        write(tmp_path / "teach.jsonl", teach),
+        "--paths.dev",
+        write(tmp_path / "dev.jsonl", GOLD_RECORDS),
+    ]
+    config = ROOT / "configs" / "en_cnn.cfg"
+    assert debug_data.main([str(config), "--json", str(tmp_path / "out" / "report.json")] + args) == 0
+    text = (tmp_path / "out" / "report.json").read_text(encoding="utf8")
+    report = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the report"))
+    (group,) = report["labels_differing_in_case"]
+    assert set(group) == {"LOC", "loc"} and group["loc"] == {"train": 1}
+    assert any("differ only in case" in w and "'loc': 1 train spans" in w for w in report["warnings"])
+    assert "differ only in case" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,argument",
+    [
+        (["{t}/missing.cfg"], "config"),
+        (["{c}", "--code", "{t}/missing.py"], "--code"),
+        (["{c}", "--json", "{t}"], "--json"),
+        (["{c}", "train.jsonl"], "overrides look like"),
+    ],
+)
+def test_debug_data_a_wrong_argument_is_one_line_and_exit_2(tmp_path, capsys, argv, argument):
+    config = ROOT / "configs" / "en_cnn.cfg"
+    argv = [a.replace("{t}", str(tmp_path)).replace("{c}", str(config)) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        debug_data.main(argv)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert argument in line
+    assert list(tmp_path.iterdir()) == []
