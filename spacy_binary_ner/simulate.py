@@ -29,6 +29,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, load_config, load_model_from_config
 from thinc.api import Config
 
+from .cli_args import ArgumentParser, fail, input_error, language_error, output_folder_error
 from .data import iter_jsonl, records_to_examples
 from .loop import (
     LOOP_THRESHOLD,
@@ -40,6 +41,7 @@ from .loop import (
     set_hashes,
 )
 from .ops import cpu_ops
+from .records import nan_to_null
 from .threshold import THRESHOLDS as TRAINING_THRESHOLDS
 from .threshold import best_threshold
 from .threshold import scores_by_threshold as threshold_scores
@@ -413,7 +415,7 @@ def table(points: Sequence[Dict[str, Any]]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m spacy_binary_ner simulate", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m spacy_binary_ner simulate", description=__doc__.split("\n\n")[0])
     p.add_argument("--pool", type=Path, required=True, help="gold corpus to annotate (JSONL or .spacy)")
     p.add_argument("--test", type=Path, required=True, help="gold test set (JSONL or .spacy)")
     p.add_argument("--patterns", type=Path, default=None, help="cold-start EntityRuler patterns (JSONL)")
@@ -485,19 +487,31 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad or not strategies:
-        p.error(f"unknown strategy {bad}: use a comma list of {', '.join(STRATEGIES)}")
+        p.error(f"argument --strategy: unknown strategy {bad}: use a comma list of {', '.join(STRATEGIES)}")
     args.strategies = strategies
+    fail(p, language_error(args.lang))
     if args.config is None:
         args.config = Path(__file__).resolve().parent.parent / "configs" / f"{args.lang}_cnn.cfg"
     for name in ("pool", "test", "dev", "patterns", "config"):
         value = getattr(args, name)
-        if value is not None and not value.exists():
-            p.error(f"--{name} {value}: no such file")
-    if min(args.batch_size, args.budget, args.eval_every) < 1:
-        p.error("--batch-size, --budget and --eval-every must be positive")
+        if value is not None:
+            fail(p, input_error(value, f"--{name}"))
+    for name in ("batch_size", "budget", "eval_every", "chunk_size", "max_per_text"):
+        if getattr(args, name) < 1:
+            p.error(f"argument {_flag(name)}: must be positive, not {getattr(args, name)}")
+    for name in ("replay", "pattern_lookahead"):
+        if getattr(args, name) < 0:
+            p.error(f"argument {_flag(name)}: must be 0 or more, not {getattr(args, name)}")
+    if not 0.0 <= args.pattern_ratio <= 1.0:
+        p.error(f"argument --pattern-ratio: must be between 0 and 1, not {args.pattern_ratio}")
     if not 0.0 < args.threshold < 1.0:
-        p.error(f"--threshold {args.threshold}: must be between 0 and 1")
+        p.error(f"argument --threshold {args.threshold}: must be between 0 and 1")
+    fail(p, output_folder_error(args.output, "--output"))
     return args
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -521,7 +535,8 @@ def main(argv: Sequence[str]) -> int:
         for strategy in args.strategies:
             points = run_strategy(strategy, pool, test, labels, args, patterns, progress=not args.no_progress, dev=dev)
             for point in points:
-                out.write(json.dumps({**point, "seed": args.seed, "batch_size": args.batch_size}) + "\n")
+                row = nan_to_null({**point, "seed": args.seed, "batch_size": args.batch_size})
+                out.write(json.dumps(row, allow_nan=False) + "\n")
             out.flush()
             all_points.extend(points)
     title = f"{args.pool.parent.name or args.pool.name}: batch {args.batch_size}, seed {args.seed}" + (

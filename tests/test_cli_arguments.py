@@ -1,7 +1,7 @@
 """Every command of the package that reads or writes files (convert,
-annotate, select, teach, db-out, db-stats, db-drop and the dispatcher) with
-each kind of wrong argument: one line on stderr naming the argument, exit
-status 2, and nothing written."""
+annotate, select, teach, evaluate, simulate, db-out, db-stats, db-drop and the
+dispatcher) with each kind of wrong argument: one line on stderr naming the
+argument, exit status 2, and nothing written."""
 
 import json
 import os
@@ -35,6 +35,11 @@ def snapshot(root: Path):
 def teach(*extra: str, pipeline: str = "blank:en", source: str = "{t}/in.jsonl"):
     """A teach command line; a flag in `extra` given twice overrides (argparse keeps the last)."""
     return ["teach", "ds", pipeline, source, "--label", "LOC", "--output", "{t}/out", *extra]
+
+
+def simulate(*extra: str, pool: str = "{t}/in.jsonl"):
+    """A simulate command line; a flag in `extra` given twice overrides."""
+    return ["simulate", "--pool", pool, "--test", "{t}/in.jsonl", "--lang", "en", "--output", "{t}/out", *extra]
 
 
 # (command, the argument the message must name); "{t}" is the tree's folder.
@@ -95,6 +100,14 @@ CASES = {
         ["evaluate", "{t}/pipe", "--gold", "{t}/in.jsonl", "--displacy-path", "{t}/file/d"],
         "--displacy-path",
     ),
+    "simulate: missing pool": (simulate(pool="{t}/no.jsonl"), "--pool"),
+    "simulate: missing dev": (simulate("--dev", "{t}/no.jsonl"), "--dev"),
+    "simulate: unknown language": (simulate("--lang", "qq"), "--lang"),
+    "simulate: output is a file": (simulate("--output", "{t}/file"), "--output"),
+    "simulate: unknown strategy": (simulate("--strategy", "greedy"), "--strategy"),
+    "simulate: no chunk": (simulate("--chunk-size", "0"), "--chunk-size"),
+    "simulate: pattern ratio": (simulate("--pattern-ratio", "2"), "--pattern-ratio"),
+    "simulate: threshold": (simulate("--threshold", "1"), "--threshold"),
     "db-out: output under a file": (["db-out", "ds", "{t}/file/o.jsonl", "--db", "{t}/db.sqlite3"], "output"),
     "db-out: missing database": (["db-out", "ds", "{t}/out/o.jsonl", "--db", "{t}/no.sqlite3"], "--db"),
     "db-stats: missing database": (["db-stats", "--db", "{t}/no.sqlite3"], "--db"),
