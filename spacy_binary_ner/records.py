@@ -6,89 +6,28 @@ ws}), `spans` ({start, end, label}, character offsets), an `answer` ("accept",
 checks one record and returns a `Record`, or raises a `RecordError` whose
 `reason` is one of `REASONS`; `parse_tokens` and `record_doc` turn its text and
 tokens into a `Doc` with the character offsets of its tokens; `align_span`
-maps character offsets onto tokens. The training reader (`data.TeachReader`),
+maps character offsets onto tokens. The training reader (`teach_reader.TeachReader`),
 `evaluate` and the annotation loop all go through these.
 """
 
 import bisect
-import gzip
 import hashlib
 import json
-import math
 import re
-import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .constants import ANSWERS
-from .readstats import TeachDataError
+from .jsonl import check_finite, iter_jsonl, iter_lines, jsonl_files, loads, nan_to_null
+from .reasons import FATAL_REASONS, HARMLESS_REASONS, REASONS, WARNINGS, RecordError
 
 SpanKey = Tuple[int, int, str]  # character start, character end, label
 # A span's `token_start` / `token_end` as given, with its character offsets.
 TokenRef = Tuple[int, int, Any, Any]
 
-# Record-level reasons are decided when a record is read; span-level reasons
-# when its sentence is built.
-REASONS: Dict[str, str] = {
-    "unreadable file": "the file could not be read on from here (a damaged or truncated .gz, a .gz that is not "
-    "gzip, or UTF-16 text): the records before this line were read; re-export or re-compress the file, as UTF-8",
-    "not UTF-8": "save the file as UTF-8 (e.g. iconv -f latin1 -t utf8); the line is not valid UTF-8",
-    "lone surrogate": "the text holds half of a UTF-16 surrogate pair (a \\ud800-\\udfff escape with no partner), "
-    "i.e. a character cut in half by the exporter: fix the export",
-    "malformed JSON": "fix or delete the line: it is not valid JSON",
-    "not an object": "each line must be one JSON object ({...})",
-    "missing key": "add the key (`text`; `answer` in a teach file, or read the file as complete)",
-    "bad field": "fix the field's type: `text` a string, `spans` a list of {start, end, label} "
-    "with integer character offsets inside the text and a label with no whitespace at its ends, `answer` a "
-    "string, `_input_hash` an integer",
-    "bad tokens": "`tokens` must be {text, start, end} objects in order, inside the text, "
-    "not overlapping; or drop `tokens` to use the pipeline's tokenizer",
-    "tokens disagree with text": "each token's `text` must be `text[start:end]` of the record: fix the offsets "
-    "(code points, as Python counts; offsets = utf16 for UTF-16 code units), or drop `tokens`",
-    "tokens leave out text": "the `tokens`, each followed by one space where `text` has one, must spell `text` "
-    "exactly (as a spaCy Doc does): any other character between, before or after them (a word, a second space, "
-    "a newline) needs a token of its own; or drop `tokens`",
-    "whitespace disagrees with text": "a token's `ws` must say whether a space follows it in `text`: fix `ws`, "
-    "or leave it out (the text says it)",
-    "span text mismatch": "a span's `text` must be `text[start:end]` of the record: fix the offsets "
-    "(code points, as Python counts; offsets = utf16 for UTF-16 code units, as JavaScript counts)",
-    "span disagrees with tokens": "a span's `token_start` / `token_end` must be the tokens that its `start` / `end` "
-    "begin and end (`token_end` inclusive): fix them, or leave them out",
-    "non-finite number": "NaN and Infinity are not standard JSON, and nothing the package writes may hold them: "
-    "write null or a number",
-    "empty text": "drop the record, or give it a text",
-    "unknown answer": "`answer` must be accept, reject or ignore",
-    "ignore answer": "none needed: ignored answers carry no information",
-    "no spans": "a teach answer needs the span it answers; a text with no entities belongs in a complete file",
-    "rejected complete annotation": "a rejected manual annotation says nothing reliable; "
-    "drop it, or set its answer to accept",
-    "input hash clash": "two different texts share one `_input_hash`; fix the hash or drop one",
-    "duplicate answer": "none needed: the same answer was given earlier and is kept once",
-    "conflicting answers": "the later answer was kept; drop the answer that is wrong",
-    "overlapping accept": "entities are flat: the later accept was kept; drop the other",
-    "misaligned span": "offsets must sit on token boundaries: fix them, pass the tokens used "
-    "when annotating, or use alignment = expand / contract",
-    "unknown label": "add the label to `labels`, or drop the span",
-    "spaCy v2 label": "spaCy v3 has no negated labels: a span that is not LABEL is a span with label LABEL "
-    "and answer reject",
-    "no tokens": "the tokenizer found no tokens in the text",
-    "text too long": "raise `max_length`, or use long_texts = split",
-    "span cut by split": "raise `max_length`: this span crosses every possible cut",
-}
-# What the reader warns about, with both counts in the account, but uses
-# (an error in strict mode).
-WARNINGS: Dict[str, str] = {
-    "labels differ only in case": "labels are case-sensitive: PER and per train two labels; "
-    "rename one of them if they mean the same (`labels` in the config keeps only the one named there)",
-}
-# Reasons that are no fault of the data: never an error in strict mode.
-HARMLESS_REASONS = frozenset({"ignore answer"})
-# Reasons that are an error even when not strict: read as labels, they would train the wrong thing.
-FATAL_REASONS = frozenset({"spaCy v2 label"})
 ALIGNMENT_MODES = ("strict", "expand", "contract")
 # What the `start` / `end` of spans and tokens count: Unicode code points (as
 # Python and spaCy count), or UTF-16 code units (as JavaScript counts).
@@ -97,21 +36,6 @@ OFFSET_UNITS = ("chars", "utf16")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DECIMAL = re.compile("-?[0-9]+")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-class RecordError(ValueError):
-    """A record (or one of its spans) that cannot be used, and why.
-
-    reason (str): One of `REASONS`.
-    detail (str): What exactly is wrong, for the message.
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason} ({detail})" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 class Tokens(NamedTuple):
@@ -262,53 +186,6 @@ def parse_task(value: Any, offsets: str = "chars") -> Record:
     keys, tokens, refs = _spans_and_tokens(value, text, offsets)
     parsed = _checked_tokens(tokens, text, refs)
     return Record(text, keys, "accept", False, given_hash, tokens, parsed_tokens=parsed)
-
-
-def check_finite(value: Any) -> None:
-    """Check that a parsed JSON value holds no NaN or Infinity, at any depth
-    (Python's `json` reads and writes them; they are not standard JSON).
-
-    value (Any): The value.
-    RAISES (RecordError): "non-finite number", naming where.
-    """
-    where = _non_finite(value)
-    if where is not None:
-        raise RecordError("non-finite number", f"at {where}" if where else "")
-
-
-def nan_to_null(value: Any) -> Any:
-    """A copy of a JSON-like value with every NaN or Infinity float, at any
-    depth, made None: what a report writes as null, where a metric is
-    undefined (e.g. F1 with nothing predicted), so that it can be written
-    with `allow_nan=False`.
-
-    value (Any): The value.
-    RETURNS (Any): The value, tuples as lists.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: nan_to_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [nan_to_null(v) for v in value]
-    return value
-
-
-def _non_finite(value: Any, where: str = "") -> Optional[str]:
-    if type(value) is float:
-        return None if math.isfinite(value) else where
-    if isinstance(value, dict):
-        items: Iterable[Tuple[Any, Any]] = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        if isinstance(item, (float, dict, list, tuple)):
-            found = _non_finite(item, f"{where}[{key!r}]" if where else f"`{key}`")
-            if found is not None:
-                return found
-    return None
 
 
 def _spans_and_tokens(value: dict, text: str, offsets: str) -> Tuple[List[SpanKey], Any, List[TokenRef]]:
@@ -622,117 +499,30 @@ def input_hash(record: dict) -> Union[int, str]:
     return stable_hash(record["text"])
 
 
-def jsonl_files(path: Union[str, Path]) -> List[Path]:
-    """The JSONL files (plain or .gz) of a path: the file itself, or a folder's
-    files in sorted order.
-
-    path (Union[str, Path]): A file or a folder.
-    RETURNS (List[Path]): The files.
-    RAISES (FileNotFoundError): No such path.
-    RAISES (TeachDataError): A folder with no .jsonl or .jsonl.gz file, or a
-        file not named so that holds a JSON array (it begins with `[`), not
-        JSON Lines (a `.jsonl` file is read line by line, whatever it holds).
-    """
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
-        if not files:
-            raise TeachDataError(
-                f"The folder '{path}' holds no .jsonl or .jsonl.gz files: give a file, or another folder."
-            )
-        return files
-    if path.exists():
-        if not path.name.endswith((".jsonl", ".jsonl.gz")) and _first_byte(path) == b"[":
-            raise TeachDataError(
-                f"'{path}' is a JSON array, not JSON Lines (one record per line, .jsonl or .jsonl.gz): "
-                f"convert it first, e.g. jq -c '.[]' {path.name} > records.jsonl"
-            )
-        return [path]
-    raise FileNotFoundError(f"No such file or directory: '{path}'")
-
-
-def _first_byte(path: Path) -> bytes:
-    """The first byte of a file's text that is not whitespace or a BOM (b"" if
-    it cannot be read here; reading it says why)."""
-    try:
-        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
-            head = f.read(256)
-    except (OSError, EOFError, zlib.error):
-        return b""
-    return head.removeprefix(_UTF8_BOM).lstrip()[:1]
-
-
-def _refuse_constant(name: str) -> Any:
-    raise RecordError("non-finite number", f"{name} is not standard JSON")
-
-
-# `json.loads`, except that NaN and Infinity are a "non-finite number" (json reads them by default).
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-def loads(line: str) -> Any:
-    """One JSON value, as `json.loads` reads it, except for NaN and Infinity.
-
-    line (str): The JSON text.
-    RETURNS (Any): The value.
-    RAISES (json.JSONDecodeError): Not valid JSON.
-    RAISES (RecordError): "non-finite number": it holds NaN or Infinity.
-    """
-    return _DECODER.decode(line)
-
-
-def iter_lines(file: Path) -> Iterator[Tuple[int, Any]]:
-    """Each non-blank line of a JSONL file, parsed.
-
-    The file is read as UTF-8, a leading byte order mark skipped. A line that
-    is not valid UTF-8 yields a `RecordError` ("not UTF-8") and reading goes
-    on; a file that cannot be read on (a damaged or truncated .gz, a .gz that
-    is not gzip, UTF-16 text) yields one `RecordError` ("unreadable file") at
-    the line where it stopped, after the lines read before it.
-
-    file (Path): A JSONL file, plain or .gz.
-    YIELDS (Tuple[int, Any]): The line number and the parsed value, or the
-        `json.JSONDecodeError` or `RecordError` of the line.
-    """
-    decode = _DECODER.decode
-    line_no = 0
-    try:
-        with gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb") as f:
-            for line_no, line in enumerate(f, 1):
-                if line_no == 1:
-                    if line.startswith(_UTF8_BOM):
-                        line = line[3:]
-                    elif line.startswith(_UTF16_BOMS):
-                        yield 1, RecordError("unreadable file", "UTF-16 text (a UTF-16 byte order mark)")
-                        return
-                if not line or line.isspace():
-                    continue
-                try:
-                    decoded = line.decode("utf8")
-                except UnicodeDecodeError as err:
-                    yield line_no, RecordError("not UTF-8", f"byte {err.start} is {line[err.start : err.start + 1]!r}")
-                    continue
-                try:
-                    yield line_no, decode(decoded)
-                except (json.JSONDecodeError, RecordError) as err:
-                    yield line_no, err
-    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-        yield line_no + 1, RecordError("unreadable file", f"{type(err).__name__}: {err}")
-
-
-def iter_jsonl(path: Union[str, Path]) -> Iterator[dict]:
-    """Read records from a JSONL file (plain or .gz), or every such file in a
-    directory, in sorted order. A line that cannot be read or is not valid
-    JSON raises a `ValueError` naming the file and line (the reader counts
-    such lines instead).
-
-    path (Union[str, Path]): The file or directory.
-    YIELDS (dict): The records.
-    """
-    for file in jsonl_files(path):
-        for line_no, value in iter_lines(file):
-            if isinstance(value, json.JSONDecodeError):
-                raise ValueError(f"{file}:{line_no}: not valid JSON ({value})") from None
-            if isinstance(value, RecordError):
-                raise ValueError(f"{file}:{line_no}: {value}. Fix: {REASONS[value.reason]}.") from None
-            yield value
+__all__ = [
+    "ALIGNMENT_MODES",
+    "FATAL_REASONS",
+    "HARMLESS_REASONS",
+    "OFFSET_UNITS",
+    "REASONS",
+    "WARNINGS",
+    "Record",
+    "RecordError",
+    "SpanKey",
+    "Tokens",
+    "align_span",
+    "check_finite",
+    "input_hash",
+    "iter_jsonl",
+    "iter_lines",
+    "jsonl_files",
+    "loads",
+    "nan_to_null",
+    "parse_answer",
+    "parse_record",
+    "parse_task",
+    "parse_tokens",
+    "record_doc",
+    "stable_hash",
+    "v2_label_error",
+]
