@@ -24,8 +24,6 @@ INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 DEFAULT_SHARD_SIZE = 10000
 PLAN_FILE = "plan.json"
 ACCOUNT_FILE = "account.json"
-# The reasons a corpus record can be skipped for (the teach reader's names).
-CORPUS_REASONS = ("malformed JSON", "not an object", "missing key", "bad field", "empty text", "text too long")
 
 
 class CorpusError(ValueError):
@@ -266,7 +264,7 @@ def _raw_values(shard: Shard) -> Iterator[Tuple[int, Any]]:
 
 def read_shard(shard: Shard, stats: ReadStats, max_length: int = 1000000) -> Iterator[SourceRecord]:
     """The usable records of a shard; every other non-blank one is counted in
-    `stats.skipped` under its reason (see `CORPUS_REASONS`).
+    `stats.skipped` under its reason (one of `records.REASONS`).
 
     shard (Shard): The shard.
     stats (ReadStats): The account to count into (records, used, skipped).

@@ -204,12 +204,11 @@ class Teacher:
             was new (False: already stored under its key).
         """
         pairs = [(item.key, item.task) for item in items]
-        records = {id(item.task): item.record for item in items}
         results = self.storage.add(self.dataset, session, pairs)
+        learn = [(row_id, int(a.task["_task_hash"]), a.record) for a, (row_id, is_new) in zip(items, results) if is_new]
         with self.cond:
-            new = self.book.record(session, pairs, results)
-            self.n_stored += len(new)
-            self.engine.queue_answers([(row_id, int(task["_task_hash"]), records[id(task)]) for row_id, task in new])
+            self.n_stored += len(self.book.record(session, pairs, results))
+            self.engine.queue_answers(learn)
         return results
 
     def history(self, session: str, n: int) -> List[Task]:
