@@ -61,3 +61,10 @@ def test_every_registered_name_is_declared():
         "spacy-binary-ner.TextcatCorpus.v1",
         "spacy-binary-ner.textcat_scorer.v1",
     } <= declared
+    assert {
+        "binary_rel",
+        "spacy-binary-ner.RelScorer.v1",
+        "spacy-binary-ner.TorchRelScorer.v1",
+        "spacy-binary-ner.RelCorpus.v1",
+        "spacy-binary-ner.rel_scorer.v1",
+    } <= declared
