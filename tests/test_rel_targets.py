@@ -42,14 +42,14 @@ def answer(head, child, label, ans, **extra):
     }
 
 
-def targets(records, complete=False, label_pairs=None):
+def targets(records, complete=False, label_pairs=None, exclusive=False):
     nlp = spacy.blank("en")
     reader = RelReader(nlp)
     reader.read_records(records, complete=complete)
     (eg,) = reader.examples()
     entities = [(s.start, s.end, s.label_) for s in eg.reference.spans[REL_ENTITIES_KEY]]
     pairs, allowed = candidate_pairs(entities, 50, LABELS, label_pairs)
-    truths, weights = build_rel_targets([eg], [pairs], allowed, LABELS, U)
+    truths, weights = build_rel_targets([eg], [pairs], allowed, LABELS, U, exclusive)
     return {pair: (truths[i].tolist(), weights[i].tolist()) for i, pair in enumerate(pairs)}
 
 
@@ -148,6 +148,34 @@ TABLE = [
         [0, U, 0],
     ),
 ]
+
+
+EXCLUSIVE = [
+    # (name, records, pair, truths, weights)
+    (
+        "exclusive: an accept rejects the pair's other labels",
+        [answer(0, 1, "Work_For", "accept")],
+        PER + ORG,
+        [0, 0, 1],
+        [1, 1, 1],
+    ),
+    ("exclusive: other pairs stay unknown", [answer(0, 1, "Work_For", "accept")], ORG + PER, [0, 0, 0], [U, U, U]),
+    ("exclusive: a reject says nothing more", [answer(0, 1, "Work_For", "reject")], PER + ORG, [0, 0, 0], [U, U, 1]),
+    (
+        "exclusive: an ignore still weighs 0",
+        [answer(0, 1, "Work_For", "accept"), answer(0, 1, "Live_In", "ignore")],
+        PER + ORG,
+        [0, 0, 1],
+        [1, 0, 1],
+    ),
+]
+
+
+@pytest.mark.parametrize("name,records,pair,truths,weights", EXCLUSIVE, ids=[r[0] for r in EXCLUSIVE])
+def test_exclusive_labels_table(name, records, pair, truths, weights):
+    got = targets(records, exclusive=True)
+    numpy.testing.assert_allclose(got[pair][0], truths)
+    numpy.testing.assert_allclose(got[pair][1], weights, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name,records,complete,label_pairs,pair,truths,weights", TABLE, ids=[r[0] for r in TABLE])

@@ -175,6 +175,7 @@ def make_binary_rel(
     model: Model,
     threshold: float,
     unknown_weight: float,
+    exclusive_labels: bool,
     max_distance: int,
     spans_key: Optional[str],
     label_pairs: Optional[Dict[str, List[List[str]]]],
@@ -370,7 +371,12 @@ class BinaryRel(TrainablePipe):
         ops = self.model.ops
         allowed = numpy.concatenate([a for _, _, a in found])
         truths, weights = build_rel_targets(
-            examples, [p for p, _, _ in found], allowed, self.labels, self.cfg["unknown_weight"]
+            examples,
+            [p for p, _, _ in found],
+            allowed,
+            self.labels,
+            self.cfg["unknown_weight"],
+            self.cfg["exclusive_labels"],
         )
         loss, d_logits = rel_loss(ops.to_numpy(logits), truths, weights)
         return loss, ops.asarray2f(d_logits)

@@ -27,6 +27,11 @@ class RelSettings:
     unanswered cell as "no relation", as a component trained on complete
     annotations does."""
 
+    exclusive_labels: bool = False
+    """Whether a pair of entities holds at most one relation: an accepted
+    label is then also a reject of the pair's other labels (their cells 0,
+    weight 1). The probabilities stay one sigmoid per label."""
+
     max_distance: int = 50
     """Candidate pairs are entities at most this many tokens apart (tokens
     between the end of one and the start of the other)."""

@@ -19,10 +19,12 @@ and a weight per row (pair) and column (label):
 | ignore                                        | 0     | 0                |
 | none, the text is a complete annotation       | 0     | 1                |
 | none, the label is not allowed for the pair's entity labels | 0 | 0     |
+| none, another label of the pair is accepted and `exclusive_labels` | 0 | 1 |
 | none (unknown)                                | 0     | `unknown_weight` |
 
 An accept of one label says nothing of the pair's other labels (a pair may
-hold several relations), nor of other pairs: they stay unknown. The loss is
+hold several relations) unless the labels are exclusive, nor of other
+pairs: they stay unknown. The loss is
 `textcat_loss` in its multi-label form, one independent sigmoid per label:
 binary cross-entropy weighted cell by cell, averaged over pairs.
 """
@@ -134,6 +136,7 @@ def build_rel_targets(
     allowed: numpy.ndarray,
     labels: Sequence[str],
     unknown_weight: float,
+    exclusive: bool = False,
 ) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """The truth and weight of every (pair, label) cell (the module's table).
 
@@ -144,6 +147,7 @@ def build_rel_targets(
         each pair by the entity label pairs.
     labels (Sequence[str]): The relation labels, in the model's column order.
     unknown_weight (float): Weight of the "no relation" prior on unknown cells.
+    exclusive (bool): Whether a pair holds at most one relation label.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): Truths and weights, float32,
         each of shape (n_rows, n_labels).
     """
@@ -157,6 +161,10 @@ def build_rel_targets(
         if eg.reference.user_data.get(REL_COMPLETE_KEY):
             weights[row : row + len(doc_pairs)] = allowed[row : row + len(doc_pairs)]
         rows = {pair: row + i for i, pair in enumerate(doc_pairs)}
+        if exclusive:
+            for pair, _ in (key for key, value in answers.items() if value == 1.0):
+                if pair in rows:
+                    weights[rows[pair]] = allowed[rows[pair]]
         for (pair, label), value in answers.items():
             if pair not in rows or label not in column:
                 continue
