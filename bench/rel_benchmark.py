@@ -37,7 +37,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import spacy
 import torch
@@ -212,7 +212,7 @@ def load(path: Path, split: str, limit: int) -> List[dict]:
     return records[:limit] if limit else records
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", type=Path, required=True, help="dataset folders (train/dev/test)")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
@@ -233,11 +233,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "rel_benchmark.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results: Dict[str, object] = {
-        "command": " ".join(["python", "bench/rel_benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": platform.processor() or platform.machine(),
-        "datasets": {},
-    }
+    command = " ".join(["python", "bench/rel_benchmark.py", *(argv if argv is not None else sys.argv[1:])])
+    results: Dict[str, Any] = {"datasets": {}}
     for path in args.data:
         name = path.name
         lang = "zh" if name.endswith("_zh") else "en"
@@ -255,6 +252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
             rows[system] = train_system(lang, records, data == "gold", dev, test, label_pairs, weight, args)
             print(f" {system}: test F1 {rows[system]['test_f']:.3f}", flush=True)
         results["datasets"][name] = {
+            "command": command,
+            "machine": platform.processor() or platform.machine(),
             "train_texts": len(train),
             "questions": len(teach),
             "accepted": n_accept,
@@ -263,6 +262,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
             "systems": rows,
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
+        # Datasets of other runs (e.g. in parallel) are kept; this run's replace theirs.
+        if args.output.exists():
+            results["datasets"] = {
+                **json.loads(args.output.read_text(encoding="utf8"))["datasets"],
+                name: results["datasets"][name],
+            }
         args.output.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf8")
     print("| dataset | system | dev F1 | test P | test R | test F1 |\n|---|---|---|---|---|---|")
     for name, data in results["datasets"].items():
