@@ -8,3 +8,7 @@ DEFAULT_SCORES_KEY = "binary_ner_scores"
 ANSWERS = ("accept", "reject", "ignore")
 # Span group of weak entities: accepted strings found again in other answered texts.
 DEFAULT_WEAK_SPANS_KEY = "binary_ner_weak"
+# Span group of a reference doc annotated completely for some labels only
+# (`"complete": [labels]`): each span is a run of tokens and a label such
+# that every span of that label inside the run is known.
+COMPLETE_LABELS_KEY = "binary_ner_complete"

@@ -2,7 +2,8 @@
 
 A record is a JSON object with `text`, optional `tokens` ({text, start, end,
 ws}), `spans` ({start, end, label}, character offsets), an `answer` ("accept",
-"reject" or "ignore"), optional `complete` and `_input_hash`. `parse_record`
+"reject" or "ignore"), optional `complete` (true, or the list of labels the
+annotation is complete for) and `_input_hash`. `parse_record`
 checks one record and returns a `Record`, or raises a `RecordError` whose
 `reason` is one of `REASONS`; `parse_tokens` and `record_doc` turn its text and
 tokens into a `Doc` with the character offsets of its tokens; `align_span`
@@ -55,7 +56,8 @@ class Record:
     spans (List[SpanKey]): The spans it answers about, character offsets.
     answer (str): "accept" or "reject" ("accept" for a complete annotation
         without one).
-    complete (bool): Whether the spans are all the entities of the text.
+    complete (bool): Whether the spans are all the entities of the text (of
+        `complete_labels`' labels, where given).
     input_hash (Optional[Union[int, str]]): The record's `_input_hash`, if
         given: an integer (a string of decimal digits is read as its integer),
         or another string.
@@ -64,6 +66,10 @@ class Record:
         (where a question came from: `source`, `pattern`, `score`).
     parsed_tokens (Optional[Tokens]): `tokens` as `parse_tokens` read them
         (None without tokens, or where they were not parsed).
+    complete_labels (Optional[Tuple[str, ...]]): The labels a complete
+        annotation is complete for (`"complete": [labels]`): every other span
+        is not an entity of these labels, and other labels stay unknown.
+        None: every label (`"complete": true`), or not complete.
     """
 
     text: str
@@ -74,6 +80,7 @@ class Record:
     tokens: Any = None
     meta: Optional[Dict[str, Any]] = None
     parsed_tokens: Optional[Tokens] = None
+    complete_labels: Optional[Tuple[str, ...]] = None
 
 
 def parse_record(
@@ -103,9 +110,7 @@ def parse_record(
     if "text" not in value:
         raise RecordError("missing key", "no `text`")
     text = _check_text(value["text"])
-    is_complete = value.get("complete", complete)
-    if not isinstance(is_complete, bool):
-        raise RecordError("bad field", "`complete` must be true or false")
+    is_complete, complete_labels = _check_complete(value.get("complete", complete))
     answer = value.get("answer")
     if answer is None:
         if not is_complete:
@@ -127,15 +132,32 @@ def parse_record(
         raise RecordError("no spans", f"a teach {answer} with no `spans`")
     parsed = _checked_tokens(tokens, text, refs, checked.get(text) if checked and tokens else None)
     meta = value.get("meta")
-    return Record(text, keys, answer, is_complete, given_hash, tokens, meta if isinstance(meta, dict) else None, parsed)
+    if complete_labels is not None:
+        for start, end, label in keys:
+            if label not in complete_labels:
+                raise RecordError(
+                    "bad field", f"span {start}-{end} has label {label[:40]!r}, not one of `complete`'s labels"
+                )
+    meta = meta if isinstance(meta, dict) else None
+    return Record(text, keys, answer, is_complete, given_hash, tokens, meta, parsed, complete_labels)
+
+
+def _check_complete(value: Any) -> Tuple[bool, Optional[Tuple[str, ...]]]:
+    """`complete` as (whether complete, the labels it is complete for or None)."""
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, list) and value and all(isinstance(label, str) and label for label in value):
+        return True, tuple(dict.fromkeys(value))
+    raise RecordError("bad field", "`complete` must be true, false or a non-empty list of labels")
 
 
 def parse_answer(value: Any, labels: Optional[Sequence[str]] = None) -> Record:
     """Check one answer as a teach tool sends it back, with `parse_record`'s
     checks; the one parse an answer gets between the server and the loss.
 
-    An "ignore" answer is checked as an accept would be and returned with
-    answer "ignore" (the reader skips it; the server stores it). Its
+    An "ignore" answer, and a rejected complete annotation (a text marked
+    unusable), are checked as an accept would be and returned with their
+    answer (the reader skips them; the server stores them). Its
     `tokens`, if any, are checked (`parse_tokens`), and it holds no NaN or
     Infinity anywhere ("non-finite number": what is stored is written out).
 
@@ -146,10 +168,13 @@ def parse_answer(value: Any, labels: Optional[Sequence[str]] = None) -> Record:
     RAISES (RecordError): Why the answer cannot be used.
     """
     check_finite(value)
-    ignore = isinstance(value, dict) and value.get("answer") == "ignore"
-    record = parse_record({**value, "answer": "accept"} if ignore else value)
-    if ignore:
-        record.answer = "ignore"
+    given = value.get("answer") if isinstance(value, dict) else None
+    # An ignore, and the reject of a whole complete annotation ("unusable"),
+    # are stored as given, so they are checked as an accept would be.
+    unlearned = given == "ignore" or (given == "reject" and value.get("complete") not in (None, False))
+    record = parse_record({**value, "answer": "accept"} if unlearned else value)
+    if unlearned:
+        record.answer = given
     if labels is not None:
         for start, end, label in record.spans:
             if label not in labels:

@@ -24,6 +24,8 @@ a known entity, any other label         0           1
 overlaps a known entity, or holds an    0           1 (flat entities: it cannot
 "O" token                                           be an entity)
 rejected (span, label)                  0           1 (that label only)
+inside a run of `COMPLETE_LABELS_KEY`   0           1 (that run's label only)
+with its label, not a known entity
 a weak entity (an accepted string       1           `weak_weight` (that label
 found again), its label, if unknown                 only)
 another place of an accepted string     0           0 (that label only; still
@@ -33,8 +35,11 @@ longer than the doc                     0           0
 =====================================  ==========  ==========================
 
 A teach accept is a reference with one entity and every other token unknown;
-a complete annotation has every token either in an entity or "O"; a reject
-leaves the tokens unknown and adds one span to the incorrect-spans group.
+a complete annotation has every token either in an entity or "O"; one
+complete for some labels only (`"complete": [labels]`) has its entities, every
+other token unknown, and in `doc.spans[COMPLETE_LABELS_KEY]` the runs of
+tokens where each of those labels is known (other labels stay unknown); a
+reject leaves the tokens unknown and adds one span to the incorrect-spans group.
 Weak entities are in `doc.spans[weak_spans_key]` (see
 `spacy_binary_ner.propagate`); a weak entity's cell is not unknown, so the
 mask and self-training below leave it alone.
@@ -46,6 +51,7 @@ import numpy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from .constants import COMPLETE_LABELS_KEY
 from .propagate import unpushed_spans_key
 from .records import v2_label_error
 from .spans import cell_coordinates, n_span_cells, span_cells
@@ -202,6 +208,14 @@ def _doc_targets(
         elif v2_label_error(ent.label_):
             problem = v2_label_error(ent.label_)
             raise ValueError(f"The entity '{ent.text}' of '{_preview(eg.reference.text)}' has the {problem}.")
+    if COMPLETE_LABELS_KEY in eg.reference.spans:
+        for run in eg.get_aligned_spans_y2x(eg.reference.spans[COMPLETE_LABELS_KEY], allow_overlap=True):
+            k = label_index.get(run.label_)
+            if k is None:
+                continue
+            inside = valid & (starts >= run.start) & (ends < run.end)
+            weight[inside, k] = 1.0
+            unknown[inside, k] = False
     if incorrect_spans_key in eg.reference.spans:
         rejected = eg.get_aligned_spans_y2x(eg.reference.spans[incorrect_spans_key], allow_overlap=True)
         for span in rejected:

@@ -10,7 +10,11 @@ the files read:
 - ignored answers are skipped;
 - in a *complete* annotation (a record of a file read as complete, or a record
   with `"complete": true`) the record's spans are all the entities of the text,
-  and every other token is "O".
+  and every other token is "O";
+- a record with `"complete": [labels]` is complete for those labels only: its
+  spans become entities, the tokens stay missing, and
+  `reference.spans[COMPLETE_LABELS_KEY]` holds, per label, the runs of tokens
+  where every span of that label is known (see `targets`).
 
 When two answers about a sentence cannot both hold (the same span and label
 accepted and rejected, or two overlapping accepts), the answer that comes later
@@ -33,6 +37,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from .constants import COMPLETE_LABELS_KEY
 from .propagate import propagate_accepts
 from .reader_settings import ReaderSettings
 from .readstats import MAX_WHERE, ReadStats, TeachDataError
@@ -71,7 +76,7 @@ class _Answer:
 
 
 class _Sentence:
-    __slots__ = ("text", "tokens", "answers", "records", "owner", "owner_spans")
+    __slots__ = ("text", "tokens", "answers", "records", "owner", "owner_spans", "owner_labels")
 
     def __init__(self, text: str, tokens: Optional[Tokens]) -> None:
         self.text = text
@@ -80,6 +85,7 @@ class _Sentence:
         self.records: List[int] = []
         self.owner: Optional[int] = None  # the complete record in force
         self.owner_spans: Optional[frozenset] = None
+        self.owner_labels: Optional[Tuple[str, ...]] = None  # None: complete for every label
 
 
 @dataclass
@@ -192,6 +198,10 @@ class TeachReader:
         try:
             if isinstance(value, Record):
                 record = value
+                if record.answer == "ignore":
+                    raise RecordError("ignore answer")
+                if record.complete and record.answer == "reject":
+                    raise RecordError("rejected complete annotation")
             else:
                 if in_memory:  # a file's lines were checked as they were decoded
                     check_finite(value)
@@ -216,7 +226,8 @@ class TeachReader:
         sentence.records.append(rec)
         if record.complete:
             span_set = frozenset(spans)
-            if sentence.owner is not None and span_set == sentence.owner_spans:
+            same_labels = sentence.owner_labels == record.complete_labels
+            if sentence.owner is not None and span_set == sentence.owner_spans and same_labels:
                 for _ in spans:
                     self._drop_span(rec, "duplicate answer")
                 if not spans:
@@ -237,7 +248,7 @@ class TeachReader:
             if old is not None and self._records[old].n_spans == 0 and self._records[old].reason is None:
                 self._records[old].reason = "conflicting answers"
                 self._note(old, "conflicting answers", "replaced by a later complete annotation")
-            sentence.owner, sentence.owner_spans = rec, span_set
+            sentence.owner, sentence.owner_spans, sentence.owner_labels = rec, span_set, record.complete_labels
         for span_key in spans:
             self._add_answer(sentence, span_key, record.answer, rec)
 
@@ -432,7 +443,7 @@ class TeachReader:
             if not inside and not complete:
                 continue
             piece = doc if (a, b) == (0, len(doc)) else _slice_doc(doc, a, b)
-            examples.append(self._example(piece, inside, unknown, complete, a))
+            examples.append(self._example(piece, inside, unknown, complete, a, sentence.owner_labels))
             for s in inside:
                 used[s[3]] = True
                 self.stats[self._records[s[3]].source].spans["used"] += 1
@@ -440,18 +451,33 @@ class TeachReader:
             used[owner] = True
         return examples
 
-    def _example(self, doc: Doc, spans: list, unknown: List[Tuple[int, int]], complete: bool, offset: int) -> Example:
+    def _example(
+        self,
+        doc: Doc,
+        spans: list,
+        unknown: List[Tuple[int, int]],
+        complete: bool,
+        offset: int,
+        complete_labels: Optional[Tuple[str, ...]] = None,
+    ) -> Example:
         reference = doc.copy()
         n = len(doc)
         ents = [
             Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "accept"
         ]
         missing = None
+        toks: List[int] = []
         if complete and unknown:
             taken = {t for e in ents for t in range(e.start, e.end)}
             toks = sorted({t - offset for i, j in unknown for t in range(i, j) if 0 <= t - offset < n} - taken)
             missing = [Span(reference, t, t + 1) for t in toks]
-        reference.set_ents(ents, missing=missing, default="outside" if complete else "missing")
+        outside = complete and complete_labels is None
+        reference.set_ents(ents, missing=missing, default="outside" if outside else "missing")
+        if complete and complete_labels is not None:
+            runs = _runs(n, set(toks))
+            reference.spans[COMPLETE_LABELS_KEY] = [
+                Span(reference, a, b, label=label) for label in complete_labels for a, b in runs
+            ]
         rejects = [
             Span(reference, i - offset, j - offset, label=label) for i, j, label, _, kind in spans if kind == "reject"
         ]
@@ -562,3 +588,17 @@ def read_teach_data(
 
 
 __all__ = ["PathsArg", "TeachReader", "as_paths", "read_teach_data", "records_to_examples"]
+
+
+def _runs(n: int, holes: set) -> List[Tuple[int, int]]:
+    """The maximal runs [a, b) of range(n) that hold no token of `holes`."""
+    runs: List[Tuple[int, int]] = []
+    start = None
+    for t in range(n + 1):
+        if t < n and t not in holes:
+            if start is None:
+                start = t
+        elif start is not None:
+            runs.append((start, t))
+            start = None
+    return runs
