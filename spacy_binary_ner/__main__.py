@@ -12,12 +12,14 @@ from typing import Dict, List, Optional
 COMMANDS: Dict[str, str] = {
     "annotate": "spacy_binary_ner.corpus.annotate_cli",
     "convert": "spacy_binary_ner.convert",
+    "correct": "spacy_binary_ner.server.correct",
     "db-drop": "spacy_binary_ner.server.db_drop",
     "db-out": "spacy_binary_ner.server.db_out",
     "db-stats": "spacy_binary_ner.server.db_stats",
     "debug-data": "spacy_binary_ner.debug_data",
     "evaluate": "spacy_binary_ner.evaluate",
     "select": "spacy_binary_ner.corpus.select_cli",
+    "silver-to-gold": "spacy_binary_ner.server.silver_to_gold",
     "simulate": "spacy_binary_ner.simulate",
     "teach": "spacy_binary_ner.server.teach",
 }

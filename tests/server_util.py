@@ -104,3 +104,37 @@ class ThreadServer:
     def __exit__(self, *args) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+def write_ruler_pipeline(path: Path, lang: str, patterns: List[Dict], labels: List[str]) -> Path:
+    """A pipeline whose entities are known: an `entity_ruler` with `patterns`,
+    then an initialized `binary_ner` (the tests' small scorer) whose threshold
+    is so high that it adds none of its own."""
+    from spacy_binary_ner.loop import initialize_pipeline
+
+    nlp = spacy.blank(lang)
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.add_pipe("binary_ner", config={"model": SMALL_MODEL})
+    initialize_pipeline(nlp, labels, ["x"], threshold=0.999)
+    ruler.add_patterns(patterns)  # after `initialize`, which clears them
+    nlp.to_disk(path)
+    return path
+
+
+def ruler_argv(workdir: Path, *extra: str, db: str = "db.sqlite3") -> List[str]:
+    """`teach` or `correct` arguments for the pipeline `write_ruler_pipeline`
+    wrote in `workdir/ruler`, labels LOC and PER, saving only on stop."""
+    return [
+        "ds",
+        str(workdir / "ruler"),
+        str(workdir / "source.jsonl"),
+        "--label",
+        "LOC,PER",
+        "--db",
+        str(workdir / db),
+        "--output",
+        str(workdir / "out"),
+        "--save-every",
+        "0",
+        *extra,
+    ]

@@ -6,9 +6,11 @@
   `PatternSchedule`, when they are asked;
 - `queues`: `QuestionQueues`, one pass's proposals scored chunk by chunk;
 - `propose`: what the model proposes (`BinaryNERProposer`, the `Proposer` protocol);
-- `loop`: `AnnotationLoop` and `initialize_pipeline`.
+- `loop`: `AnnotationLoop` and `initialize_pipeline`;
+- `correct`: `Corrector`, whole-text questions to correct (`correct`, `silver-to-gold`).
 """
 
+from .correct import Corrector, correction_hash, is_correction
 from .loop import LOOP_LEARN_RATE, LOOP_THRESHOLD, AnnotationLoop, check_labels, initialize_pipeline
 from .patterns import PatternMatcher, PatternSchedule
 from .propose import BinaryNERProposer, Proposals, Proposer
@@ -23,6 +25,7 @@ __all__ = [
     "AnnotationLoop",
     "BinaryNERProposer",
     "Candidate",
+    "Corrector",
     "Lookup",
     "PatternMatcher",
     "PatternSchedule",
@@ -35,7 +38,9 @@ __all__ = [
     "TaskText",
     "by_label",
     "check_labels",
+    "correction_hash",
     "initialize_pipeline",
+    "is_correction",
     "prefer_high_scores",
     "prefer_random",
     "prefer_uncertain",

@@ -3,8 +3,14 @@
 An answer is parsed once, here, with the reader's parser
 (`records.parse_answer`): the server stores the task, and the learning engine
 learns from the parsed `Record` it is handed, without parsing it again.
+
+A correction (`complete`: the list of labels it is complete for) is a whole
+text's entities: its spans must not overlap, and its `_task_hash` is of its
+text and labels (`loop.correction_hash`), so that a later correction of the
+text supersedes it. One rejected as unusable is stored with answer "reject".
 """
 
+import dataclasses
 import re
 import uuid
 from typing import Any, Dict, NamedTuple, Optional, Sequence
@@ -12,12 +18,14 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence
 from spacy.language import Language
 
 from ..data import REASONS, TeachReader
-from ..loop import set_hashes
-from ..records import Record, RecordError, parse_answer
+from ..loop import correction_hash, set_hashes
+from ..records import Record, RecordError, align_span, parse_answer, record_doc
 
 Task = Dict[str, Any]
 # The task's fields a stored answer keeps, and its spans' fields.
 _META_KEYS = ("score", "source", "pattern", "pool_index")
+# The fields stored as the client sent them (checked by the parser).
+_PLAIN_KEYS = ("tokens", "complete", "_input_hash")
 _SPAN_KEYS = ("start", "end", "label", "token_start", "token_end")
 # The database keeps `_input_hash` in a 64-bit signed integer column.
 _HASH_MIN, _HASH_MAX = -(2**63), 2**63 - 1
@@ -60,10 +68,14 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
     if not isinstance(key, str) or not 0 < len(key) <= 100:
         raise BadAnswer("`key` must be a string of 1 to 100 characters (or left out)")
     task = _stored_fields(item)
+    # A correction rejected as unusable is checked as its accept would be.
+    rejected = task.get("complete") not in (None, False) and task["answer"] == "reject"
     try:
-        record = parse_answer(task, labels)
+        record = parse_answer(dict(task, answer="accept") if rejected else task, labels)
     except RecordError as err:
         raise BadAnswer(_message(err)) from None
+    if record.complete:
+        _check_flat(record, nlp)
     try:
         given = storable_hash(task.pop("_input_hash", None))
     except ValueError as err:
@@ -71,6 +83,8 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
     if given is not None:
         task["_input_hash"] = given
     set_hashes(task)
+    if record.complete:
+        task["_task_hash"] = correction_hash(task["_input_hash"], record.complete_labels or labels)
     record.input_hash = task["_input_hash"]
     if record.answer != "ignore":
         reader = TeachReader(nlp, labels=list(labels))
@@ -79,24 +93,43 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
         reason = reader.outcomes()[0]
         if reason is not None:
             raise BadAnswer(f"the reader would skip it: {reason}. Fix: {REASONS.get(reason, '')}")
+    if rejected:
+        record = dataclasses.replace(record, answer="reject")
     return Answer(key, task, record)
+
+
+def _check_flat(record: Record, nlp: Language) -> None:
+    """A correction's spans are on its tokens and do not overlap (flat NER)."""
+    _, starts, ends = record_doc(nlp, record.text, record.parsed_tokens)
+    for start, end, label in record.spans:
+        if align_span(starts, ends, start, end, "strict") is None:
+            raise BadAnswer(
+                f"span {start}-{end} ({label}) is not on token boundaries: a correction's entities are whole "
+                "tokens. Fix: snap it to the tokens (the task's `tokens`)"
+            )
+    spans = sorted(record.spans)
+    for (start, end, label), (next_start, next_end, next_label) in zip(spans, spans[1:]):
+        if next_start < end:
+            raise BadAnswer(
+                f"spans {start}-{end} ({label}) and {next_start}-{next_end} ({next_label}) overlap: a correction's "
+                "entities must not. Fix: keep one of them"
+            )
 
 
 def _stored_fields(item: Dict[str, Any]) -> Task:
     """The fields of an answer that are stored, unchecked: `text`, `spans`
-    (each with its offsets and label), `answer`, `tokens`, `meta` (where the
-    question came from) and `_input_hash`."""
+    (each with its offsets and label), `answer`, `tokens`, `complete`, `meta`
+    (where the question came from) and `_input_hash`."""
     spans = item.get("spans")
     if isinstance(spans, list):
         spans = [{k: s[k] for k in _SPAN_KEYS if k in s} if isinstance(s, dict) else s for s in spans]
     task: Task = {"text": item.get("text"), "spans": spans, "answer": item.get("answer")}
-    if item.get("tokens") is not None:
-        task["tokens"] = item["tokens"]
+    for name in _PLAIN_KEYS:
+        if item.get(name) is not None:
+            task[name] = item[name]
     meta = item.get("meta")
     if isinstance(meta, dict):
         task["meta"] = {k: v for k, v in meta.items() if k in _META_KEYS}
-    if item.get("_input_hash") is not None:
-        task["_input_hash"] = item["_input_hash"]
     return task
 
 

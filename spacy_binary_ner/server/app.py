@@ -6,8 +6,14 @@
 | `GET /api/questions` | `session`, `n` (1-50) | `{"tasks": [...], "finished"}`: the session's open questions |
 | `POST /api/answers` | `session`, `next`; `{"answers": [..]}` | `{"stored", "duplicates", "ids", "tasks", ...}` |
 | `GET /api/history` | `session`, `n` | `{"answers": [...]}`: the session's latest answers, newest first |
+| `POST /api/correction` | `session`; `{"task": question}` | `{"task": ...}`: the question as a correction |
 | `GET /api/progress` | `session` | counts, accept rate, loss, F1 |
-| `GET /api/info` | | dataset, labels, settings |
+| `GET /api/info` | | dataset, labels, view, settings |
+
+The view is "teach" (one span a question), or "correct" (`correct` and
+`silver-to-gold`: whole texts, each question's `complete` naming the labels
+it is answered for). `/api/correction` turns a teach question into such a
+correction (the model's entities plus its span).
 
 A request with a token set needs `Authorization: Bearer TOKEN` (or
 `?token=TOKEN`). `finished`: no question will come beyond these; fewer
@@ -41,7 +47,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..records import nan_to_null
-from .worker import BadAnswer, Teacher
+from .worker import BadAnswer, EngineError, Teacher
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 1_000_000
@@ -107,6 +113,8 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
             {
                 "dataset": teacher.dataset,
                 "labels": teacher.labels,
+                "view": teacher.view,
+                "learns": teacher.learns,
                 "feed_overlap": teacher.feed_overlap,
                 "batch_size": teacher.batch_size,
                 "eval": teacher.has_eval,
@@ -129,18 +137,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
     async def answers(request: Request) -> Response:
         session = _session(request)
         n_next = _int_param(request, "next", 0, 0, 50)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _error(413, f"the body is over {MAX_BODY} bytes: send fewer answers at a time")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return _error(413, f"the body is over {MAX_BODY} bytes: send fewer answers at a time")
-        try:
-            data = json.loads(body, parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as err:
-            return _error(400, f'the body is not valid JSON ({err}); send {{"answers": [...]}}')
+        data = await _json_body(request, '{"answers": [...]}')
         if not isinstance(data, dict) or not isinstance(data.get("answers"), list) or not data["answers"]:
             return _error(400, 'send {"answers": [task, ...]}, each task with `answer` set')
         if len(data["answers"]) > MAX_ANSWERS:
@@ -152,6 +149,19 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         except BadAnswer as err:
             return _error(422, f"{err}; nothing of this request was stored")
         return SafeJSONResponse(out)
+
+    async def correction(request: Request) -> Response:
+        _session(request)
+        data = await _json_body(request, '{"task": question}')
+        if not isinstance(data, dict) or not isinstance(data.get("task"), dict):
+            return _error(400, 'send {"task": question}, the question as handed out')
+        try:
+            task = await run_in_threadpool(teacher.correction, data["task"])
+        except BadAnswer as err:
+            return _error(422, str(err))
+        except EngineError as err:
+            return _error(503, str(err))
+        return SafeJSONResponse({"task": task})
 
     async def history(request: Request) -> Response:
         session = _session(request)
@@ -170,6 +180,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         Route("/api/info", info),
         Route("/api/questions", questions),
         Route("/api/answers", answers, methods=["POST"]),
+        Route("/api/correction", correction, methods=["POST"]),
         Route("/api/history", history),
         Route("/api/progress", progress),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -185,6 +196,24 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
     if token:
         return _TokenGuard(app, token)  # type: ignore[return-value]
     return app
+
+
+async def _json_body(request: Request, shape: str) -> Any:
+    """A request's body as standard JSON; raises an HTTP 413 or 400 saying
+    what to send (`shape`)."""
+    length = request.headers.get("content-length")
+    too_long = f"the body is over {MAX_BODY} bytes: send fewer answers at a time"
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise HTTPException(413, too_long)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise HTTPException(413, too_long)
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HTTPException(400, f"the body is not valid JSON ({err}); send {shape}") from None
 
 
 def _store(teacher: Teacher, session: str, answers: List[Any], n_next: int) -> Dict[str, Any]:

@@ -109,19 +109,25 @@ class QuestionBook:
         self, session: str, items: Sequence[Tuple[str, Task]], results: Sequence[Tuple[int, bool]]
     ) -> List[Tuple[int, Task]]:
         """Answers just stored: their questions are closed (for every session
-        unless `feed_overlap`). RETURNS (List[Tuple[int, Task]]): The new
-        answers, `(row id, task)`, for the engine."""
+        unless `feed_overlap`); a correction (complete for its labels) closes
+        every question about its text. RETURNS (List[Tuple[int, Task]]): The
+        new answers, `(row id, task)`, for the engine."""
         self._seen[session] = self.clock()
         opened = self.open.setdefault(session, {})
         answered = self._answered_by.setdefault(session, set())
         new: List[Tuple[int, Task]] = []
         for (_, task), (row_id, is_new) in zip(items, results):
             h = int(task["_task_hash"])
-            opened.pop(h, None)
-            answered.add(h)
-            if not self.feed_overlap:
-                for other in self.open.values():
-                    other.pop(h, None)
+            closed = [h]
+            if task.get("complete"):
+                text = task["_input_hash"]
+                closed += [k for k, t in opened.items() if k != h and t.get("_input_hash") == text]
+            for question in closed:
+                opened.pop(question, None)
+                answered.add(question)
+                if not self.feed_overlap:
+                    for other in self.open.values():
+                        other.pop(question, None)
             if is_new:
                 self.answered_tasks.add(h)
                 self.session_counts[session] = self.session_counts.get(session, 0) + 1

@@ -17,6 +17,14 @@ Both sides speak over one `multiprocessing` pipe, in `(kind, value)` messages:
 | `("save", None)` | `("saved", path)`, `("stopped", counts)` |
 | `("stop", (save, deadline))`: learn what is left until the | `("failed", (type, message))`: could not start |
 | `time.time()` deadline, save if asked, exit | or crashed |
+| `("correction", (id, question))`: the question as a | `("correction", (id, task or error message))` |
+| correction of its whole text (`teach`'s `e` key) | |
+
+The questions are `teach`'s (spans chosen by the loop's sorter) or, in the
+`correct` and `silver-to-gold` views, whole texts in order with the spans to
+correct (`loop.Corrector`). A rejected or ignored correction is never learned
+from, and nothing is in a view that does not learn (`correct` without
+`--update`).
 
 The engine is ready as soon as the model is loaded: the answers stored after
 the model's last save are learned in the background, after the questions the
@@ -42,8 +50,9 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
-from ..loop import AnnotationLoop
-from ..records import Record
+from ..loop import AnnotationLoop, Corrector
+from ..loop.correct import Consistent
+from ..records import Record, RecordError
 from .storage import Storage
 
 Task = Dict[str, Any]
@@ -92,6 +101,13 @@ class EngineSettings:
     queue_size (int): Questions kept ready in the server (the server may ask for more).
     save_every (int): Answers between saves (0: only on stop).
     eval_every (int): Answers between evaluations.
+    questions (str): Which questions: "teach" (the loop's), "correct" or
+        "silver-to-gold" (whole texts to correct).
+    learns (bool): Whether answers are learned from.
+    labels (Tuple[str, ...]): The labels being annotated (what corrections
+        are complete for).
+    consistent (Optional[Consistent]): `silver-to-gold`'s best analysis
+        consistent with a text's answers (`consistent.best_consistent`).
     """
 
     make_loop: Callable[[], LoopParts]
@@ -103,6 +119,18 @@ class EngineSettings:
     queue_size: int = 20
     save_every: int = 100
     eval_every: int = 100
+    questions: str = "teach"
+    learns: bool = True
+    labels: Tuple[str, ...] = ()
+    consistent: Optional[Consistent] = None
+
+
+def learnable(answer: Learnable) -> bool:
+    """Whether the loop learns from an answer: not a correction rejected as
+    unusable or ignored (the reader skips those; they are only stored)."""
+    if isinstance(answer, Record):
+        return not (answer.complete and answer.answer != "accept")
+    return not (answer.get("complete") not in (None, False) and answer.get("answer") != "accept")
 
 
 def run_engine(conn: Connection, settings: EngineSettings) -> None:
@@ -187,7 +215,15 @@ class Engine:
         self.n_resumed = len(self.backlog)
         if self.evaluate is not None:
             self._run_eval()
-        self.questions = self.loop(self._filtered(settings.make_source(), answered_inputs))
+        self.corrector = Corrector(self.loop, settings.labels or self.loop.pipe.labels)
+        source = self._filtered(settings.make_source(), answered_inputs)
+        if settings.questions == "correct":
+            self.questions: Iterator[Task] = self.corrector(source)
+        elif settings.questions == "silver-to-gold":
+            assert settings.consistent is not None
+            self.questions = self.corrector.silver(source, settings.consistent)
+        else:
+            self.questions = self.loop(source)
 
     def ready_info(self) -> Dict[str, Any]:
         tokenizer_cfg = self.nlp.config["nlp"]["tokenizer"]
@@ -285,11 +321,21 @@ class Engine:
             elif kind == "want":
                 self.queue_size = max(1, int(value))
                 self.low_water = max(1, self.queue_size // 2)
+            elif kind == "correction":
+                request, question = value
+                self.conn.send(("correction", (request, self._correction(question))))
             elif kind == "save":
                 self.conn.send(("saved", str(self.save()) if self.output is not None else None))
             elif kind == "stop":
                 save, deadline = value if isinstance(value, tuple) else (value, float("inf"))
                 self.stopping, self.stop_deadline = bool(save), deadline
+
+    def _correction(self, question: Task) -> Union[Task, str]:
+        """A question as a correction of its whole text, or why not."""
+        try:
+            return self.corrector.correction_of(question)
+        except RecordError as err:
+            return f"{err.reason}: {err.detail}"
 
     def _propose(self) -> None:
         skipped = sum(self.skipped.values())
@@ -363,12 +409,14 @@ class Engine:
 
     def _stored_after_save(self) -> Deque[Tuple[int, Task]]:
         """The answers stored after the loaded model's save, to learn from."""
+        if not self.settings.learns:
+            return deque()
         recent = set(self._recent)
         low = min(recent) if recent else self._learned_max
         return deque(
             (stored.id, stored.task)
             for stored in self.storage.iter_answers(self.dataset, after_id=low)
-            if stored.id not in recent
+            if stored.id not in recent and learnable(stored.task)
         )
 
     def _update(self, batch: List[Tuple[int, Learnable]]) -> None:

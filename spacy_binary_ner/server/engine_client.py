@@ -63,6 +63,8 @@ class EngineClient:
         self._unsent: List[Tuple[str, Any]] = []
         self._unsent_answers: List[Tuple[int, int, Record]] = []
         self._closed = False
+        self._requests = 0
+        self._replies: Dict[int, Any] = {}
         ctx = _context()
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=run_engine, args=(child, settings), name="sbn-engine", daemon=True)
@@ -100,6 +102,20 @@ class EngineClient:
         """Wait until the engine has learned from every answer handed to it.
         RETURNS (bool): False if `timeout` seconds passed first or the engine stopped."""
         return self._wait(lambda: self.status["handled"] >= self.handed, timeout)
+
+    def correction(self, question: Task, timeout: float = 30.0) -> Optional[Any]:
+        """Have the engine turn a question into a correction of its whole
+        text (`loop.Corrector.correction_of`).
+        RETURNS (Optional[Any]): The correction task, the engine's message
+            saying why not (a str), or None if no reply came within `timeout`
+            seconds."""
+        with self.cond:
+            self._requests += 1
+            request = self._requests
+            self.queue("correction", (request, question))
+        self._wait(lambda: request in self._replies, timeout)
+        with self.cond:
+            return self._replies.pop(request, None)
 
     def save(self, timeout: float = 600.0) -> bool:
         """Have the engine save the model. RETURNS (bool): Whether it saved
@@ -188,6 +204,8 @@ class EngineClient:
                     self.stopped = kind == "stopped"
                 elif kind == "saved":
                     self.saves += 1
+                elif kind == "correction":
+                    self._replies[value[0]] = value[1]
                 elif kind == "failed":
                     self.failure = f"{value[0]}: {value[1]}"
                 self.cond.notify_all()

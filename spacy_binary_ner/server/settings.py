@@ -1,6 +1,8 @@
-"""The `teach` command's settings, each written once: its name, type,
-default and help. The command line is made from these fields, and the
-settings travel whole (a frozen dataclass) to the learning engine."""
+"""The settings of `teach`, `correct` and `silver-to-gold`, each written
+once: its name, type, default and help. A command's line is made from the
+fields of its settings class (`CorrectSettings` and `SilverSettings` extend
+`TeachSettings`), and the settings travel whole (a frozen dataclass) to the
+learning engine."""
 
 import argparse
 import os
@@ -8,7 +10,7 @@ import secrets
 import sys
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from ..cli_args import ArgumentParser, fail, input_error, output_folder_error
 from ..loop import check_labels
@@ -16,6 +18,9 @@ from .storage import DB_HELP
 
 TOKEN_ENV = "SBN_TEACH_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# The teach settings a whole-text command has no use for: it asks about every
+# text in order, with no sorter and no patterns.
+_WHOLE_TEXT_HIDDEN = ("sorter", "patterns", "pattern_ratio", "pattern_lookahead", "pattern_max_answers", "chunk_size")
 
 
 def _setting(
@@ -35,6 +40,13 @@ def _setting(
 @dataclass(frozen=True)
 class TeachSettings:
     """Everything `teach` is told: the server's and the learning engine's settings."""
+
+    # The command, the page's view, the positional arguments in order, and
+    # the fields that are no flag of this command (they keep their default).
+    command: ClassVar[str] = "teach"
+    view: ClassVar[str] = "teach"
+    positionals: ClassVar[Tuple[str, ...]] = ("dataset", "pipeline", "source")
+    hidden: ClassVar[Tuple[str, ...]] = ()
 
     dataset: str = _setting(help="dataset name: answers are stored under it")
     pipeline: str = _setting(help="trained pipeline (folder or package), a binary_ner .cfg, or blank:LANG")
@@ -77,6 +89,11 @@ class TeachSettings:
     seed: int = _setting(0, "random seed")
 
     @property
+    def learns(self) -> bool:
+        """Whether the engine learns from the answers."""
+        return True
+
+    @property
     def labels(self) -> List[str]:
         """The labels of `label`, in order."""
         labels = [label.strip() for label in self.label.split(",") if label.strip()]
@@ -92,14 +109,57 @@ class TeachSettings:
         return self.output / "model"
 
 
-def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The command line, one argument per `TeachSettings` field."""
+@dataclass(frozen=True)
+class CorrectSettings(TeachSettings):
+    """What `correct` is told: `teach`'s settings less the sorter and patterns,
+    and whether the engine learns from the corrections."""
+
+    command: ClassVar[str] = "correct"
+    view: ClassVar[str] = "correct"
+    hidden: ClassVar[Tuple[str, ...]] = _WHOLE_TEXT_HIDDEN
+
+    queue_size: int = _setting(
+        2, "texts predicted ahead (two per active session if that is more); small, so that updates show"
+    )
+    update: bool = _setting(
+        False, "learn from each corrected text: the texts after it are predicted by the updated model"
+    )
+
+    @property
+    def learns(self) -> bool:
+        """Whether the engine learns from the answers (`--update`)."""
+        return self.update
+
+
+@dataclass(frozen=True)
+class SilverSettings(CorrectSettings):
+    """What `silver-to-gold` is told: `correct`'s settings, its texts and their
+    binary answers read from the dataset `dataset_in` instead of a source file
+    (`source` is None)."""
+
+    command: ClassVar[str] = "silver-to-gold"
+    positionals: ClassVar[Tuple[str, ...]] = ("dataset_in", "dataset", "pipeline")
+    hidden: ClassVar[Tuple[str, ...]] = _WHOLE_TEXT_HIDDEN + ("source",)
+
+    dataset_in: str = _setting("", "dataset of binary answers: each text answered there is served once")
+
+
+Settings = TypeVar("Settings", bound=TeachSettings)
+
+
+def make_parser(prog: str, description: str, cls: Type[TeachSettings] = TeachSettings) -> argparse.ArgumentParser:
+    """The command line, one argument per field of the settings class `cls`
+    (but its `hidden` ones): its `positionals` in order, then the flags."""
     p = ArgumentParser(prog=prog, description=description)
-    for f in fields(TeachSettings):
+    by_name = {f.name: f for f in fields(cls)}
+    for name in cls.positionals:
+        meta = by_name[name].metadata
+        p.add_argument(name, type=meta["parse"] or str, help=meta["help"])
+    for f in fields(cls):
         meta = f.metadata
-        if f.default is MISSING:
-            p.add_argument(f.name, type=meta["parse"] or str, help=meta["help"])
-        elif f.type is bool:
+        if f.name in cls.positionals or f.name in cls.hidden:
+            continue
+        if f.type is bool:
             p.add_argument(_flag(f.name), dest=f.name, action="store_true", help=meta["help"])
         else:
             kwargs: dict = {"dest": f.name, "help": meta["help"], "type": meta["parse"] or type(f.default)}
@@ -117,18 +177,27 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def parse_settings(argv: Sequence[str], prog: str, description: str) -> TeachSettings:
-    """`TeachSettings` from a command line, checked, with the defaults that
-    depend on other settings filled in (output folder, token)."""
-    p = make_parser(prog, description)
-    settings = TeachSettings(**vars(p.parse_args(argv)))
+def parse_settings(
+    argv: Sequence[str],
+    prog: str,
+    description: str,
+    cls: Type[Settings] = TeachSettings,  # type: ignore[assignment]
+) -> Settings:
+    """Settings of class `cls` from a command line, checked, with the
+    defaults that depend on other settings filled in (output folder, token)."""
+    p = make_parser(prog, description, cls)
+    given = vars(p.parse_args(argv))
+    if "source" in cls.hidden:
+        given["source"] = None
+    settings = cls(**given)
     if settings.output is None:
-        settings = replace(settings, output=Path(f"teach-{settings.dataset}"))
+        settings = replace(settings, output=Path(f"{cls.command}-{settings.dataset}"))
     try:
         settings.labels  # noqa: B018 (checks them)
     except ValueError as err:
         p.error(f"argument --label: {err}")
-    fail(p, input_error(settings.source, "source"))
+    if settings.source is not None:
+        fail(p, input_error(settings.source, "source"))
     for name in ("patterns", "eval"):
         value = getattr(settings, name)
         if value is not None:

@@ -8,6 +8,7 @@ under `--output`, so a restart resumes both.
 
 import contextlib
 import gzip
+import importlib
 import signal
 import sys
 import time
@@ -15,7 +16,7 @@ from dataclasses import fields
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 import spacy
 from spacy.language import Language
@@ -26,12 +27,13 @@ from ..cli_args import fail, input_error, language_error
 from ..cli_args import pipeline_error as cli_pipeline_error
 from ..data import iter_jsonl, records_to_examples
 from ..loop import LOOP_LEARN_RATE, AnnotationLoop, PatternMatcher, PatternSchedule, initialize_pipeline, set_hashes
+from ..loop.correct import ANSWERS_KEY, Consistent
 from ..pipeline import find_binary_ner
 from ..records import RecordError, iter_lines, jsonl_files
 from .answers import storable_hash
 from .engine import UNSERVABLE_KEY, EngineSettings, LoopParts, json_safe, load_state
-from .settings import TeachSettings, make_parser, parse_settings
-from .storage import database_url
+from .settings import Settings, TeachSettings, make_parser, parse_settings
+from .storage import Storage, database_url
 from .worker import EngineError, Teacher
 
 PROG = "python -m spacy_binary_ner teach"
@@ -81,6 +83,40 @@ def read_source(path: Path) -> Iterator[Dict[str, Any]]:
             text = line.rstrip("\r\n")
             if text.strip():
                 yield set_hashes({"text": text})
+
+
+def read_answered(url: str, dataset: str) -> Iterator[Dict[str, Any]]:
+    """`silver-to-gold`'s source: each text answered in a dataset, once, in
+    the order first answered, with its latest answers (one per `_task_hash`)
+    under `_answers` and the tokens of its first answer that has them.
+
+    url (str): The database.
+    dataset (str): The dataset of binary answers.
+    YIELDS (Dict[str, Any]): Tasks with `text`, `_input_hash`, `_answers`
+        and, where given, `tokens`.
+    """
+    storage = Storage(url)
+    try:
+        by_text: Dict[int, Dict[str, Any]] = {}
+        for stored in storage.latest(dataset):
+            answer = stored.task
+            task = by_text.setdefault(
+                int(answer["_input_hash"]),
+                {"text": answer["text"], "_input_hash": answer["_input_hash"], ANSWERS_KEY: []},
+            )
+            if "tokens" not in task and answer.get("tokens") is not None:
+                task["tokens"] = answer["tokens"]
+            task[ANSWERS_KEY].append(answer)
+    finally:
+        storage.close()
+    yield from by_text.values()
+
+
+def best_consistent() -> Consistent:
+    """`silver-to-gold`'s analysis of a text: `consistent.best_consistent`."""
+    from ..consistent import best_consistent as function
+
+    return function  # type: ignore[return-value]
 
 
 def load_pipeline(
@@ -148,6 +184,21 @@ def _servable(path: Path, n: int) -> list:
     return list(islice((task for task in read_source(path) if UNSERVABLE_KEY not in task), n))
 
 
+def _source(settings: TeachSettings) -> Callable[[], Iterator[Dict[str, Any]]]:
+    """The settings' incoming tasks: the source file, or for `silver-to-gold`
+    the texts of `dataset_in`."""
+    if settings.source is None:
+        return partial(read_answered, database_url(settings.db), getattr(settings, "dataset_in"))
+    return partial(read_source, settings.source)
+
+
+def _samples(settings: TeachSettings, n: int) -> List[Dict[str, Any]]:
+    """The first `n` servable texts of the settings' source."""
+    if settings.source is None:
+        return list(islice(_source(settings)(), n))
+    return _servable(settings.source, n)
+
+
 def build_loop(settings: TeachSettings) -> LoopParts:
     """The annotation loop for `teach` settings, with its F1 function
     (`--eval`) and the state saved with the model; called in the engine process.
@@ -155,7 +206,7 @@ def build_loop(settings: TeachSettings) -> LoopParts:
     RETURNS (LoopParts): `(loop, evaluate or None, state)`.
     """
     labels = settings.labels
-    sample = _servable(settings.source, 10)
+    sample = _samples(settings, 10)
     nlp, optimizer, state = load_pipeline(settings.pipeline, labels, sample, settings.output, seed=settings.seed)
     matcher = PatternMatcher.from_file(nlp, settings.patterns) if settings.patterns else None
     loop = AnnotationLoop(
@@ -184,20 +235,29 @@ def build_loop(settings: TeachSettings) -> LoopParts:
     return loop, evaluate, state
 
 
+_FIELDS = {f.name for f in fields(TeachSettings)}
+
+
 def build_teacher(settings: TeachSettings) -> Teacher:
-    """The server's engine for `teach` settings (see `parse_args`): starts the
-    learning engine process and waits until it is ready."""
-    settings.labels  # noqa: B018 (raises if there are none)
-    if not _servable(settings.source, 1):
-        raise ValueError(f"{settings.source}: no texts to ask about")
+    """The server's engine for `teach`, `correct` or `silver-to-gold`
+    settings (see `parse_args`): starts the learning engine process and waits
+    until it is ready."""
+    labels = settings.labels
+    if not _samples(settings, 1):
+        where = settings.source or f"the dataset {getattr(settings, 'dataset_in')!r} in {database_url(settings.db)}"
+        raise ValueError(f"{where}: no texts to ask about")
     assert settings.output is not None
     settings.output.mkdir(parents=True, exist_ok=True)
-    # The engine's settings that are teach settings, under the same names.
-    shared = {f.name: getattr(settings, f.name) for f in fields(EngineSettings) if hasattr(settings, f.name)}
+    # The engine's settings that are teach settings (fields), under the same names.
+    shared = {f.name: getattr(settings, f.name) for f in fields(EngineSettings) if f.name in _FIELDS}
     engine_settings = EngineSettings(
         make_loop=partial(build_loop, settings),
-        make_source=partial(read_source, settings.source),
+        make_source=_source(settings),
         storage_url=database_url(settings.db),
+        questions=settings.command,
+        learns=settings.learns,
+        labels=tuple(labels),
+        consistent=best_consistent() if settings.command == "silver-to-gold" else None,
         **shared,
     )
     return Teacher(
@@ -208,9 +268,18 @@ def build_teacher(settings: TeachSettings) -> Teacher:
     )
 
 
-def parse_args(argv: Sequence[str]) -> TeachSettings:
-    """The `teach` command line as `TeachSettings`."""
-    return parse_settings(argv, PROG, __doc__.split("\n\n")[0])
+def parse_args(argv: Sequence[str], cls: Type[Settings] = TeachSettings) -> Settings:  # type: ignore[assignment]
+    """A command line as settings of class `cls` (`teach`'s by default)."""
+    module = importlib.import_module(_MODULES.get(cls.command, __name__))
+    return parse_settings(argv, _prog(cls), (module.__doc__ or "").split("\n\n")[0], cls)
+
+
+# The modules of the commands served by `run`, for their descriptions.
+_MODULES = {"correct": "spacy_binary_ner.server.correct", "silver-to-gold": "spacy_binary_ner.server.silver_to_gold"}
+
+
+def _prog(cls: Type[TeachSettings]) -> str:
+    return f"python -m spacy_binary_ner {cls.command}"
 
 
 def _serve(app: Any, settings: TeachSettings, on_signal: Any) -> Optional[float]:
@@ -269,14 +338,23 @@ def pipeline_error(settings: TeachSettings) -> Optional[str]:
 
 
 def main(argv: Sequence[str]) -> int:
+    return run(parse_args(argv))
+
+
+def run(settings: TeachSettings) -> int:
+    """Serve `teach`, `correct` or `silver-to-gold` until a stop signal.
+
+    settings (TeachSettings): The command's settings, from `parse_args`.
+    RETURNS (int): The exit status.
+    """
     from .app import create_app
 
-    settings = parse_args(argv)
-    fail(make_parser(PROG, ""), pipeline_error(settings))
+    name = settings.command
+    fail(make_parser(_prog(type(settings)), "", type(settings)), pipeline_error(settings))
     try:
         teacher = build_teacher(settings)
     except (ValueError, OSError, EngineError) as err:
-        print(f"teach: {err}", file=sys.stderr)
+        print(f"{name}: {err}", file=sys.stderr)
         return 1
     app = create_app(teacher, token=settings.auth)
     url = f"http://{settings.host}:{settings.port}/?session=default" + (
@@ -289,22 +367,22 @@ def main(argv: Sequence[str]) -> int:
         where = f"the model will be saved to {model}"
     relearn = f", {teacher.n_resumed} to re-learn in the background" if teacher.n_resumed else ""
     print(
-        f"teach: dataset {settings.dataset!r}, {teacher.n_stored} answers stored{relearn}; {where}",
+        f"{name}: dataset {settings.dataset!r}, {teacher.n_stored} answers stored{relearn}; {where}",
         flush=True,
     )
-    print(f"teach: open {url}  (Ctrl-C, SIGTERM or SIGHUP saves the model and stops)", flush=True)
+    print(f"{name}: open {url}  (Ctrl-C, SIGTERM or SIGHUP saves the model and stops)", flush=True)
     why = []
 
-    def on_signal(name: str) -> None:
-        why.append(name)
+    def on_signal(signal_name: str) -> None:
+        why.append(signal_name)
         teacher.stop_taking_answers()
-        print(f"teach: {name}: no more answers taken; learning the answers left, then saving", flush=True)
+        print(f"{name}: {signal_name}: no more answers taken; learning the answers left, then saving", flush=True)
 
     began = _serve(app, settings, on_signal)
     left = settings.stop_timeout - (time.monotonic() - began if began is not None else 0.0)
     clean = teacher.close(save=True, timeout=max(1.0, left - 1.0))
     if not clean:
-        print(f"teach: stopped; the engine did not stop cleanly: {teacher.error or 'killed'}", file=sys.stderr)
+        print(f"{name}: stopped; the engine did not stop cleanly: {teacher.error or 'killed'}", file=sys.stderr)
         return 1
-    print(f"teach: stopped ({', '.join(why) or 'server closed'}); model saved to {model}", flush=True)
+    print(f"{name}: stopped ({', '.join(why) or 'server closed'}); model saved to {model}", flush=True)
     return 0

@@ -11,8 +11,10 @@ it never waits for the model, the pipe or the other process.
 Every question handed out carries `_sig`, a keyed hash of the dataset, its
 `_task_hash`, text and spans; an answer must bring it back unchanged with the
 question's text and spans (the key is kept in the database, so a question
-handed out before a restart can still be answered). A server started with
-`allow_new_tasks` also stores answers to tasks it never asked.
+handed out before a restart can still be answered). A correction's `_sig` is
+of its text and the labels it is complete for, not of its spans, which the
+person changes. A server started with `allow_new_tasks` also stores answers
+to tasks it never asked.
 
 If the engine dies, the server goes on storing answers and says so: a request
 for questions, when none is left, gets the reason instead of waiting.
@@ -28,9 +30,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import spacy
 from spacy.language import Language
 
+from ..loop import is_correction
 from .answers import Answer, BadAnswer, read_answer
 from .book import QuestionBook
-from .engine import EngineSettings, load_state
+from .engine import EngineSettings, learnable, load_state
 from .engine_client import EngineClient, EngineError
 from .storage import Storage
 
@@ -72,6 +75,9 @@ class Teacher:
         self.batch_size = settings.batch_size
         self.feed_overlap = feed_overlap
         self.allow_new_tasks = allow_new_tasks
+        # The page's view: one span a question, or whole texts to correct.
+        self.view = "teach" if settings.questions == "teach" else "correct"
+        self.learns = settings.learns
         self.accepting = True
         self.cond = threading.Condition()
         self._secret = self.storage.secret(self.dataset).encode("utf8")
@@ -126,9 +132,13 @@ class Teacher:
 
     def signature(self, task: Task) -> str:
         """The keyed hash an answer to `task` must bring back: of the dataset,
-        the task's `_task_hash`, text and spans (offsets and labels)."""
-        spans = [[s.get("start"), s.get("end"), s.get("label")] for s in task.get("spans") or []]
-        message = json.dumps([self.dataset, task.get("_task_hash"), task.get("text"), spans], ensure_ascii=False)
+        the task's `_task_hash`, text and spans (offsets and labels); of a
+        correction, its labels instead of its spans."""
+        if is_correction(task):
+            asked: Any = ["complete", task["complete"]]
+        else:
+            asked = [[s.get("start"), s.get("end"), s.get("label")] for s in task.get("spans") or []]
+        message = json.dumps([self.dataset, task.get("_task_hash"), task.get("text"), asked], ensure_ascii=False)
         return hmac.new(self._secret, message.encode("utf8"), hashlib.sha256).hexdigest()[:32]
 
     # Questions -----------------------------------------------------------------
@@ -161,6 +171,32 @@ class Teacher:
         if want != self._want:
             self._want = want
             self.engine.queue("want", want)
+
+    def correction(self, question: Any, timeout: float = 30.0) -> Task:
+        """A question handed out (as it was) turned into a correction of its
+        whole text: the model's entities plus the question's span, signed.
+
+        question (Any): The question, as the client has it.
+        timeout (float): Most seconds to wait for the engine.
+        RETURNS (Task): The correction task.
+        RAISES (BadAnswer): It is no question of this server, or cannot be
+            corrected; `EngineError` if the engine gave no reply.
+        """
+        if not isinstance(question, dict) or not isinstance(question.get("text"), str):
+            raise BadAnswer("send the question as handed out: a JSON object with its `text`")
+        if not self.allow_new_tasks and not (
+            isinstance(question.get(SIGNATURE), str)
+            and hmac.compare_digest(question[SIGNATURE], self.signature(question))
+        ):
+            raise BadAnswer(f"it is no question of this server: send it back as handed out, with its `{SIGNATURE}`")
+        fields = ("text", "tokens", "spans", "meta", "_input_hash", "_task_hash")
+        reply = self.engine.correction({k: question[k] for k in fields if k in question}, timeout)
+        if reply is None:
+            raise EngineError(f"the learning engine gave no correction within {timeout:.0f} s: {self.error or 'busy'}")
+        if isinstance(reply, str):
+            raise BadAnswer(f"its text cannot be corrected: {reply}")
+        reply[SIGNATURE] = self.signature(reply)
+        return reply
 
     def finished(self, session: str) -> bool:
         """Whether the source is used up: no question is left for the session,
@@ -205,7 +241,11 @@ class Teacher:
         """
         pairs = [(item.key, item.task) for item in items]
         results = self.storage.add(self.dataset, session, pairs)
-        learn = [(row_id, int(a.task["_task_hash"]), a.record) for a, (row_id, is_new) in zip(items, results) if is_new]
+        learn = [
+            (row_id, int(a.task["_task_hash"]), a.record)
+            for a, (row_id, is_new) in zip(items, results)
+            if is_new and self.learns and learnable(a.record)
+        ]
         with self.cond:
             self.n_stored += len(self.book.record(session, pairs, results))
             self.engine.queue_answers(learn)
