@@ -146,3 +146,24 @@ def test_report_is_json_ready_and_printable():
     text = format_report(report)
     assert "NAME  1  1.000  n/a" in text and "every answer is the same" in text
     assert "(no text corrected by two sessions)" in text
+
+
+def test_db_stats_agreement_reads_the_database(tmp_path, capsys):
+    import json
+
+    from spacy_binary_ner.__main__ import main as cli
+    from spacy_binary_ner.server.storage import Storage
+
+    db = tmp_path / "answers.sqlite3"
+    storage = Storage(f"sqlite:///{db}")
+    for session, answers in (("a", ["accept", "accept", "reject"]), ("b", ["accept", "reject", "reject"])):
+        items = [(f"{session}-{h}", {**_task(h, answer), "_input_hash": h}) for h, answer in enumerate(answers)]
+        storage.add("ds", session, items)
+    storage.close()
+    assert cli(["db-stats", "ds", "--db", str(db), "--agreement", "--json"]) == 0
+    name = json.loads(capsys.readouterr().out)["binary"]["NAME"]
+    # p_o = 2/3; a: 2 accepts of 3, b: 1 of 3; p_e = (2 + 2) / 9; kappa = (2/3 - 4/9) / (5/9) = 0.4.
+    assert (name["tasks"], name["percent"]) == (3, pytest.approx(2 / 3))
+    assert name["cohen"] == {"a|b": pytest.approx(0.4)}
+    assert cli(["db-stats", "ds", "--db", str(db), "--agreement"]) == 0
+    assert "NAME  3  0.667" in capsys.readouterr().out

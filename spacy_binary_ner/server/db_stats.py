@@ -1,9 +1,11 @@
-"""`python -m spacy_binary_ner db-stats [DATASET]`: answers per label, per answer and per session."""
+"""`python -m spacy_binary_ner db-stats [DATASET] [--agreement]`: answers per label, per answer and per
+session; with `--agreement`, how far the sessions agree (see `spacy_binary_ner.agreement`)."""
 
 import json
 import sys
 from typing import Sequence
 
+from ..agreement import agreement_report, format_report
 from ..cli_args import ArgumentParser, fail
 from .storage import DB_HELP, Storage, database_error, database_url
 
@@ -13,7 +15,14 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("dataset", nargs="?", default=None, help="a dataset (default: list them all)")
     p.add_argument("--db", default=None, help=DB_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--agreement",
+        action="store_true",
+        help="agreement between sessions: percent and kappa per label for binary answers, span F1 for corrections",
+    )
     args = p.parse_args(argv)
+    if args.agreement and args.dataset is None:
+        p.error("--agreement needs a DATASET")
     fail(p, database_error(args.db))
     storage = Storage(database_url(args.db))
     try:
@@ -24,9 +33,15 @@ def main(argv: Sequence[str]) -> int:
         if args.dataset not in datasets:
             print(f"db-stats: no dataset {args.dataset!r} in {storage.url}", file=sys.stderr)
             return 1
-        stats = storage.stats(args.dataset)
+        if args.agreement:
+            report = agreement_report([(a.session, a.task) for a in storage.iter_answers(args.dataset)])
+        else:
+            stats = storage.stats(args.dataset)
     finally:
         storage.close()
+    if args.agreement:
+        print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
+        return 0
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
         return 0
