@@ -31,6 +31,7 @@ the weights of the evaluation with the best dev F1 are kept. Writes <out>
 """
 
 import argparse
+import copy
 import json
 import platform
 import random
@@ -47,6 +48,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
 
+from spacy_binary_ner.pipeline import DEFAULT_MODEL
 from spacy_binary_ner.records import iter_jsonl
 from spacy_binary_ner.rel.pipe import predicted_relations
 from spacy_binary_ner.rel.reader import RelReader
@@ -54,7 +56,7 @@ from spacy_binary_ner.rel.targets import REL_ENTITIES_KEY, answered_label_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMS = {"binary_rel": ("teach", None), "missing_negative": ("teach", 1.0), "gold": ("gold", None)}
-THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
+THRESHOLDS = [0.01, 0.02, 0.03, 0.04] + [round(0.05 * k, 2) for k in range(1, 20)]
 GOLD_KEY = "gold_entities"
 
 
@@ -143,6 +145,48 @@ def score(nlp: Language, examples: Sequence[Example], thresholds: Sequence[float
     return out
 
 
+def train_ner(
+    lang: str, train: List[dict], dev: List[dict], test: List[dict], args: argparse.Namespace
+) -> List[Example]:
+    """Train binary_ner on the gold entities of the training split (the
+    model of the relation configs, best dev F1 kept) and return the test
+    examples with its predicted entities on their predicted docs."""
+    fix_random_seed(args.seed)
+    nlp = spacy.blank(lang)
+    model = copy.deepcopy(DEFAULT_MODEL)
+    model["max_span_length"] = args.ner_max_span_length
+    ner = nlp.add_pipe("binary_ner", config={"model": model})
+    train_egs, dev_egs, test_egs = read(nlp, train, True), read(nlp, dev, True), read(nlp, test, True)
+    optimizer = Adam(0.001, L2=0.01, grad_clip=1.0, use_averages=True)
+    nlp.initialize(lambda: train_egs, sgd=optimizer)
+    rng = random.Random(args.seed)
+    best: Tuple[float, bytes] = (-1.0, b"")
+    started = time.time()
+    for step, batch in enumerate(_batches(train_egs, args, rng), 1):
+        ner.update(batch, sgd=optimizer, drop=0.1)
+        if step % args.eval_every == 0 or step == args.ner_steps:
+            with ner.model.use_params(optimizer.averages):
+                f = nlp.evaluate(dev_egs)["ents_f"]
+                if f > best[0]:
+                    best = (f, ner.model.to_bytes())
+            print(f"  ner step {step} dev ents F1 {f:.3f} {time.time() - started:.0f}s", flush=True)
+        if step >= args.ner_steps:
+            break
+    ner.model.from_bytes(best[1])
+    for eg, doc in zip(test_egs, nlp.pipe(eg.predicted.copy() for eg in test_egs)):
+        eg.predicted.spans[GOLD_KEY] = list(doc.ents)
+    test_f = nlp.evaluate(read(nlp, test, True))["ents_f"]
+    print(f"  ner: dev ents F1 {best[0]:.3f}, test {test_f:.3f}", flush=True)
+    return test_egs, {"dev_ents_f": round(best[0], 4), "test_ents_f": round(test_f, 4), "steps": args.ner_steps}
+
+
+def _batches(examples: List[Example], args: argparse.Namespace, rng: random.Random):
+    while True:
+        order = list(examples)
+        rng.shuffle(order)
+        yield from minibatch(order, args.batch_size)
+
+
 def train_system(
     lang: str,
     train: List[dict],
@@ -152,6 +196,7 @@ def train_system(
     label_pairs: Dict[str, List[List[str]]],
     unknown_weight: Optional[float],
     args: argparse.Namespace,
+    predicted_test: Optional[List[Example]] = None,
 ) -> Dict[str, object]:
     """Train one system and score it on dev (threshold chosen there) and test."""
     fix_random_seed(args.seed)
@@ -173,26 +218,24 @@ def train_system(
     nlp.initialize(lambda: train_egs, sgd=optimizer)
     rng = random.Random(args.seed)
     best: Tuple[float, float, bytes, int] = (-1.0, 0.5, b"", 0)
-    step, started, curve = 0, time.time(), []
-    while step < args.steps:
-        order = list(train_egs)
-        rng.shuffle(order)
-        for batch in minibatch(order, args.batch_size):
-            pipe.update(batch, sgd=optimizer, drop=0.1)
-            step += 1
-            if step % args.eval_every == 0 or step == args.steps:
-                with pipe.model.use_params(optimizer.averages):
-                    dev_scores = score(nlp, dev_egs, THRESHOLDS)
-                    t, s = max(dev_scores.items(), key=lambda kv: kv[1]["f"])
-                    curve.append({"step": step, "dev_f": s["f"], "threshold": t})
-                    if s["f"] > best[0]:
-                        best = (s["f"], t, pipe.model.to_bytes(), step)
-                print(f"  step {step} dev F1 {s['f']:.3f} (t={t}) {time.time() - started:.0f}s", flush=True)
-            if step >= args.steps:
-                break
+    started, curve = time.time(), []
+    for step, batch in enumerate(_batches(train_egs, args, rng), 1):
+        pipe.update(batch, sgd=optimizer, drop=0.1)
+        if step % args.eval_every == 0 or step == args.steps:
+            with pipe.model.use_params(optimizer.averages):
+                dev_scores = score(nlp, dev_egs, THRESHOLDS)
+                t, s = max(dev_scores.items(), key=lambda kv: kv[1]["f"])
+                curve.append({"step": step, "dev_f": s["f"], "threshold": t})
+                if s["f"] > best[0]:
+                    best = (s["f"], t, pipe.model.to_bytes(), step)
+            print(f"  step {step} dev F1 {s['f']:.3f} (t={t}) {time.time() - started:.0f}s", flush=True)
+        if step >= args.steps:
+            break
     pipe.model.from_bytes(best[2])
     test_scores = score(nlp, test_egs, [best[1]])[best[1]]
+    end_to_end = score(nlp, predicted_test, [best[1]])[best[1]] if predicted_test else None
     return {
+        **({"end_to_end_test_f": round(end_to_end["f"], 4)} if end_to_end else {}),
         "n_train_examples": len(train_egs),
         "unknown_weight": pipe.cfg["unknown_weight"],
         "best_step": best[3],
@@ -229,6 +272,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--unknown-weight", type=float, default=None, help="binary_rel's (default: the pipe's)")
     parser.add_argument("--train-limit", type=int, default=0, help="first N training records (0: all)")
     parser.add_argument("--eval-limit", type=int, default=0, help="first N dev and test records (0: all)")
+    parser.add_argument(
+        "--ner-steps", type=int, default=0, help="end to end: binary_ner's steps (0: gold entities only)"
+    )
+    parser.add_argument("--ner-max-span-length", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "rel_benchmark.json")
     args = parser.parse_args(argv)
@@ -244,12 +291,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         teach = simulate_teach_1x(train, label_pairs, args.seed)
         n_accept = sum(a["answer"] == "accept" for a in teach)
         print(f"{name}: {len(train)} train texts, {len(teach)} questions ({n_accept} accepted)", flush=True)
+        predicted_test, ner = train_ner(lang, train, dev, test, args) if args.ner_steps else (None, None)
         rows = {}
         for system in args.systems:
             data, weight = SYSTEMS[system]
             print(f" {system}", flush=True)
             records = teach if data == "teach" else train
-            rows[system] = train_system(lang, records, data == "gold", dev, test, label_pairs, weight, args)
+            rows[system] = train_system(
+                lang, records, data == "gold", dev, test, label_pairs, weight, args, predicted_test
+            )
             print(f" {system}: test F1 {rows[system]['test_f']:.3f}", flush=True)
         results["datasets"][name] = {
             "command": command,
@@ -259,6 +309,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             "accepted": n_accept,
             "dev_texts": len(dev),
             "test_texts": len(test),
+            "ner": ner,
             "systems": rows,
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
