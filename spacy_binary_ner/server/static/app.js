@@ -1,10 +1,12 @@
 // The teach page: one question at a time; answers are sent as they are given.
+// A question whose `complete` lists labels is a whole text to correct
+// (correct.js); in teach, `e` turns the question into one.
 "use strict";
 (function () {
   const params = new URLSearchParams(location.search);
   const session = params.get("session") || "default";
   const token = params.get("token");
-  const OPEN = 5;        // questions kept in the page
+  let OPEN = 5;          // questions kept in the page (fewer to correct: updates show sooner)
   const HISTORY = 10;    // answers shown (and changeable)
   let queue = [];        // open questions, queue[0] is shown
   let history = [];      // latest answers, newest first
@@ -14,6 +16,8 @@
   let keySeq = 0;
   const keyBase = session + "-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
   const $ = (id) => document.getElementById(id);
+  const isCorrection = (task) => Array.isArray(task.complete);
+  const editor = window.makeEditor($("text"), $("labels"), () => {});
 
   function api(path, body) {
     const sep = path.includes("?") ? "&" : "?";
@@ -43,16 +47,26 @@
     current = queue.length ? queue[0] : null;
     const text = $("text");
     if (!current) {
+      editor.clear();
       text.textContent = finished ? "No more questions: every text of the source was asked." : "Waiting for questions…";
       $("label").textContent = ""; $("score").textContent = ""; $("source").textContent = "";
       text.dataset.taskHash = "";
       return;
     }
+    text.dataset.taskHash = String(current._task_hash);
+    const meta = current.meta || {};
+    document.body.dataset.view = isCorrection(current) ? "correct" : "teach";
+    if (isCorrection(current)) {
+      editor.load(current);
+      $("label").textContent = "";
+      $("score").textContent = "";
+      $("source").textContent = meta.source === "silver" ? "consistent with the answers given" : "the model's entities";
+      return;
+    }
+    editor.clear();
     const span = current.spans[0];
     renderText(text, current.text, span);
-    text.dataset.taskHash = String(current._task_hash);
     $("label").textContent = span.label;
-    const meta = current.meta || {};
     $("score").textContent = meta.score === undefined ? "" : "p = " + Number(meta.score).toFixed(2);
     $("source").textContent = meta.source ? "proposed by the " + meta.source : "";
   }
@@ -67,10 +81,16 @@
       answer.className = "answer " + task.answer;
       answer.textContent = task.answer;
       li.appendChild(answer);
-      const span = task.spans[0];
       const chars = Array.from(task.text);
       const snippet = document.createElement("span");
-      snippet.textContent = chars.slice(span.start, span.end).join("") + " (" + span.label + ") ";
+      if (isCorrection(task)) {
+        const n = task.spans.length;
+        snippet.textContent = chars.slice(0, 20).join("") + (chars.length > 20 ? "… " : " ") +
+          "(" + n + (n === 1 ? " entity) " : " entities) ");
+      } else {
+        const span = task.spans[0];
+        snippet.textContent = chars.slice(span.start, span.end).join("") + " (" + span.label + ") ";
+      }
       li.appendChild(snippet);
       for (const choice of ["accept", "reject", "ignore"]) {
         if (choice === task.answer) continue;
@@ -115,7 +135,11 @@
 
   function answer(choice) {
     if (!current) return;
-    const task = current;
+    let task = current;
+    if (isCorrection(task)) {
+      task = Object.assign({}, task, { spans: editor.spanDicts() });
+      editor.forget(current);
+    }
     queue.shift();
     show();
     send(task, choice, false);
@@ -130,6 +154,19 @@
     queue = queue.filter((t) => t._task_hash !== task._task_hash);
     queue.unshift(task);
     show();
+  }
+
+  // The question as a correction of its whole text (the model's entities
+  // and its span), shown in its place.
+  function correctIt() {
+    if (!current || isCorrection(current)) return;
+    const question = current;
+    api("correction", { task: question }).then((data) => {
+      const i = queue.indexOf(question);
+      if (i < 0) return;
+      queue[i] = data.task;
+      if (i === 0) show();
+    }).catch((err) => setStatus("cannot correct: " + err.message));
   }
 
   // No question right now but more to come: ask again.
@@ -156,7 +193,9 @@
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === "a") { answer("accept"); e.preventDefault(); }
+    if (current && isCorrection(current) && editor.key(e)) { e.preventDefault(); return; }
+    if (e.key === "e") { correctIt(); e.preventDefault(); }
+    else if (e.key === "a") { answer("accept"); e.preventDefault(); }
     else if (e.key === "x") { answer("reject"); e.preventDefault(); }
     else if (e.key === " ") { answer("ignore"); e.preventDefault(); }
     else if (e.key === "Backspace") { undo(); e.preventDefault(); }
@@ -167,8 +206,13 @@
   $("undo").addEventListener("click", undo);
   $("session-name").textContent = "session " + session;
 
-  api("info").then((info) => { $("dataset").textContent = info.dataset; }).catch((e) => setStatus(e.message));
-  Promise.all([api("history?n=" + HISTORY), api("questions?n=" + OPEN)]).then(([h, q]) => {
+  api("info").then((info) => {
+    $("dataset").textContent = info.dataset;
+    $("command").textContent = info.view;
+    editor.setLabels(info.labels);
+    if (info.view === "correct") OPEN = 2;
+    return Promise.all([api("history?n=" + HISTORY), api("questions?n=" + OPEN)]);
+  }).then(([h, q]) => {
     history = h.answers;
     renderHistory();
     merge(q.tasks);
