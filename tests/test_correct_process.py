@@ -1,0 +1,93 @@
+"""`correct` as a real process on 127.0.0.1: kill -9 at random moments
+loses no acknowledged correction and stores none twice (teach's test, for
+corrections, with the model learning from them)."""
+
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="the server extra is not installed: pip install '.[server]'")
+httpx = pytest.importorskip("httpx")
+
+from spacy_binary_ner.server.storage import Storage  # noqa: E402
+
+from .server_util import CITIES, toy_records, write_config, write_jsonl  # noqa: E402
+from .test_server_process import NETWORK_ERRORS, ServerProcess  # noqa: E402
+
+KILLS = 5
+
+
+class CorrectProcess(ServerProcess):
+    """`python -m spacy_binary_ner correct ...` in a subprocess."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        super().__init__(workdir, *extra)
+        self.argv[self.argv.index("teach")] = "correct"
+
+
+def _corrected(task: Dict, key: str) -> Dict:
+    """The task with its city as the only LOC: a whole token of the toy texts."""
+    city = next(c for c in CITIES if f" {c} " in f" {task['text']} ")
+    start = f" {task['text']} ".index(f" {city} ")
+    return dict(task, spans=[{"start": start, "end": start + len(city), "label": "LOC"}], answer="accept", key=key)
+
+
+def test_kill_9_during_correct_loses_no_acknowledged_correction(tmp_path):
+    write_config(tmp_path / "small.cfg")
+    write_jsonl(tmp_path / "source.jsonl", [{"text": r["text"]} for r in toy_records(400)])
+    rng = random.Random(0)
+    server = CorrectProcess(tmp_path, "--update", "--save-every", "3", "--batch-size", "2")
+    acked: Dict[str, int] = {}
+    sent: Dict[str, Dict] = {}
+    pending: Optional[Tuple[str, Dict]] = None
+    kills, seq = 0, 0
+    deadline = time.monotonic() + 600
+    try:
+        with httpx.Client(timeout=10) as client:
+            while kills < KILLS:
+                assert time.monotonic() < deadline, f"only {kills} kills in time"
+                server.start()
+                timer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
+                timer.start()
+                try:
+                    while True:
+                        if pending is None:
+                            tasks, until = [], time.monotonic() + 60
+                            while not tasks and time.monotonic() < until:
+                                tasks = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
+                            assert tasks, "the server ran out of texts (none within 60 s)"
+                            seq += 1
+                            pending = (f"k{seq}", _corrected(tasks[0], f"k{seq}"))
+                            sent[pending[0]] = pending[1]
+                        # Resent as is after a crash: the key makes it idempotent.
+                        r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
+                        assert r.status_code == 200, r.text
+                        acked[pending[0]] = r.json()["ids"][0]
+                        pending = None
+                except NETWORK_ERRORS:
+                    pass
+                timer.join()
+                server.kill()
+                kills += 1
+            server.start()
+            if pending is not None:
+                r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
+                acked[pending[0]] = r.json()["ids"][0]
+            server.stop()
+    finally:
+        server.kill()
+    stored = list(Storage(f"sqlite:///{tmp_path / 'db.sqlite3'}").iter_answers("ds"))
+    keys = Counter(s.key for s in stored)
+    assert len(acked) >= KILLS
+    assert set(acked) <= set(keys), "an acknowledged correction was lost"
+    assert max(keys.values()) == 1, "a correction was stored twice"
+    assert {s.key: s.id for s in stored if s.key in acked} == acked
+    texts = Counter(s.task["text"] for s in stored)
+    assert max(texts.values()) == 1, "a corrected text was asked again after a restart"
+    assert all(s.task["complete"] == ["LOC"] and s.task["spans"] == sent[s.key]["spans"] for s in stored)
+    assert server.proc.returncode == 0
