@@ -41,7 +41,7 @@ def test_workflow_all_lists_the_commands():
     config = load_project_config(ROOT)
     assert config["workflows"]["all"] == FAST_STEPS + PACKAGE_STEPS
     commands = {cmd["name"]: cmd for cmd in config["commands"]}
-    for name in FAST_STEPS + PACKAGE_STEPS:
+    for name in FAST_STEPS + PACKAGE_STEPS + config["workflows"]["textcat"]:
         assert commands[name]["help"]
         # Every dependency is one path: confection joins adjacent variables.
         for dep in commands[name].get("deps", []):
@@ -92,6 +92,25 @@ def test_project_runs_with_training_cut_short(tmp_path, monkeypatch, lang):
     if RUN_SLOW:
         check = json.loads((project / "metrics" / "package_check.json").read_text(encoding="utf8"))
         assert check["identical_entities"] == check["identical_span_probabilities"] == check["texts"] > 0
+
+
+def test_textcat_workflow_trains_and_evaluates(tmp_path, monkeypatch):
+    project = copy_project(tmp_path, "en")
+    shutil.copytree(ROOT / "assets" / "textcat", project / "assets" / "textcat")
+    config = load_project_config(project)
+    assert config["workflows"]["textcat"] == ["textcat-train", "textcat-evaluate"]
+    monkeypatch.setenv("SPACY_CONFIG_OVERRIDES", "--training.max_steps=10 --training.eval_frequency=5")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for step in config["workflows"]["textcat"]:
+        project_run(project, step, capture=True)
+    trained = load_config(project / "training-textcat" / "model-best" / "config.cfg")
+    assert trained["training"]["max_steps"] == 10 and trained["nlp"]["pipeline"] == ["binary_textcat"]
+    metrics = json.loads((project / "metrics" / "textcat.json").read_text(encoding="utf8"))
+    assert 0.0 <= metrics["cats_score"] <= 1.0
+    labels = {
+        label for r in srsly.read_jsonl(project / "assets" / "textcat" / "en_gold_dev.jsonl") for label in r["cats"]
+    }
+    assert set(metrics["cats_f_per_type"]) == labels
 
 
 def test_sample_is_what_make_sample_writes(tmp_path):
