@@ -43,7 +43,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import spacy
 import torch
 from spacy.language import Language
-from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
@@ -51,8 +50,8 @@ from thinc.api import Adam
 from spacy_binary_ner.pipeline import DEFAULT_MODEL
 from spacy_binary_ner.records import iter_jsonl
 from spacy_binary_ner.rel.pipe import predicted_relations
-from spacy_binary_ner.rel.reader import RelReader
-from spacy_binary_ner.rel.targets import REL_ENTITIES_KEY, answered_label_pairs
+from spacy_binary_ner.rel.reader import RelReader, give_entities
+from spacy_binary_ner.rel.targets import answered_label_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMS = {"binary_rel": ("teach", None), "missing_negative": ("teach", 1.0), "gold": ("gold", None)}
@@ -114,10 +113,7 @@ def read(nlp: Language, records: Sequence[dict], complete: bool) -> List[Example
     reader = RelReader(nlp)
     reader.read_records(records, complete=complete)
     examples = reader.examples()
-    for eg in examples:
-        eg.predicted.spans[GOLD_KEY] = [
-            Span(eg.predicted, s.start, s.end, s.label_) for s in eg.reference.spans[REL_ENTITIES_KEY]
-        ]
+    give_entities(examples, GOLD_KEY)
     return examples
 
 

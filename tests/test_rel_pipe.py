@@ -14,9 +14,8 @@ from spacy.util import fix_random_seed, load_model_from_config, make_tempdir, re
 from torch import nn
 
 from spacy_binary_ner.rel.pipe import make_binary_rel, predicted_relations
-from spacy_binary_ner.rel.reader import RelReader
+from spacy_binary_ner.rel.reader import RelReader, give_entities
 from spacy_binary_ner.rel.settings import RelSettings
-from spacy_binary_ner.rel.targets import REL_ENTITIES_KEY
 
 from .util import SMALL_MODEL as NER_SMALL_MODEL
 
@@ -85,10 +84,7 @@ def examples(nlp, records=ANSWERS, complete=False):
     reader = RelReader(nlp)
     reader.read_records(records, complete=complete)
     out = reader.examples()
-    for eg in out:
-        eg.predicted.spans[KEY] = [
-            Span(eg.predicted, s.start, s.end, s.label_) for s in eg.reference.spans[REL_ENTITIES_KEY]
-        ]
+    give_entities(out, KEY)
     return out
 
 

@@ -53,117 +53,44 @@ def targets(records, complete=False, label_pairs=None, exclusive=False):
     return {pair: (truths[i].tolist(), weights[i].tolist()) for i, pair in enumerate(pairs)}
 
 
+PAIRS = {"Work_For": [["PER", "ORG"]], "Live_In": [["PER", "LOC"]]}
+GOLD = [{"text": TEXT, "spans": SPANS, "relations": [{"head": 0, "child": 1, "label": "Work_For"}]}]
+ACCEPT, REJECT = [answer(0, 1, "Work_For", "accept")], [answer(0, 1, "Work_For", "reject")]
 TABLE = [
-    # (name, records, complete, label_pairs, pair, truths, weights)
-    ("accept: that cell 1", [answer(0, 1, "Work_For", "accept")], False, None, PER + ORG, [0, 0, 1], [U, U, 1]),
-    (
-        "accept: the reverse pair unknown",
-        [answer(0, 1, "Work_For", "accept")],
-        False,
-        None,
-        ORG + PER,
-        [0, 0, 0],
-        [U, U, U],
-    ),
-    (
-        "accept: another pair unknown",
-        [answer(0, 1, "Work_For", "accept")],
-        False,
-        None,
-        PER + LOC,
-        [0, 0, 0],
-        [U, U, U],
-    ),
-    ("reject: that label only", [answer(0, 1, "Work_For", "reject")], False, None, PER + ORG, [0, 0, 0], [U, U, 1]),
+    # (name, records, options of `targets`, pair, truths, weights)
+    ("accept: that cell 1", ACCEPT, {}, PER + ORG, [0, 0, 1], [U, U, 1]),
+    ("accept: the reverse pair unknown", ACCEPT, {}, ORG + PER, [0, 0, 0], [U, U, U]),
+    ("accept: another pair unknown", ACCEPT, {}, PER + LOC, [0, 0, 0], [U, U, U]),
+    ("reject: that label only", REJECT, {}, PER + ORG, [0, 0, 0], [U, U, 1]),
     (
         "ignore: weight 0",
         [answer(0, 1, "Work_For", "ignore"), answer(1, 2, "Based_In", "accept")],
-        False,
-        None,
+        {},
         PER + ORG,
         [0, 0, 0],
         [U, U, 0],
     ),
-    (
-        "two answers of a text",
-        [answer(0, 1, "Work_For", "accept"), answer(0, 1, "Live_In", "reject")],
-        False,
-        None,
-        PER + ORG,
-        [0, 0, 1],
-        [U, 1, 1],
-    ),
-    (
-        "later answer wins",
-        [answer(0, 1, "Work_For", "reject"), answer(0, 1, "Work_For", "accept")],
-        False,
-        None,
-        PER + ORG,
-        [0, 0, 1],
-        [U, U, 1],
-    ),
-    (
-        "complete: its relation 1",
-        [{"text": TEXT, "spans": SPANS, "relations": [{"head": 0, "child": 1, "label": "Work_For"}]}],
-        True,
-        None,
-        PER + ORG,
-        [0, 0, 1],
-        [1, 1, 1],
-    ),
-    (
-        "complete: every other pair 0",
-        [{"text": TEXT, "spans": SPANS, "relations": [{"head": 0, "child": 1, "label": "Work_For"}]}],
-        True,
-        None,
-        ORG + LOC,
-        [0, 0, 0],
-        [1, 1, 1],
-    ),
-    (
-        "complete with no relation",
-        [{"text": TEXT, "spans": SPANS, "relations": []}],
-        True,
-        None,
-        PER + LOC,
-        [0, 0, 0],
-        [1, 1, 1],
-    ),
-    (
-        "label pairs: disallowed labels weigh 0",
-        [answer(0, 1, "Work_For", "accept")],
-        False,
-        {"Work_For": [["PER", "ORG"]], "Live_In": [["PER", "LOC"]]},
-        PER + ORG,
-        [0, 0, 1],
-        [0, 0, 1],
-    ),
-    (
-        "label pairs: unknown where allowed",
-        [answer(0, 1, "Work_For", "accept")],
-        False,
-        {"Work_For": [["PER", "ORG"]], "Live_In": [["PER", "LOC"]]},
-        PER + LOC,
-        [0, 0, 0],
-        [0, U, 0],
-    ),
-]
-
-
-EXCLUSIVE = [
-    # (name, records, pair, truths, weights)
+    ("two answers of a text", ACCEPT + [answer(0, 1, "Live_In", "reject")], {}, PER + ORG, [0, 0, 1], [U, 1, 1]),
+    ("later answer wins", REJECT + ACCEPT, {}, PER + ORG, [0, 0, 1], [U, U, 1]),
+    ("complete: its relation 1", GOLD, {"complete": True}, PER + ORG, [0, 0, 1], [1, 1, 1]),
+    ("complete: every other pair 0", GOLD, {"complete": True}, ORG + LOC, [0, 0, 0], [1, 1, 1]),
+    ("complete with no relation", [{**GOLD[0], "relations": []}], {"complete": True}, PER + LOC, [0, 0, 0], [1, 1, 1]),
+    ("label pairs: disallowed labels weigh 0", ACCEPT, {"label_pairs": PAIRS}, PER + ORG, [0, 0, 1], [0, 0, 1]),
+    ("label pairs: unknown where allowed", ACCEPT, {"label_pairs": PAIRS}, PER + LOC, [0, 0, 0], [0, U, 0]),
     (
         "exclusive: an accept rejects the pair's other labels",
-        [answer(0, 1, "Work_For", "accept")],
+        ACCEPT,
+        {"exclusive": True},
         PER + ORG,
         [0, 0, 1],
         [1, 1, 1],
     ),
-    ("exclusive: other pairs stay unknown", [answer(0, 1, "Work_For", "accept")], ORG + PER, [0, 0, 0], [U, U, U]),
-    ("exclusive: a reject says nothing more", [answer(0, 1, "Work_For", "reject")], PER + ORG, [0, 0, 0], [U, U, 1]),
+    ("exclusive: other pairs stay unknown", ACCEPT, {"exclusive": True}, ORG + PER, [0, 0, 0], [U, U, U]),
+    ("exclusive: a reject says nothing more", REJECT, {"exclusive": True}, PER + ORG, [0, 0, 0], [U, U, 1]),
     (
         "exclusive: an ignore still weighs 0",
-        [answer(0, 1, "Work_For", "accept"), answer(0, 1, "Live_In", "ignore")],
+        ACCEPT + [answer(0, 1, "Live_In", "ignore")],
+        {"exclusive": True},
         PER + ORG,
         [0, 0, 1],
         [1, 0, 1],
@@ -171,16 +98,9 @@ EXCLUSIVE = [
 ]
 
 
-@pytest.mark.parametrize("name,records,pair,truths,weights", EXCLUSIVE, ids=[r[0] for r in EXCLUSIVE])
-def test_exclusive_labels_table(name, records, pair, truths, weights):
-    got = targets(records, exclusive=True)
-    numpy.testing.assert_allclose(got[pair][0], truths)
-    numpy.testing.assert_allclose(got[pair][1], weights, rtol=1e-6)
-
-
-@pytest.mark.parametrize("name,records,complete,label_pairs,pair,truths,weights", TABLE, ids=[r[0] for r in TABLE])
-def test_targets_table(name, records, complete, label_pairs, pair, truths, weights):
-    got = targets(records, complete, label_pairs)
+@pytest.mark.parametrize("name,records,options,pair,truths,weights", TABLE, ids=[r[0] for r in TABLE])
+def test_targets_table(name, records, options, pair, truths, weights):
+    got = targets(records, **options)
     numpy.testing.assert_allclose(got[pair][0], truths)
     numpy.testing.assert_allclose(got[pair][1], weights, rtol=1e-6)
 

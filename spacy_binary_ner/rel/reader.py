@@ -38,7 +38,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -379,11 +379,22 @@ class RelCorpus:
             log("Read %s: %s%s", source, stats, f" (skipped: {json.dumps(problems)})" if problems else "")
         examples = examples[: self.limit] if self.limit else examples
         if self.entities_key is not None:
-            for eg in examples:
-                eg.predicted.spans[self.entities_key] = [
-                    Span(eg.predicted, s.start, s.end, s.label_) for s in eg.reference.spans[REL_ENTITIES_KEY]
-                ]
+            give_entities(examples, self.entities_key)
         return examples
+
+
+def give_entities(examples: Iterable[Example], key: str) -> None:
+    """Put each example's entities (its reference's) on its predicted doc,
+    in the span group `key`: the entities given, for a `binary_rel` with
+    `spans_key = key`.
+
+    examples (Iterable[Example]): Examples made by the reader.
+    key (str): The span group.
+    """
+    for eg in examples:
+        eg.predicted.spans[key] = [
+            Span(eg.predicted, s.start, s.end, s.label_) for s in eg.reference.spans[REL_ENTITIES_KEY]
+        ]
 
 
 @registry.readers(READER_NAME)
