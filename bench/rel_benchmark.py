@@ -3,8 +3,6 @@
 trained on the same simulated relation answers, with the gold entities given
 (the relation step's micro-F1).
 
-    python bench/rel_benchmark.py --data ../shared/data/conll04_en ../shared/data/sanwen_zh
-
 The answers (teach-1x, `simulate_teach_1x`, used by every system): one
 question per training text that has two gold entities with an allowed label
 pair, in the file's order, from `random.Random(seed)`. With probability 0.5
@@ -17,7 +15,8 @@ else reject. The record carries every gold entity of the text in `spans` (the
 entities are given) and the one relation asked.
 
 Systems (the same architecture, tok2vec, optimizer, batch size, step budget
-and seed; allowed entity label pairs from the gold training relations):
+and seed; allowed entity label pairs from the gold training relations;
+`exclusive_labels` on and `max_distance` 80 unless told otherwise):
   binary_rel            ours, teach-1x: unanswered (pair, label) cells unknown (`unknown_weight`)
   missing_negative      the same pipe with `unknown_weight = 1`: every unanswered cell of the
                         candidate pairs is "no relation", as spaCy's relation tutorial reads data
@@ -26,8 +25,16 @@ and seed; allowed entity label pairs from the gold training relations):
 
 Score: micro-F1 of (head, child, label) on the test split, the entities given
 as gold; the decision threshold is chosen per system on the dev split, and
-the weights of the evaluation with the best dev F1 are kept. Writes <out>
-(JSON) and prints a Markdown table.
+the weights of the evaluation with the best dev F1 are kept. With
+`--ner-steps N`, also end to end: binary_ner trained N steps on the gold
+entities of the training split gives the test entities, and a relation is
+right if both its entities have a gold relation's offsets and its label.
+Writes <out> (JSON; other datasets already in it are kept) and prints a
+Markdown table.
+
+    python bench/rel_benchmark.py --data ../shared/data/conll04_en --steps 2000 --eval-every 250 --ner-steps 1500
+    python bench/rel_benchmark.py --data ../shared/data/sanwen_zh --steps 2000 --eval-every 250 \
+        --ner-steps 1000 --ner-max-span-length 30
 """
 
 import argparse
