@@ -164,6 +164,25 @@ def test_only_accepted_corrections_are_learned_and_only_with_update(workdir, upd
     stored = _stored(workdir)
     assert [s["answer"] for s in stored] == ["accept", "reject", "ignore"]
     assert all(s["complete"] == ["LOC", "PER"] for s in stored)
+    # The model saved on close learned the accepted text: its entity's
+    # probability up, and by more than another span's of its label (from an
+    # untrained model's tiny probabilities, one step lifts every span).
+    before, after = _lookup(workdir / "ruler", TEXTS[0]), _lookup(workdir / "out" / "model", TEXTS[0])
+    paris, flew = (3, 4, "LOC"), (1, 2, "LOC")
+    if update:
+        assert after(*paris) - before(*paris) > max(0.0, after(*flew) - before(*flew))
+    else:
+        assert (after(*paris), after(*flew)) == pytest.approx((before(*paris), before(*flew)), abs=1e-6)
+
+
+def _lookup(model: Path, text: str):
+    """The probability of any (start token, end token, label) of `text` by the model saved in `model`."""
+    import spacy
+
+    from spacy_binary_ner.loop import BinaryNERProposer
+
+    nlp = spacy.load(model)
+    return BinaryNERProposer(nlp.get_pipe("binary_ner"))([nlp.make_doc(text)])[0][1]
 
 
 def test_teach_turns_a_question_into_a_correction_of_its_whole_text(workdir):

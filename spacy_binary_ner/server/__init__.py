@@ -1,6 +1,7 @@
 """The teach server: a web page where people answer accept / reject while the
-model learns (`python -m spacy_binary_ner teach`), and the database commands
-`db-out`, `db-stats` and `db-drop`.
+model learns (`python -m spacy_binary_ner teach`), or correct whole texts
+(`correct`, `silver-to-gold`), and the database commands `db-out`,
+`db-stats` and `db-drop`.
 
 - `storage`: the answer store (SQLAlchemy 2 Core; SQLite or PostgreSQL);
 - `engine`: the learning engine, the annotation loop in a process of its own
@@ -10,10 +11,11 @@ model learns (`python -m spacy_binary_ner teach`), and the database commands
 - `book`: the question book: sessions, open questions, leases, the buffer;
 - `worker`: the server's side (`Teacher`): answers checked and stored,
   questions handed out from the book;
-- `settings`: the `teach` settings, one frozen dataclass the command line is
-  made from;
+- `settings`: the settings of `teach` and its two siblings, frozen
+  dataclasses the command lines are made from;
 - `app`: the Starlette app, the page and its JSON API;
-- `teach`, `db_out`, `db_stats`, `db_drop`: the commands.
+- `teach`, `correct`, `silver_to_gold`, `db_out`, `db_stats`, `db_drop`:
+  the commands (`teach.run` serves the first three).
 
 Needs the `server` extra: `pip install "spacy-binary-ner[server]"`.
 """

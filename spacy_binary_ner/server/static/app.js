@@ -210,6 +210,7 @@
     $("dataset").textContent = info.dataset;
     $("command").textContent = info.view;
     editor.setLabels(info.labels);
+    editor.setScope(info.dataset + "-" + session);
     if (info.view === "correct") OPEN = 2;
     return Promise.all([api("history?n=" + HISTORY), api("questions?n=" + OPEN)]);
   }).then(([h, q]) => {

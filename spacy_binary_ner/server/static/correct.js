@@ -11,6 +11,7 @@ window.makeEditor = function (textEl, labelsEl, onChange) {
   let selected = -1;       // index in spans of the selected span
   let pending = null;      // {anchor, focus}: a token range chosen by shift+arrows
   let suppressClick = false;
+  let scope = "";          // drafts are kept per dataset and session
 
   function setLabels(list) {
     labels = list.slice(0, 9);
@@ -51,7 +52,7 @@ window.makeEditor = function (textEl, labelsEl, onChange) {
     render();
   }
 
-  function draftKey() { return "sbn-draft-" + task._task_hash; }
+  function draftKey(t) { return "sbn-draft-" + scope + "-" + (t || task)._task_hash; }
 
   function changed() {
     localStorage.setItem(draftKey(), JSON.stringify(spans));
@@ -67,7 +68,7 @@ window.makeEditor = function (textEl, labelsEl, onChange) {
     }));
   }
 
-  function forget(t) { localStorage.removeItem("sbn-draft-" + t._task_hash); }
+  function forget(t) { localStorage.removeItem(draftKey(t)); }
 
   function render() {
     const chars = Array.from(task.text);
@@ -205,6 +206,6 @@ window.makeEditor = function (textEl, labelsEl, onChange) {
     return false;
   }
 
-  return { setLabels: setLabels, load: load, spanDicts: spanDicts, forget: forget, key: key,
+  return { setLabels: setLabels, setScope: (s) => { scope = s; }, load: load, spanDicts: spanDicts, forget: forget, key: key,
     clear: () => { task = null; } };
 };
