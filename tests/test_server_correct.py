@@ -297,3 +297,19 @@ def _ruler_entities(text: str) -> Dict:
     nlp = spacy.blank("en")
     nlp.add_pipe("entity_ruler").add_patterns(PATTERNS)
     return {(e.start_char, e.end_char): e.label_ for e in nlp(text).ents if e.label_ in ("LOC", "PER")}
+
+
+def test_silver_to_gold_needs_an_existing_database_two_datasets_and_answers(workdir, capsys):
+    def exit_status(*argv: str) -> int:
+        with pytest.raises(SystemExit) as exited:
+            cli(["silver-to-gold", *argv])
+        return exited.value.code
+
+    tail = [str(workdir / "ruler"), "--label", "LOC", "--db"]
+    assert exit_status("binary", "gold", *tail, str(workdir / "none.sqlite3")) == 2
+    assert "no SQLite file" in capsys.readouterr().err and not (workdir / "none.sqlite3").exists()
+    (workdir / "db.sqlite3").touch()
+    assert exit_status("binary", "binary", *tail, str(workdir / "db.sqlite3")) == 2
+    assert "must not be DATASET_IN" in capsys.readouterr().err
+    assert cli(["silver-to-gold", "binary", "gold", *tail, str(workdir / "db.sqlite3")]) == 1
+    assert "the dataset 'binary'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, List, Optional, Sequence, Tuple, Typ
 
 from ..cli_args import ArgumentParser, fail, input_error, output_folder_error
 from ..loop import check_labels
-from .storage import DB_HELP
+from .storage import DB_HELP, database_error
 
 TOKEN_ENV = "SBN_TEACH_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -198,6 +198,10 @@ def parse_settings(
         p.error(f"argument --label: {err}")
     if settings.source is not None:
         fail(p, input_error(settings.source, "source"))
+    else:  # silver-to-gold reads DATASET_IN from the database
+        fail(p, database_error(settings.db))
+        if getattr(settings, "dataset_in") == settings.dataset:
+            p.error("DATASET_OUT must not be DATASET_IN: the corrections would mix with the answers they correct")
     for name in ("patterns", "eval"):
         value = getattr(settings, name)
         if value is not None:
