@@ -102,6 +102,12 @@ BAD = [
     ("unknown answer", record([{"head": 0, "child": 1, "label": "X"}], answer="maybe"), "unknown answer"),
     ("no spans", record([{"head": 0, "child": 1, "label": "X"}], spans=[]), "no spans"),
     ("not an object", ["a list"], "not an object"),
+    ("spans not a list", record([{"head": 0, "child": 1, "label": "X"}], spans={"start": 0}), "bad field"),
+    (
+        "head_span not a span",
+        record([{"head": 1, "child": 5, "head_span": 3, "child_span": ORG, "label": "X"}]),
+        "bad field",
+    ),
 ]
 
 
@@ -116,6 +122,12 @@ def test_bad_records_are_skipped_with_their_reason(name, value, reason):
     assert reason in REL_REASONS
     with pytest.raises(TeachDataError, match="Fix: "):
         read([value], strict=True)
+
+
+def test_ignored_complete_annotation_is_skipped():
+    rows = [record([{"head": 0, "child": 1, "label": "Work_For"}], answer="ignore")]
+    examples, reader = read(rows, complete=True)
+    assert examples == [] and dict(reader.total().skipped) == {"ignore answer": 1}
 
 
 def test_ignore_only_text_is_skipped_but_not_an_error_in_strict_mode():

@@ -111,10 +111,17 @@ def parse_rel_record(nlp: Language, value: Any, complete: bool = False, relation
         spans = value.get("spans") or []
         given = [r[k] for r in relations for k in ("head_span", "child_span") if k in r]
         ignore = value.get("answer") == IGNORE
-        value = {**value, "spans": [*spans, *given], **({"answer": "accept"} if ignore else {})}
+        # Spans that are not a list are left to the record parser to refuse.
+        value = {
+            **value,
+            **({"spans": [*spans, *given]} if isinstance(spans, list) else {}),
+            **({"answer": "accept"} if ignore else {}),
+        }
     else:
         relations, spans, given, ignore = None, [], [], False
     record = parse_record(value, complete=complete)
+    if ignore and record.complete:
+        raise RecordError("ignore answer")
     if relations is None or (not relations and not record.complete):
         raise RecordError("no relations", "no `relations` in the record")
     doc, starts, ends = record_doc(nlp, record.text, record.parsed_tokens)
