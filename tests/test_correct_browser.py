@@ -5,6 +5,7 @@ key; the stored complete annotation; a reload; undo; and teach's `e` key."""
 import contextlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -16,7 +17,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 from spacy_binary_ner.__main__ import main as cli  # noqa: E402
 from spacy_binary_ner.server.app import create_app  # noqa: E402
-from spacy_binary_ner.server.settings import CorrectSettings  # noqa: E402
+from spacy_binary_ner.server.settings import CorrectSettings, SilverSettings  # noqa: E402
 from spacy_binary_ner.server.teach import build_teacher, parse_args  # noqa: E402
 
 from .server_util import ThreadServer, free_port, ruler_argv, write_jsonl, write_ruler_pipeline  # noqa: E402
@@ -24,6 +25,10 @@ from .test_server_browser import CHROMIUM  # noqa: E402
 from .test_server_browser import browser as _browser  # noqa: E402
 
 browser = _browser  # the fixture: Debian's Chromium
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
 
@@ -176,3 +181,31 @@ def test_the_e_key_in_teach_corrects_the_whole_text(tmp_path, browser):
             expected.add((start, start + len(name), label))
     assert record["text"] == question["text"] and record["complete"] == ["LOC", "PER"]
     assert {(s["start"], s["end"], s["label"]) for s in record["spans"]} == expected
+
+
+def test_silver_to_gold_shows_the_analysis_consistent_with_the_binary_answers(tmp_path, browser):
+    pytest.importorskip("spacy_binary_ner.consistent")
+    expect = sync_api.expect
+    workdir = _workdir(tmp_path, "zh")
+    text = SAMPLES["zh"]["texts"][0]  # 😀 李明在北京工作。
+    binary = [
+        {"text": text, "spans": [{"start": 7, "end": 9, "label": "LOC"}], "answer": "accept"},
+        {"text": text, "spans": [{"start": 2, "end": 4, "label": "PER"}], "answer": "reject"},
+    ]
+    teacher = build_teacher(parse_args(["binary", *ruler_argv(workdir, "--allow-new-tasks")[1:]]))
+    with TestClient(create_app(teacher, on_shutdown=teacher.close)) as client:
+        assert client.post("/api/answers?session=a", json={"answers": binary}).json()["stored"] == 2
+    # DATASET_IN DATASET_OUT PIPELINE, then the flags (no source).
+    settings = parse_args(["binary", "gold", str(workdir / "ruler"), *ruler_argv(workdir)[3:]], SilverSettings)
+    with _served(browser, settings, "carol") as (_, page):
+        expect(page.locator("body")).to_have_attribute("data-view", "correct")
+        # The accept kept; the rejected PER not; no model span reaches the pipe's threshold.
+        expect(page.locator("#text mark.ent")).to_have_count(1)
+        expect(_mark(page, "工作")).to_have_attribute("data-label", "LOC")
+        page.keyboard.press("a")
+        page.wait_for_function("document.querySelector('#p-session').textContent === '1'")
+    out = workdir / "gold.jsonl"
+    assert cli(["db-out", "gold", str(out), "--db", str(workdir / "db.sqlite3")]) == 0
+    (record,) = [json.loads(line) for line in out.read_text(encoding="utf8").splitlines()]
+    assert record["text"] == text and record["complete"] == ["LOC", "PER"] and record["meta"]["source"] == "silver"
+    assert record["spans"] == [{"start": 7, "end": 9, "label": "LOC", "token_start": 6, "token_end": 7}]

@@ -2,12 +2,13 @@
 loses no acknowledged correction and stores none twice (teach's test, for
 corrections, with the model learning from them)."""
 
+import contextlib
 import random
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import pytest
 
@@ -37,57 +38,64 @@ def _corrected(task: Dict, key: str) -> Dict:
     return dict(task, spans=[{"start": start, "end": start + len(city), "label": "LOC"}], answer="accept", key=key)
 
 
+class Annotator:
+    """A person correcting texts over HTTP: each correction is sent until it
+    is acknowledged, with the same key, whatever happens to the server."""
+
+    def __init__(self, client: "httpx.Client") -> None:
+        self.client = client
+        self.sent: Dict[str, Dict] = {}
+        self.acked: Dict[str, int] = {}
+        self.pending: Optional[str] = None
+
+    def step(self, url: str) -> None:
+        """Correct one text (or send the unacknowledged one again)."""
+        if self.pending is None:
+            tasks, until = [], time.monotonic() + 60
+            while not tasks and time.monotonic() < until:
+                # A restarted server may need a while for its first text.
+                tasks = self.client.get(url + "/api/questions?session=s&n=1").json()["tasks"]
+            assert tasks, "the server ran out of texts (none within 60 s)"
+            self.pending = f"k{len(self.sent) + 1}"
+            self.sent[self.pending] = _corrected(tasks[0], self.pending)
+        r = self.client.post(url + "/api/answers?session=s", json={"answers": [self.sent[self.pending]]})
+        assert r.status_code == 200, r.text
+        self.acked[self.pending] = r.json()["ids"][0]
+        self.pending = None
+
+
 def test_kill_9_during_correct_loses_no_acknowledged_correction(tmp_path):
     write_config(tmp_path / "small.cfg")
     write_jsonl(tmp_path / "source.jsonl", [{"text": r["text"]} for r in toy_records(400)])
     rng = random.Random(0)
     server = CorrectProcess(tmp_path, "--update", "--save-every", "3", "--batch-size", "2")
-    acked: Dict[str, int] = {}
-    sent: Dict[str, Dict] = {}
-    pending: Optional[Tuple[str, Dict]] = None
-    kills, seq = 0, 0
     deadline = time.monotonic() + 600
     try:
         with httpx.Client(timeout=10) as client:
-            while kills < KILLS:
-                assert time.monotonic() < deadline, f"only {kills} kills in time"
+            person = Annotator(client)
+            for kill in range(KILLS):
+                assert time.monotonic() < deadline, f"only {kill} kills in time"
                 server.start()
-                timer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
-                timer.start()
-                try:
+                with contextlib.suppress(*NETWORK_ERRORS):
+                    killer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
+                    killer.start()
                     while True:
-                        if pending is None:
-                            tasks, until = [], time.monotonic() + 60
-                            while not tasks and time.monotonic() < until:
-                                tasks = client.get(server.url + "/api/questions?session=s&n=1").json()["tasks"]
-                            assert tasks, "the server ran out of texts (none within 60 s)"
-                            seq += 1
-                            pending = (f"k{seq}", _corrected(tasks[0], f"k{seq}"))
-                            sent[pending[0]] = pending[1]
-                        # Resent as is after a crash: the key makes it idempotent.
-                        r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
-                        assert r.status_code == 200, r.text
-                        acked[pending[0]] = r.json()["ids"][0]
-                        pending = None
-                except NETWORK_ERRORS:
-                    pass
-                timer.join()
+                        person.step(server.url)
+                killer.join()
                 server.kill()
-                kills += 1
             server.start()
-            if pending is not None:
-                r = client.post(server.url + "/api/answers?session=s", json={"answers": [pending[1]]})
-                acked[pending[0]] = r.json()["ids"][0]
+            if person.pending is not None:
+                person.step(server.url)
             server.stop()
     finally:
         server.kill()
     stored = list(Storage(f"sqlite:///{tmp_path / 'db.sqlite3'}").iter_answers("ds"))
     keys = Counter(s.key for s in stored)
-    assert len(acked) >= KILLS
-    assert set(acked) <= set(keys), "an acknowledged correction was lost"
+    assert len(person.acked) >= KILLS
+    assert set(person.acked) <= set(keys), "an acknowledged correction was lost"
     assert max(keys.values()) == 1, "a correction was stored twice"
-    assert {s.key: s.id for s in stored if s.key in acked} == acked
+    assert {s.key: s.id for s in stored if s.key in person.acked} == person.acked
     texts = Counter(s.task["text"] for s in stored)
     assert max(texts.values()) == 1, "a corrected text was asked again after a restart"
-    assert all(s.task["complete"] == ["LOC"] and s.task["spans"] == sent[s.key]["spans"] for s in stored)
+    assert all(s.task["complete"] == ["LOC"] and s.task["spans"] == person.sent[s.key]["spans"] for s in stored)
     assert server.proc.returncode == 0
