@@ -313,3 +313,20 @@ def test_silver_to_gold_needs_an_existing_database_two_datasets_and_answers(work
     assert "must not be DATASET_IN" in capsys.readouterr().err
     assert cli(["silver-to-gold", "binary", "gold", *tail, str(workdir / "db.sqlite3")]) == 1
     assert "the dataset 'binary'" in capsys.readouterr().err
+
+
+def test_a_correction_closes_and_skips_every_question_about_its_text():
+    from spacy_binary_ner.server.book import QuestionBook
+
+    def question(task_hash: int, text: int) -> Dict:
+        return {"_task_hash": task_hash, "_input_hash": text}
+
+    book = QuestionBook(4)
+    for task in (question(1, 10), question(2, 20), question(3, 10), question(4, 30)):
+        book.add(task)
+    assert [t["_task_hash"] for t in book.top_up("a", 2)] == [1, 2]
+    correction = dict(question(99, 10), complete=["LOC"], answer="accept")
+    book.record("a", [("k", correction)], [(1, True)])
+    # Question 1 (its text) is closed, question 3 (queued, its text) skipped.
+    assert [t["_task_hash"] for t in book.top_up("a", 2)] == [2, 4]
+    assert book.n_answered_before == 1

@@ -47,6 +47,7 @@ class QuestionBook:
         self.ready: Deque[Task] = deque()
         self.open: Dict[str, Dict[int, Task]] = {}
         self.answered_tasks: Set[int] = set(answered)
+        self.corrected_texts: Set[Any] = set()
         self.session_counts: Dict[str, int] = {}
         self.n_reassigned = 0
         self.n_answered_before = 0
@@ -122,6 +123,7 @@ class QuestionBook:
             if task.get("complete"):
                 text = task["_input_hash"]
                 closed += [k for k, t in opened.items() if k != h and t.get("_input_hash") == text]
+                self.corrected_texts.add(text)
             for question in closed:
                 opened.pop(question, None)
                 answered.add(question)
@@ -143,8 +145,11 @@ class QuestionBook:
                 task = self.ready.popleft()
                 self._taken += 1
                 # Answered since it was queued: a client resending an answer
-                # to a question it got before a restart.
-                if int(task["_task_hash"]) not in self.answered_tasks:
+                # to a question it got before a restart, or a question about a
+                # text corrected whole since.
+                if int(task["_task_hash"]) not in self.answered_tasks and (
+                    task.get("_input_hash") not in self.corrected_texts
+                ):
                     return task
                 self.n_answered_before += 1
             return None

@@ -186,6 +186,8 @@ class Engine:
         self.queue_size = settings.queue_size
         self.low_water = max(1, settings.queue_size // 2)
         answered_inputs, self.answered_tasks = self.storage.hashes(self.dataset)
+        # Texts corrected whole in this run: no more questions about them.
+        self.corrected: Set[Any] = set()
         self.inbox: Deque[Tuple[float, int, Learnable]] = deque()
         self.buffered = 0
         self.exhausted = False
@@ -315,6 +317,8 @@ class Engine:
                 now = time.monotonic()
                 for row_id, task_hash, record in value:
                     self.answered_tasks.add(task_hash)
+                    if record.complete:
+                        self.corrected.add(record.input_hash)
                     self.inbox.append((now, row_id, record))
             elif kind == "taken":
                 self.buffered -= value
@@ -345,7 +349,7 @@ class Engine:
             self.exhausted = True
             self._send_status()
             return
-        if int(task["_task_hash"]) in self.answered_tasks:
+        if int(task["_task_hash"]) in self.answered_tasks or task["_input_hash"] in self.corrected:
             self.skipped["question answered before"] += 1
             return
         if not json_safe(task):

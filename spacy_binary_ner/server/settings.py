@@ -41,10 +41,10 @@ def _setting(
 class TeachSettings:
     """Everything `teach` is told: the server's and the learning engine's settings."""
 
-    # The command, the page's view, the positional arguments in order, and
-    # the fields that are no flag of this command (they keep their default).
+    # The command (also which questions the engine asks), the positional
+    # arguments in order, and the fields that are no flag of this command
+    # (they keep their default).
     command: ClassVar[str] = "teach"
-    view: ClassVar[str] = "teach"
     positionals: ClassVar[Tuple[str, ...]] = ("dataset", "pipeline", "source")
     hidden: ClassVar[Tuple[str, ...]] = ()
 
@@ -115,7 +115,6 @@ class CorrectSettings(TeachSettings):
     and whether the engine learns from the corrections."""
 
     command: ClassVar[str] = "correct"
-    view: ClassVar[str] = "correct"
     hidden: ClassVar[Tuple[str, ...]] = _WHOLE_TEXT_HIDDEN
 
     queue_size: int = _setting(
