@@ -140,10 +140,16 @@ def test_correct_by_mouse_and_keys_then_reload_and_undo(tmp_path, browser, lang)
         expect(page.locator("#text mark.ent")).to_have_count(2)
         page.locator("#text mark.ent .tok").first.click()
         expect(page.locator("#text mark.ent")).to_have_count(1)
+        # The first two tokens by keyboard: shift+arrows, then enter (the current label, PER).
+        for key in ("Shift+ArrowRight", "Shift+ArrowRight", "Enter"):
+            page.keyboard.press(key)
+        words = "".join(page.locator("#text .tok").all_inner_texts()[:2])
+        expect(_mark(page, words)).to_have_attribute("data-label", "PER")
         page.reload()
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("#text")).to_have_attribute("data-task-hash", second)
-        expect(page.locator("#text mark.ent")).to_have_count(1)
+        expect(page.locator("#text mark.ent")).to_have_count(2)
+        expect(_mark(page, words)).to_have_attribute("data-label", "PER")
 
         # Undo from the history: the first text again, as answered; changed, it supersedes.
         page.keyboard.press("Backspace")
