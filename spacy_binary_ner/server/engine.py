@@ -20,11 +20,10 @@ Both sides speak over one `multiprocessing` pipe, in `(kind, value)` messages:
 | `("correction", (id, question))`: the question as a | `("correction", (id, task or error message))` |
 | correction of its whole text (`teach`'s `e` key) | |
 
-The questions are `teach`'s (spans chosen by the loop's sorter) or, in the
-`correct` and `silver-to-gold` views, whole texts in order with the spans to
-correct (`loop.Corrector`). A rejected or ignored correction is never learned
-from, and nothing is in a view that does not learn (`correct` without
-`--update`).
+The questions are `teach`'s (spans chosen by the loop's sorter) or, for
+`correct` and `silver-to-gold`, whole texts in order with the spans to
+correct (`loop.Corrector`). A correction rejected as unusable or ignored is
+never learned from, and nothing is learned from without `--update` there.
 
 The engine is ready as soon as the model is loaded: the answers stored after
 the model's last save are learned in the background, after the questions the
@@ -217,7 +216,7 @@ class Engine:
         self.n_resumed = len(self.backlog)
         if self.evaluate is not None:
             self._run_eval()
-        self.corrector = Corrector(self.loop, settings.labels or self.loop.pipe.labels)
+        self._corrector: Optional[Corrector] = None
         source = self._filtered(settings.make_source(), answered_inputs)
         if settings.questions == "correct":
             self.questions: Iterator[Task] = self.corrector(source)
@@ -226,6 +225,13 @@ class Engine:
             self.questions = self.corrector.silver(source, settings.consistent)
         else:
             self.questions = self.loop(source)
+
+    @property
+    def corrector(self) -> Corrector:
+        """Whole-text questions of the loop's model (made when first needed)."""
+        if self._corrector is None:
+            self._corrector = Corrector(self.loop, self.settings.labels or self.loop.pipe.labels)
+        return self._corrector
 
     def ready_info(self) -> Dict[str, Any]:
         tokenizer_cfg = self.nlp.config["nlp"]["tokenizer"]
