@@ -225,20 +225,14 @@ def scores_by_threshold(
     return threshold_scores(loop.pipe, docs, scores, [eg.reference for eg in examples], thresholds)
 
 
-def run_strategy(
-    strategy: str,
-    pool: Sequence[dict],
-    test: Sequence[dict],
-    labels: Sequence[str],
-    args: argparse.Namespace,
-    patterns: Optional[List[dict]] = None,
-    progress: bool = True,
-    dev: Optional[Sequence[dict]] = None,
-) -> List[Dict[str, Any]]:
-    """Run one strategy for the whole budget; with `dev` (gold records), each
-    evaluation also chooses the decision threshold on it. The models are
-    built with the CPU matrix products of `args.blas`. RETURNS
-    (List[Dict[str, Any]]): one curve point per evaluation."""
+def build_loop(
+    strategy: str, pool: Sequence[dict], labels: Sequence[str], args: argparse.Namespace, patterns: Optional[List[dict]]
+) -> Tuple[Language, AnnotationLoop]:
+    """A new pipeline for a strategy and the annotation loop around it, with
+    the loop settings of `args` (sorter, patterns, chunks, replay, weights).
+
+    RETURNS (Tuple[Language, AnnotationLoop]): The pipeline and the loop.
+    """
     with cpu_ops(use_blis=args.blas == "blis"):
         nlp = build_nlp(strategy, args.config, args.lang, args.seed)
         component = "beam_ner" if strategy == "beam_ner" else None
@@ -266,6 +260,24 @@ def run_strategy(
         self_training=args.self_training,
         seed=args.seed,
     )
+    return nlp, loop
+
+
+def run_strategy(
+    strategy: str,
+    pool: Sequence[dict],
+    test: Sequence[dict],
+    labels: Sequence[str],
+    args: argparse.Namespace,
+    patterns: Optional[List[dict]] = None,
+    progress: bool = True,
+    dev: Optional[Sequence[dict]] = None,
+) -> List[Dict[str, Any]]:
+    """Run one strategy for the whole budget; with `dev` (gold records), each
+    evaluation also chooses the decision threshold on it. The models are
+    built with the CPU matrix products of `args.blas`. RETURNS
+    (List[Dict[str, Any]]): one curve point per evaluation."""
+    nlp, loop = build_loop(strategy, pool, labels, args, patterns)
     gold = gold_index(pool)
     test_examples = records_to_examples(nlp, test, complete=True)
     dev_examples = records_to_examples(nlp, dev, complete=True) if dev and loop.is_binary else None
@@ -363,8 +375,16 @@ class _NoBar:
         pass
 
 
-def plot(points: Sequence[Dict[str, Any]], path: Path, title: str = "") -> bool:
-    """Plot test F1 against decisions, one line per strategy.
+def plot(
+    points: Sequence[Dict[str, Any]],
+    path: Path,
+    title: str = "",
+    x: str = "decisions",
+    xlabel: str = "decisions (accept/reject answers)",
+    series: str = "strategy",
+) -> bool:
+    """Plot test F1 against `x` (a key of the points), one line per value of
+    `series` (e.g. "strategy").
 
     RETURNS (bool): Whether the plot was written (False without matplotlib).
     """
@@ -381,11 +401,10 @@ def plot(points: Sequence[Dict[str, Any]], path: Path, title: str = "") -> bool:
         )
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    strategies = list(dict.fromkeys(p["strategy"] for p in points))
-    for strategy in strategies:
-        mine = [p for p in points if p["strategy"] == strategy]
-        ax.plot([0] + [p["decisions"] for p in mine], [0.0] + [p["f"] for p in mine], marker="o", label=strategy)
-    ax.set_xlabel("decisions (accept/reject answers)")
+    for name in dict.fromkeys(p[series] for p in points):
+        mine = [p for p in points if p[series] == name]
+        ax.plot([0] + [p[x] for p in mine], [0.0] + [p["f"] or 0.0 for p in mine], marker="o", label=name)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test F1")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -483,6 +502,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "bench/loop_latency.py --split --blas numpy)",
     )
     p.add_argument("--no-progress", action="store_true")
+    from .simulate_correct import add_arguments, check_arguments
+
+    add_arguments(p)
     args = p.parse_args(argv)
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
     bad = [s for s in strategies if s not in STRATEGIES]
@@ -506,6 +528,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error(f"argument --pattern-ratio: must be between 0 and 1, not {args.pattern_ratio}")
     if not 0.0 < args.threshold < 1.0:
         p.error(f"argument --threshold {args.threshold}: must be between 0 and 1")
+    check_arguments(p, args)
     fail(p, output_folder_error(args.output, "--output"))
     return args
 
@@ -528,6 +551,10 @@ def main(argv: Sequence[str]) -> int:
         print(f"{args.pool}: no gold entities, nothing to learn.", file=sys.stderr)
         return 1
     patterns = list(iter_jsonl(args.patterns)) if args.patterns else None
+    if args.timed:
+        from .simulate_correct import run_timed
+
+        return run_timed(args, pool, test, labels, patterns)
     args.output.mkdir(parents=True, exist_ok=True)
     curve_path = args.output / "curve.jsonl"
     all_points: List[Dict[str, Any]] = []
