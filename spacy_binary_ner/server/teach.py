@@ -36,8 +36,6 @@ from .settings import Settings, TeachSettings, make_parser, parse_settings
 from .storage import Storage, database_url
 from .worker import EngineError, Teacher
 
-PROG = "python -m spacy_binary_ner teach"
-
 # The signals that stop the server as Ctrl-C does: learn, save, exit 0.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
