@@ -155,7 +155,8 @@ class Corrector:
             for stored in text.task.get(ANSWERS_KEY) or []:
                 try:
                     record = parse_answer(stored)
-                except RecordError:
+                except RecordError as err:
+                    self.loop.stats[f"answer skipped: {err.reason}"] += 1
                     continue
                 if record.answer != "ignore" and not record.complete:
                     answers.append(record)
