@@ -7,7 +7,8 @@
 | `POST /api/answers` | `session`, `next`; `{"answers": [..]}` | `{"stored", "duplicates", "ids", "tasks", ...}` |
 | `GET /api/history` | `session`, `n` | `{"answers": [...]}`: the session's latest answers, newest first |
 | `POST /api/correction` | `session`; `{"task": question}` | `{"task": ...}`: the question as a correction |
-| `GET /api/progress` | `session` | counts, accept rate, loss, F1 |
+| `GET /api/progress` | `session` | counts, accept rate, loss, F1, questions per number of answers |
+| `GET /api/queue` | | the buffer, open questions per session, leases (takes nothing) |
 | `GET /api/info` | | dataset, labels, view, settings |
 
 The view is "teach" (one span a question), or "correct" (`correct` and
@@ -116,6 +117,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
                 "view": teacher.view,
                 "learns": teacher.learns,
                 "feed_overlap": teacher.feed_overlap,
+                "answers_per_question": teacher.book.answers_per_question,
                 "batch_size": teacher.batch_size,
                 "eval": teacher.has_eval,
                 "allow_new_tasks": teacher.allow_new_tasks,
@@ -172,6 +174,9 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         session = _session(request)
         return SafeJSONResponse(await run_in_threadpool(teacher.progress, session))
 
+    async def queue(request: Request) -> Response:
+        return SafeJSONResponse(await run_in_threadpool(teacher.queue_state))
+
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail))
 
@@ -183,6 +188,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
         Route("/api/correction", correction, methods=["POST"]),
         Route("/api/history", history),
         Route("/api/progress", progress),
+        Route("/api/queue", queue),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -4,11 +4,13 @@ Pure Python, no locks, no pipe and no database: the `Teacher` holds its lock
 around every call. The book keeps the questions the engine sent ahead (the
 buffer), the questions each session holds open, the leases on them, and the
 sessions seen lately, from which it sizes the buffer (two questions ready per
-active session, at least `queue_size`).
+active session, at least `queue_size`). With `answers_per_question` N above 1,
+a question handed to fewer than N sessions stays on offer (`shared`) to the
+next session that has not had it, whichever comes.
 """
 
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 Task = Dict[str, Any]
@@ -27,6 +29,8 @@ class QuestionBook:
         question goes to one session).
     lease (float): Seconds a question handed to a session stays its own;
         0: never taken back.
+    answers_per_question (int): How many different sessions each question
+        goes to (ignored with `feed_overlap`).
     answered (Iterable[int]): The `_task_hash` of every task answered before.
     clock (Callable[[], float]): The time in seconds (for tests).
     """
@@ -37,12 +41,14 @@ class QuestionBook:
         *,
         feed_overlap: bool = False,
         lease: float = 0.0,
+        answers_per_question: int = 1,
         answered: Iterable[int] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.queue_size = queue_size
         self.feed_overlap = feed_overlap
         self.lease = lease
+        self.answers_per_question = 1 if feed_overlap else answers_per_question
         self.clock = clock
         self.ready: Deque[Task] = deque()
         self.open: Dict[str, Dict[int, Task]] = {}
@@ -58,6 +64,13 @@ class QuestionBook:
         self._answered_by: Dict[str, Set[int]] = {}
         self._seen: Dict[str, float] = {}
         self._taken = 0
+        # Questions handed to fewer than `answers_per_question` sessions, in
+        # the order first handed out, and the sessions each went to (holding
+        # it open or having answered it).
+        self.shared: Dict[int, Task] = {}
+        self._takers: Dict[int, Set[str]] = {}
+        # Per question answered since the start, the sessions that answered it.
+        self._answers: Dict[int, int] = {}
 
     def add(self, task: Task) -> None:
         """A question the engine sent: ready to be handed out."""
@@ -89,6 +102,13 @@ class QuestionBook:
                 break
             h = int(task["_task_hash"])
             opened[h] = task
+            if self.answers_per_question > 1:
+                takers = self._takers.setdefault(h, set())
+                takers.add(session)
+                if len(takers) < self.answers_per_question:
+                    self.shared[h] = task
+                else:
+                    self.shared.pop(h, None)
             if self.lease and not self.feed_overlap:
                 self._leases.append((now, session, h))
         return list(opened.values())[:n]
@@ -99,7 +119,7 @@ class QuestionBook:
 
     def finished(self, session: str, exhausted: bool) -> bool:
         """Whether no question is left for the session, now or later."""
-        if not exhausted or self.ready:
+        if not exhausted or self.ready or self._shared_for(session) is not None:
             return False
         if self.feed_overlap:
             answered = self._answered_by.get(session, set())
@@ -110,7 +130,7 @@ class QuestionBook:
         self, session: str, items: Sequence[Tuple[str, Task]], results: Sequence[Tuple[int, bool]]
     ) -> List[Tuple[int, Task]]:
         """Answers just stored: their questions are closed (for every session
-        unless `feed_overlap`); a correction (complete for its labels) closes
+        unless `feed_overlap` or `answers_per_question` above 1); a correction (complete for its labels) closes
         every question about its text. RETURNS (List[Tuple[int, Task]]): The
         new answers, `(row id, task)`, for the engine."""
         self._seen[session] = self.clock()
@@ -126,8 +146,10 @@ class QuestionBook:
                 self.corrected_texts.add(text)
             for question in closed:
                 opened.pop(question, None)
+                if question not in answered:
+                    self._answers[question] = self._answers.get(question, 0) + 1
                 answered.add(question)
-                if not self.feed_overlap:
+                if not self.feed_overlap and self.answers_per_question == 1:
                     for other in self.open.values():
                         other.pop(question, None)
             if is_new:
@@ -136,11 +158,51 @@ class QuestionBook:
                 new.append((row_id, task))
         return new
 
+    def answer_counts(self) -> Dict[int, int]:
+        """How many questions have 1, 2, ... answers (from different sessions)
+        since the start; a question with more than `answers_per_question`
+        (answers to questions handed out before a restart) counts at the top."""
+        top = self.answers_per_question
+        counts = Counter(min(n, top) for n in self._answers.values())
+        return {n: counts.get(n, 0) for n in range(1, top + 1)}
+
+    def snapshot(self) -> Dict[str, Any]:
+        """The state of the buffer, the open questions of each session and
+        their leases, read without taking or changing anything.
+        RETURNS (Dict[str, Any]): JSON-ready: `ready` and `shared` questions,
+        `open` per session (each with `lease_left`, seconds, or None), the
+        settings."""
+        now = self.clock()
+        until: Dict[Tuple[str, int], float] = {}
+        for when, holder, h in self._leases:
+            until[(holder, h)] = when + self.lease
+        open_ = {
+            session: [
+                dict(_brief(task), lease_left=max(0.0, until[(session, h)] - now) if (session, h) in until else None)
+                for h, task in opened.items()
+            ]
+            for session, opened in self.open.items()
+            if opened
+        }
+        shared = [dict(_brief(task), sessions=sorted(self._takers.get(h, ()))) for h, task in self.shared.items()]
+        return {
+            "ready": [_brief(task) for task in self.ready],
+            "shared": shared,
+            "open": open_,
+            "answers_per_question": self.answers_per_question,
+            "feed_overlap": self.feed_overlap,
+            "lease": self.lease,
+            "reassigned": self.n_reassigned,
+        }
+
     def _take(self, session: str, now: float) -> Optional[Task]:
         if not self.feed_overlap:
             expired = self._take_expired(session, now)
             if expired is not None:
                 return expired
+            task = self._shared_for(session)
+            if task is not None:
+                return task
             while self.ready:
                 task = self.ready.popleft()
                 self._taken += 1
@@ -179,5 +241,26 @@ class QuestionBook:
                 continue  # answered since, or asked again by its own session
             del self.open[holder][h]
             self.n_reassigned += 1
+            if self.answers_per_question > 1:
+                # The holder's slot is free again, for a session that has not
+                # had the question yet.
+                takers = self._takers.setdefault(h, set())
+                takers.discard(holder)
+                if session in takers:
+                    self.shared[h] = task
+                    continue
             return task
         return None
+
+    def _shared_for(self, session: str) -> Optional[Task]:
+        """The oldest question still on offer that the session has not had."""
+        for h, task in self.shared.items():
+            if session not in self._takers.get(h, ()):
+                return task
+        return None
+
+
+def _brief(task: Task) -> Dict[str, Any]:
+    """A question as `snapshot` lists it: its hashes, text and spans."""
+    brief = {k: task[k] for k in ("_task_hash", "_input_hash", "text", "spans", "complete") if k in task}
+    return brief

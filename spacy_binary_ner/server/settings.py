@@ -70,6 +70,9 @@ class TeachSettings:
     batch_size: int = _setting(10, "most answers per model update")
     queue_size: int = _setting(20, "questions kept ready at least (two per active session if that is more)")
     feed_overlap: bool = _setting(False, "every session gets every question")
+    answers_per_question: int = _setting(
+        1, "each question goes to this many different sessions, whichever come (not with --feed-overlap)"
+    )
     lease: float = _setting(
         300.0,
         "seconds a question handed to a session stays its own; then the next session asking gets it (0: never)",
@@ -207,12 +210,21 @@ def parse_settings(
             fail(p, input_error(value, f"--{name}"))
     assert settings.output is not None
     fail(p, output_folder_error(settings.output, "--output"))
-    positive: Tuple[int, ...] = (settings.batch_size, settings.queue_size, settings.eval_every, settings.chunk_size)
+    positive: Tuple[int, ...] = (
+        settings.batch_size,
+        settings.queue_size,
+        settings.eval_every,
+        settings.chunk_size,
+        settings.answers_per_question,
+    )
     if min(positive) < 1 or min(settings.save_every, settings.lease) < 0 or settings.stop_timeout <= 0:
         p.error(
-            "--batch-size, --queue-size, --eval-every, --chunk-size and --stop-timeout must be positive, "
+            "--batch-size, --queue-size, --eval-every, --chunk-size, --answers-per-question and --stop-timeout "
+            "must be positive, "
             "--save-every and --lease >= 0"
         )
+    if settings.feed_overlap and settings.answers_per_question > 1:
+        p.error("--answers-per-question goes without --feed-overlap, which gives every session every question")
     auth = settings.auth or os.environ.get(TOKEN_ENV) or None
     if settings.host not in LOOPBACK and not auth:
         auth = secrets.token_urlsafe(16)

@@ -262,6 +262,7 @@ def build_teacher(settings: TeachSettings) -> Teacher:
         engine_settings,
         feed_overlap=settings.feed_overlap,
         lease=settings.lease,
+        answers_per_question=settings.answers_per_question,
         allow_new_tasks=settings.allow_new_tasks,
     )
 

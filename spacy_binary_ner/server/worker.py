@@ -54,6 +54,8 @@ class Teacher:
     lease (float): Seconds a question handed to a session stays its own: a
         question not answered by then goes to the next session that asks for
         one (a session that went away leaves nothing stuck). 0: never.
+    answers_per_question (int): How many different sessions each question
+        goes to.
     allow_new_tasks (bool): Store answers to tasks the server never asked
         (default: only answers to questions it handed out in this dataset).
     start_timeout (float): Most seconds to wait for the engine to be ready.
@@ -65,6 +67,7 @@ class Teacher:
         *,
         feed_overlap: bool = False,
         lease: float = 0.0,
+        answers_per_question: int = 1,
         allow_new_tasks: bool = False,
         start_timeout: float = 600.0,
     ) -> None:
@@ -83,7 +86,13 @@ class Teacher:
         self._secret = self.storage.secret(self.dataset).encode("utf8")
         self.n_stored = self.storage.count(self.dataset)
         _, answered = self.storage.hashes(self.dataset)
-        self.book = QuestionBook(settings.queue_size, feed_overlap=feed_overlap, lease=lease, answered=answered)
+        self.book = QuestionBook(
+            settings.queue_size,
+            feed_overlap=feed_overlap,
+            lease=lease,
+            answers_per_question=answers_per_question,
+            answered=answered,
+        )
         self._want = settings.queue_size
         # A first blank pipeline loads every package's registered factories
         # (spacy-transformers imports transformers: seconds), so it is made
@@ -283,6 +292,7 @@ class Teacher:
             session_answers = self.book.session_counts.get(session, 0) if session else None
             answered_before = self.book.n_answered_before
             n_stored = self.n_stored
+            answer_counts = self.book.answer_counts()
         decided = status["accept"] + status["reject"]
         skipped = dict(status["skipped"])
         skipped["question answered before"] = skipped.get("question answered before", 0) + answered_before
@@ -301,8 +311,16 @@ class Teacher:
             "exhausted": self.exhausted and not ready,
             "skipped": skipped,
             "reassigned": self.book.n_reassigned,
+            "answers_per_question": self.book.answers_per_question,
+            "questions_by_answers": {str(n): count for n, count in answer_counts.items()},
             "error": error,
         }
+
+    def queue_state(self) -> Dict[str, Any]:
+        """The book's buffer, open questions and leases (`QuestionBook.snapshot`),
+        taking nothing."""
+        with self.cond:
+            return self.book.snapshot()
 
     def stop_taking_answers(self) -> None:
         """From now on answers are refused (the server is stopping)."""
