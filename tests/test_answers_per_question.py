@@ -108,3 +108,37 @@ def test_many_sessions_answer_every_question_exactly_twice(sessions):
             _answer(book, session, [task])
     assert sorted(given) == list(range(30))
     assert all(len(s) == 2 and len(set(s)) == 2 for s in given.values()), given
+
+
+# Over HTTP, in-process ---------------------------------------------------------
+
+
+def test_two_sessions_get_the_same_questions_and_the_queue_is_read_without_taking(tmp_path):
+    pytest.importorskip("starlette", reason="the server extra is not installed: pip install '.[server]'")
+    from .test_server_api import _workdir, gold_answer, make_client
+
+    workdir = _workdir(tmp_path)
+    with make_client(workdir, "--answers-per-question", "2", "--lease", "60") as client:
+        a = client.get("/api/questions?session=a&n=3").json()["tasks"]
+        before = client.get("/api/queue").json()
+        assert [t["_task_hash"] for t in before["shared"]] == [t["_task_hash"] for t in a]
+        assert [t["_task_hash"] for t in before["open"]["a"]] == [t["_task_hash"] for t in a]
+        assert all(0 < t["lease_left"] <= 60 for t in before["open"]["a"])
+        # Reading the queue again and again takes nothing: the state is the same but for the leases' clocks.
+        for _ in range(3):
+            again = client.get("/api/queue").json()
+        strip = lambda state: {**state, "open": {s: [dict(t, lease_left=0) for t in v] for s, v in state["open"].items()}}  # noqa: E731
+        assert strip(again) == strip(before)
+        b = client.get("/api/questions?session=b&n=3").json()["tasks"]
+        assert [t["_task_hash"] for t in b] == [t["_task_hash"] for t in a]
+        c = client.get("/api/questions?session=c&n=3").json()["tasks"]
+        assert not {t["_task_hash"] for t in c} & {t["_task_hash"] for t in a}
+        for session, tasks in (("a", a[:2]), ("b", b[:1])):
+            answers = [dict(t, answer=gold_answer(t), key=f"{session}{i}") for i, t in enumerate(tasks)]
+            r = client.post(f"/api/answers?session={session}", json={"answers": answers})
+            assert r.json()["stored"] == len(tasks)
+        progress = client.get("/api/progress").json()
+        assert progress["answers_per_question"] == 2 and progress["questions_by_answers"] == {"1": 1, "2": 1}
+    with make_client(workdir, token="s3cret") as client:
+        assert client.get("/api/queue").status_code == 401
+        assert client.get("/api/queue?token=s3cret").status_code == 200
