@@ -18,6 +18,7 @@ COMMANDS: Dict[str, str] = {
     "db-stats": "spacy_binary_ner.server.db_stats",
     "debug-data": "spacy_binary_ner.debug_data",
     "evaluate": "spacy_binary_ner.evaluate",
+    "review": "spacy_binary_ner.server.review",
     "select": "spacy_binary_ner.corpus.select_cli",
     "silver-to-gold": "spacy_binary_ner.server.silver_to_gold",
     "simulate": "spacy_binary_ner.simulate",

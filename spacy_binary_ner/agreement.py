@@ -234,3 +234,29 @@ def _task_label(task: Mapping[str, Any]) -> str:
     if spans:
         return str(spans[0].get("label", ""))
     return str(task.get("label", ""))
+
+
+def latest_by_session(answers: Iterable[SessionAnswer]) -> Dict[Tuple[str, Any], Dict[str, Mapping[str, Any]]]:
+    """Each session's latest answer per task, grouped as the figures group
+    them: binary answers by task (`("task", _task_hash)`), corrections by
+    text (`("text", _input_hash)`). An ignore withdraws the session's answer
+    to a task, as does anything but an accept of a text.
+
+    answers (Iterable[SessionAnswer]): (session, task) in the order given.
+    RETURNS (Dict[Tuple[str, Any], Dict[str, Mapping[str, Any]]]): Per group,
+        in the order first answered, `{session: latest task}` in the order
+        the sessions first answered; groups left with no answer are dropped.
+    """
+    groups: Dict[Tuple[str, Any], Dict[str, Mapping[str, Any]]] = {}
+    for session, task in answers:
+        if task.get("complete") not in (None, False):
+            key: Tuple[str, Any] = ("text", task.get("_input_hash", task.get("text")))
+            withdrawn = task.get("answer", "accept") != "accept"
+        else:
+            key = ("task", _task_key(task))
+            withdrawn = task.get("answer") not in ("accept", "reject")
+        if withdrawn:
+            groups.get(key, {}).pop(session, None)
+        else:
+            groups.setdefault(key, {})[session] = task
+    return {key: by_session for key, by_session in groups.items() if by_session}

@@ -11,9 +11,11 @@
 | `GET /api/queue` | | the buffer, open questions per session, leases (takes nothing) |
 | `GET /api/info` | | dataset, labels, view, settings |
 
-The view is "teach" (one span a question), or "correct" (`correct` and
+The view is "teach" (one span a question), "correct" (`correct` and
 `silver-to-gold`: whole texts, each question's `complete` naming the labels
-it is answered for). `/api/correction` turns a teach question into such a
+it is answered for), or "review" (`review`: a `Reviewer` in the teacher's
+place, its questions tasks with the versions the sessions gave, its answers
+`{"_task_hash", "version"}`). `/api/correction` turns a teach question into such a
 correction (the model's entities plus its span).
 
 A request with a token set needs `Authorization: Bearer TOKEN` (or
@@ -99,7 +101,8 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Optional[Callable] = None) -> Starlette:
     """The ASGI app serving a `Teacher`.
 
-    teacher (Teacher): The engine.
+    teacher (Teacher): The engine (or a `review.Reviewer`, which answers the
+        same calls).
     token (Optional[str]): If set, every request must carry it.
     on_shutdown (Optional[Callable]): Called when the server stops (e.g.
         `teacher.close`).
@@ -107,7 +110,8 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
     """
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+        name = "review.html" if teacher.view == "review" else "index.html"
+        return FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
 
     async def info(request: Request) -> Response:
         return SafeJSONResponse(

@@ -225,12 +225,53 @@ def parse_settings(
         )
     if settings.feed_overlap and settings.answers_per_question > 1:
         p.error("--answers-per-question goes without --feed-overlap, which gives every session every question")
-    auth = settings.auth or os.environ.get(TOKEN_ENV) or None
-    if settings.host not in LOOPBACK and not auth:
+    return replace(settings, auth=resolve_auth(settings.host, settings.auth))
+
+
+def resolve_auth(host: str, auth: Optional[str]) -> Optional[str]:
+    """The token requests need: `--auth`, else env `SBN_TEACH_TOKEN`, else
+    none on loopback and one made up (and printed) off it."""
+    auth = auth or os.environ.get(TOKEN_ENV) or None
+    if host not in LOOPBACK and not auth:
         auth = secrets.token_urlsafe(16)
         print(
-            f"--host {settings.host} is not loopback: requests need a token; made one up (pass --auth or "
+            f"--host {host} is not loopback: requests need a token; made one up (pass --auth or "
             f"set {TOKEN_ENV} to choose it)",
             file=sys.stderr,
         )
-    return replace(settings, auth=auth)
+    return auth
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """What `review` is told: the two datasets and how to serve them."""
+
+    command: ClassVar[str] = "review"
+    positionals: ClassVar[Tuple[str, ...]] = ("dataset_in", "dataset")
+    hidden: ClassVar[Tuple[str, ...]] = ()
+
+    dataset_in: str = _setting(help="dataset whose sessions' answers are reviewed")
+    dataset: str = _setting(help="dataset the reviewed answers go to, one per task (DATASET_OUT)")
+    db: Optional[str] = _setting(None, DB_HELP, parse=str)
+    show_all: bool = _setting(False, "show the tasks every session agrees on too (default: stored unseen)")
+    host: str = _setting("127.0.0.1", "address to serve on")
+    port: int = _setting(8080, "port to serve on")
+    auth: Optional[str] = _setting(
+        None,
+        f"token every request must carry (or env {TOKEN_ENV}); needed off loopback, made up and printed if not given",
+        parse=str,
+    )
+    lease: float = _setting(300.0, "seconds a task handed to a reviewer stays theirs; then the next one gets it")
+    stop_timeout: float = _setting(10.0, "seconds SIGTERM, SIGHUP or Ctrl-C may take")
+
+
+def parse_review_settings(argv: Sequence[str], prog: str, description: str) -> ReviewSettings:
+    """`review`'s settings from a command line, checked."""
+    p = make_parser(prog, description, ReviewSettings)  # type: ignore[arg-type]
+    settings = ReviewSettings(**vars(p.parse_args(argv)))
+    fail(p, database_error(settings.db))
+    if settings.dataset == settings.dataset_in:
+        p.error("DATASET_OUT must not be DATASET_IN: the reviewed answers would mix with those reviewed")
+    if settings.lease < 0 or settings.stop_timeout <= 0:
+        p.error("--lease must be >= 0 and --stop-timeout positive")
+    return replace(settings, auth=resolve_auth(settings.host, settings.auth))
