@@ -1,0 +1,111 @@
+"""`review` as a real process on 127.0.0.1: kill -9 at random moments loses
+no acknowledged choice, stores none twice, and a restart shows no task
+already chosen (teach's and correct's kill test, for review)."""
+
+import contextlib
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="the server extra is not installed: pip install '.[server]'")
+httpx = pytest.importorskip("httpx")
+
+from spacy_binary_ner.server.review import AGREED_SESSION  # noqa: E402
+from spacy_binary_ner.server.storage import Storage  # noqa: E402
+
+from .test_server_process import NETWORK_ERRORS, ServerProcess  # noqa: E402
+
+KILLS = 5
+TASKS = 4000
+
+
+class ReviewProcess(ServerProcess):
+    """`python -m spacy_binary_ner review in out ...` in a subprocess."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        db = str(workdir / "db.sqlite3")
+        self.argv = [sys.executable, "-m", "spacy_binary_ner", "review", "in", "out", "--db", db]
+        self.argv += ["--port", str(self.port)]
+
+
+def _fill(url: str) -> None:
+    """Sessions a and b disagree on the even tasks and agree on the odd ones."""
+    storage = Storage(url)
+    for session in ("a", "b"):
+        items = []
+        for h in range(1, TASKS + 1):
+            answer = "accept" if session == "a" or h % 2 else "reject"
+            task = {"text": f"Anna met Tom ({h})", "spans": [{"start": 0, "end": 4, "label": "PER"}]}
+            items.append((f"{session}{h}", dict(task, answer=answer, _input_hash=h, _task_hash=h)))
+        storage.add("in", session, items)
+    storage.close()
+
+
+class Person:
+    """A reviewer over HTTP: each choice is sent until it is acknowledged,
+    with the same key, whatever happens to the server."""
+
+    def __init__(self, client: "httpx.Client") -> None:
+        self.client = client
+        self.sent: Dict[str, Dict] = {}
+        self.acked: Dict[str, int] = {}
+        self.pending: Optional[str] = None
+
+    def step(self, url: str) -> None:
+        if self.pending is None:
+            tasks = self.client.get(url + "/api/questions?session=r&n=1").json()["tasks"]
+            assert tasks, "no task left to review"
+            self.pending = f"k{len(self.sent) + 1}"
+            h = tasks[0]["_task_hash"]
+            self.sent[self.pending] = {"_task_hash": h, "version": (h // 2) % 2, "key": self.pending}
+        r = self.client.post(url + "/api/answers?session=r", json={"answers": [self.sent[self.pending]]})
+        assert r.status_code == 200, r.text
+        self.acked[self.pending] = r.json()["ids"][0]
+        self.pending = None
+
+
+def test_kill_9_during_review_loses_no_acknowledged_choice(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    _fill(url)
+    rng = random.Random(0)
+    server = ReviewProcess(tmp_path)
+    deadline = time.monotonic() + 300
+    try:
+        with httpx.Client(timeout=10) as client:
+            person = Person(client)
+            for kill in range(KILLS):
+                assert time.monotonic() < deadline, f"only {kill} kills in time"
+                server.start()
+                with contextlib.suppress(*NETWORK_ERRORS):
+                    killer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
+                    killer.start()
+                    while True:
+                        person.step(server.url)
+                killer.join()
+                server.kill()
+            server.start()
+            if person.pending is not None:
+                person.step(server.url)
+            server.stop()
+    finally:
+        server.kill()
+    stored = list(Storage(url).iter_answers("out"))
+    keys = Counter(s.key for s in stored)
+    print(f"{len(person.acked)} choices acknowledged over {KILLS} kills")
+    assert len(person.acked) >= KILLS
+    assert set(person.acked) <= set(keys), "an acknowledged choice was lost"
+    assert max(keys.values()) == 1, "a choice was stored twice"
+    assert {s.key: s.id for s in stored if s.key in person.acked} == person.acked
+    chosen = [s for s in stored if s.session == "r"]
+    assert max(Counter(s.task["_task_hash"] for s in chosen).values()) == 1, "a task was shown again after a restart"
+    assert all(s.task["meta"]["review"]["version"] == person.sent[s.key]["version"] for s in chosen)
+    agreed = [s.task["_task_hash"] for s in stored if s.session == AGREED_SESSION]
+    assert sorted(agreed) == list(range(1, TASKS + 1, 2)), "the agreed tasks are stored once each"
+    assert server.proc.returncode == 0
