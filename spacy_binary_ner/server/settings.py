@@ -37,6 +37,23 @@ def _setting(
     return field(default=default, metadata=metadata)
 
 
+# The serving settings every server command has (a field per class).
+def _host() -> Any:
+    return _setting("127.0.0.1", "address to serve on")
+
+
+def _port() -> Any:
+    return _setting(8080, "port to serve on")
+
+
+def _auth() -> Any:
+    return _setting(
+        None,
+        f"token every request must carry (or env {TOKEN_ENV}); needed off loopback, made up and printed if not given",
+        parse=str,
+    )
+
+
 @dataclass(frozen=True)
 class TeachSettings:
     """Everything `teach` is told: the server's and the learning engine's settings."""
@@ -57,13 +74,9 @@ class TeachSettings:
     output: Optional[Path] = _setting(
         None, "folder the model is saved to, as `model/` (default: ./teach-DATASET)", parse=Path
     )
-    host: str = _setting("127.0.0.1", "address to serve on")
-    port: int = _setting(8080, "port to serve on")
-    auth: Optional[str] = _setting(
-        None,
-        f"token every request must carry (or env {TOKEN_ENV}); needed off loopback, made up and printed if not given",
-        parse=str,
-    )
+    host: str = _host()
+    port: int = _port()
+    auth: Optional[str] = _auth()
     eval: Optional[Path] = _setting(None, "gold JSONL: the page shows F1 on it", parse=Path)
     eval_every: int = _setting(100, "answers between evaluations")
     save_every: int = _setting(100, "answers between model saves (0: only on stop)")
@@ -254,13 +267,9 @@ class ReviewSettings:
     dataset: str = _setting(help="dataset the reviewed answers go to, one per task (DATASET_OUT)")
     db: Optional[str] = _setting(None, DB_HELP, parse=str)
     show_all: bool = _setting(False, "show the tasks every session agrees on too (default: stored unseen)")
-    host: str = _setting("127.0.0.1", "address to serve on")
-    port: int = _setting(8080, "port to serve on")
-    auth: Optional[str] = _setting(
-        None,
-        f"token every request must carry (or env {TOKEN_ENV}); needed off loopback, made up and printed if not given",
-        parse=str,
-    )
+    host: str = _host()
+    port: int = _port()
+    auth: Optional[str] = _auth()
     lease: float = _setting(300.0, "seconds a task handed to a reviewer stays theirs; then the next one gets it")
     stop_timeout: float = _setting(10.0, "seconds SIGTERM, SIGHUP or Ctrl-C may take")
 

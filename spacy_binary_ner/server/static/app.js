@@ -19,17 +19,7 @@
   const isCorrection = (task) => Array.isArray(task.complete);
   const editor = window.makeEditor($("text"), $("labels"), () => {});
 
-  function api(path, body) {
-    const sep = path.includes("?") ? "&" : "?";
-    const url = "api/" + path + sep + "session=" + encodeURIComponent(session);
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers["Authorization"] = "Bearer " + token;
-    const init = body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) };
-    return fetch(url, init).then((r) => r.json().then((data) => {
-      if (!r.ok) throw new Error(data.error || r.statusText);
-      return data;
-    }));
-  }
+  const api = window.makeApi(session, token);
 
   // Offsets are in characters (code points); JavaScript strings count UTF-16
   // units, so split into code points before slicing.

@@ -17,17 +17,7 @@
   const keyBase = session + "-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
   const $ = (id) => document.getElementById(id);
 
-  function api(path, body) {
-    const sep = path.includes("?") ? "&" : "?";
-    const url = "api/" + path + sep + "session=" + encodeURIComponent(session);
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers["Authorization"] = "Bearer " + token;
-    const init = body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) };
-    return fetch(url, init).then((r) => r.json().then((data) => {
-      if (!r.ok) throw new Error(data.error || r.statusText);
-      return data;
-    }));
-  }
+  const api = window.makeApi(session, token);
 
   // The text with spans marked, each followed by its label.
   function renderSpans(el, text, spans) {
