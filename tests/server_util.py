@@ -138,3 +138,35 @@ def ruler_argv(workdir: Path, *extra: str, db: str = "db.sqlite3") -> List[str]:
         "0",
         *extra,
     ]
+
+
+def run_through_kills(server, person, kills: int, seed: int = 0, seconds: float = 300) -> None:
+    """Start `server` and call `person.step(server.url)` until a kill -9 at a
+    random moment (0.2-1.5 s) cuts it off, `kills` times; then start it once
+    more, let `person` send what was not acknowledged, and stop it (SIGINT).
+    `server` has `start`, `kill`, `stop` and `url` (`test_server_process.ServerProcess`)."""
+    import contextlib
+    import threading
+    import time
+
+    import httpx
+
+    rng = random.Random(seed)
+    deadline = time.monotonic() + seconds
+    try:
+        for kill in range(kills):
+            assert time.monotonic() < deadline, f"only {kill} kills in time"
+            server.start()
+            with contextlib.suppress(httpx.TransportError):
+                killer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
+                killer.start()
+                while True:
+                    person.step(server.url)
+            killer.join()
+            server.kill()
+        server.start()
+        if person.pending is not None:
+            person.step(server.url)
+        server.stop()
+    finally:
+        server.kill()

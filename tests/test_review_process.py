@@ -2,11 +2,7 @@
 no acknowledged choice, stores none twice, and a restart shows no task
 already chosen (teach's and correct's kill test, for review)."""
 
-import contextlib
-import random
 import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional
@@ -19,7 +15,8 @@ httpx = pytest.importorskip("httpx")
 from spacy_binary_ner.server.review import AGREED_SESSION  # noqa: E402
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 
-from .test_server_process import NETWORK_ERRORS, ServerProcess  # noqa: E402
+from .server_util import run_through_kills  # noqa: E402
+from .test_server_process import ServerProcess  # noqa: E402
 
 KILLS = 5
 TASKS = 4000
@@ -74,28 +71,10 @@ class Person:
 def test_kill_9_during_review_loses_no_acknowledged_choice(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     _fill(url)
-    rng = random.Random(0)
     server = ReviewProcess(tmp_path)
-    deadline = time.monotonic() + 300
-    try:
-        with httpx.Client(timeout=10) as client:
-            person = Person(client)
-            for kill in range(KILLS):
-                assert time.monotonic() < deadline, f"only {kill} kills in time"
-                server.start()
-                with contextlib.suppress(*NETWORK_ERRORS):
-                    killer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
-                    killer.start()
-                    while True:
-                        person.step(server.url)
-                killer.join()
-                server.kill()
-            server.start()
-            if person.pending is not None:
-                person.step(server.url)
-            server.stop()
-    finally:
-        server.kill()
+    with httpx.Client(timeout=10) as client:
+        person = Person(client)
+        run_through_kills(server, person, KILLS)
     stored = list(Storage(url).iter_answers("out"))
     keys = Counter(s.key for s in stored)
     print(f"{len(person.acked)} choices acknowledged over {KILLS} kills")
