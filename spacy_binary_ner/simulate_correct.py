@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from spacy.training import Example
 
@@ -77,6 +77,9 @@ class TimedRun:
     every (float): Simulated seconds between evaluations.
     batch_size (int): Binary answers per update.
     texts_per_update (int): Corrected texts per update.
+    extra (Optional[Dict[str, Any]]): Fields added to every point.
+    on_point (Optional[Callable[[Dict[str, Any]], None]]): Called with each
+        point as it is made.
     """
 
     def __init__(
@@ -88,6 +91,8 @@ class TimedRun:
         every: float,
         batch_size: int,
         texts_per_update: int = 1,
+        extra: Optional[Dict[str, Any]] = None,
+        on_point: Optional[Callable[[Dict[str, Any]], None]] = None,
     ) -> None:
         self.mode = mode
         self.loop = loop
@@ -101,6 +106,8 @@ class TimedRun:
         self.pending: List[Task] = []
         self.counts: Counter = Counter()
         self.points: List[Dict[str, Any]] = []
+        self.extra = dict(extra or {})
+        self.on_point = on_point
         self.begin = time.perf_counter()
 
     def charge(self, seconds: float, limit: Optional[float] = None) -> bool:
@@ -158,8 +165,11 @@ class TimedRun:
                 "f_per_label": {k: round(v["f"], 4) for k, v in sorted((scores.get("ents_per_type") or {}).items())},
                 "updates": self.counts["updates"],
                 "wall_seconds": round(time.perf_counter() - self.begin, 1),
+                **self.extra,
             }
         )
+        if self.on_point is not None:
+            self.on_point(self.points[-1])
         self.next_eval = min(self.next_eval + self.every, self.budget)
 
     def finish(self) -> List[Dict[str, Any]]:
@@ -241,15 +251,20 @@ def run_mode(
     labels: Sequence[str],
     args: argparse.Namespace,
     patterns: Optional[List[dict]] = None,
+    on_point: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> List[Dict[str, Any]]:
-    """Run one mode for the whole budget of simulated time.
+    """Run one mode for the whole budget of simulated time; `on_point` is
+    called with each curve point as it is made.
 
     RETURNS (List[Dict[str, Any]]): One curve point per evaluation.
     """
     nlp, loop = build_loop(args.strategies[0], pool, labels, args, patterns if mode != "correct" else None)
     test_examples = records_to_examples(nlp, test, complete=True)
     budget, every = args.minutes * 60, args.eval_minutes * 60
-    run = TimedRun(mode, loop, test_examples, budget, every, args.batch_size, args.texts_per_update)
+    extra = {"strategy": args.strategies[0], "switch_minutes": args.switch_minutes if mode == MODES[2] else None}
+    run = TimedRun(
+        mode, loop, test_examples, budget, every, args.batch_size, args.texts_per_update, extra=extra, on_point=on_point
+    )
     cost = CostModel(args.seconds_per_decision, args.seconds_per_text, args.seconds_per_edit)
     gold = gold_index(pool)
     # Teach reads the pool at most TEACH_PASSES times: a small pool runs out of questions (all asked before)
@@ -262,16 +277,12 @@ def run_mode(
     else:
         answered = teach_phase(run, loop(stream), gold, cost, until=args.switch_minutes * 60)
         run.learn()
-        run.counts["switched at decisions"] = run.counts["decisions"]
         by_hash = {task["_input_hash"]: task for task in unique_texts(pool, args.seed)}
         spent = correct_phase(run, (by_hash[key] for key in answered), gold, cost, answers=answered)
         if not spent:
             fresh = (task for task in unique_texts(pool, args.seed) if task["_input_hash"] not in answered)
             correct_phase(run, fresh, gold, cost)
-    points = run.finish()
-    for point in points:
-        point.update(strategy=args.strategies[0], switch_minutes=args.switch_minutes if mode == MODES[2] else None)
-    return points
+    return run.finish()
 
 
 def unique_texts(pool: Sequence[dict], seed: int) -> Iterator[Task]:
@@ -368,20 +379,16 @@ def run_timed(
     curve_path = args.output / "curve.jsonl"
     everything: List[Dict[str, Any]] = []
     with curve_path.open("w", encoding="utf8") as out:
-        for mode in args.modes:
-            points = run_mode(mode, pool, test, labels, args, patterns)
-            for point in points:
-                row = {
-                    **point,
-                    "seed": args.seed,
-                    "batch_size": args.batch_size,
-                    "texts_per_update": args.texts_per_update,
-                }
-                row = nan_to_null({**row, **cost_fields(args)})
-                out.write(json.dumps(row, allow_nan=False) + "\n")
-                print(f"{mode}: {point['minutes']:g} min, F1 {point['f']:.3f}", file=sys.stderr)
+
+        def write(point: Dict[str, Any]) -> None:
+            # Each point as it is made: a long run that is stopped keeps its curve so far.
+            row = {**point, "seed": args.seed, "batch_size": args.batch_size, "texts_per_update": args.texts_per_update}
+            out.write(json.dumps(nan_to_null({**row, **cost_fields(args)}), allow_nan=False) + "\n")
             out.flush()
-            everything.extend(points)
+            print(f"{point['mode']}: {point['minutes']:g} min, F1 {point['f']:.3f}", file=sys.stderr)
+
+        for mode in args.modes:
+            everything.extend(run_mode(mode, pool, test, labels, args, patterns, on_point=write))
     title = f"{Path(args.pool).parent.name or Path(args.pool).name}: seed {args.seed}, {cost_title(args)}"
     plotted = plot(everything, args.output / "curve.png", title, x="minutes", xlabel=TIME_AXIS, series="mode")
     print(table(everything, sorted({args.eval_minutes, args.minutes})))
