@@ -1,7 +1,7 @@
 """The teach server: a web page where people answer accept / reject while the
 model learns (`python -m spacy_binary_ner teach`), or correct whole texts
-(`correct`, `silver-to-gold`), and the database commands `db-out`,
-`db-stats` and `db-drop`.
+(`correct`, `silver-to-gold`), `review` of where sessions disagree, and the
+database commands `db-out`, `db-stats` and `db-drop`.
 
 - `storage`: the answer store (SQLAlchemy 2 Core; SQLite or PostgreSQL);
 - `engine`: the learning engine, the annotation loop in a process of its own
@@ -14,8 +14,10 @@ model learns (`python -m spacy_binary_ner teach`), or correct whole texts
 - `settings`: the settings of `teach` and its two siblings, frozen
   dataclasses the command lines are made from;
 - `app`: the Starlette app, the page and its JSON API;
-- `teach`, `correct`, `silver_to_gold`, `db_out`, `db_stats`, `db_drop`:
-  the commands (`teach.run` serves the first three).
+- `review`: the `Reviewer`, which takes the `Teacher`'s place in the app to
+  review a dataset's disagreements (no engine);
+- `teach`, `correct`, `silver_to_gold`, `review`, `db_out`, `db_stats`,
+  `db_drop`: the commands (`teach.run` serves the first three).
 
 Needs the `server` extra: `pip install "spacy-binary-ner[server]"`.
 """
