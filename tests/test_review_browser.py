@@ -119,3 +119,39 @@ def test_two_sessions_disagree_and_the_review_keeps_the_reviewers_choices(tmp_pa
     assert records[disagree[0]]["meta"]["review"]["sessions"] == ["bob"]
     assert records[disagree[1]]["meta"]["review"]["sessions"] == ["alice"]
     assert {records[h]["meta"]["review"]["by"] for h in disagree} == {"reviewer"}
+
+
+def test_corrections_of_one_text_are_versions_with_their_spans(tmp_path, browser):
+    # An emoji outside the BMP first: the page counts UTF-16 units, offsets are code points.
+    text = "😀 Anna met Tom in Oslo ."
+    complete = {"text": text, "complete": ["LOC", "PER"], "_input_hash": 5, "answer": "accept"}
+    given = {
+        "a": [(2, 6, "PER"), (18, 22, "LOC")],
+        "b": [(2, 6, "PER"), (11, 14, "PER"), (18, 22, "LOC")],
+        "c": [(18, 22, "LOC"), (2, 6, "PER")],
+    }
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    storage = Storage(url)
+    for i, (session, spans) in enumerate(given.items()):
+        task = dict(complete, _task_hash=10 + i, spans=[{"start": s, "end": e, "label": lab} for s, e, lab in spans])
+        storage.add("in", session, [(session, task)])
+    storage.close()
+    reviewer = Reviewer(url, "in", "out")
+    with ThreadServer(create_app(reviewer, on_shutdown=reviewer.close), free_port()) as server:
+        page = browser.new_page()
+        page.goto(f"{server.url}/?session=rev")
+        page.wait_for_selector("body[data-ready='1']")
+        versions = page.locator("#versions li")
+        expect = sync_api.expect
+        expect(versions).to_have_count(2)
+        # a and c marked the same spans (in another order): the majority, selected.
+        expect(versions.nth(0)).to_have_class("selected")
+        expect(versions.nth(0).locator(".sessions")).to_have_text("a, c")
+        marks = versions.nth(1).locator(".version-text mark")
+        expect(marks).to_have_text(["AnnaPER", "TomPER", "OsloLOC"])
+        page.keyboard.press("2")
+        page.keyboard.press("a")
+        expect(page.locator("#text")).to_have_text("Nothing left to review.")
+    stored = list(Storage(url).latest("out"))
+    assert len(stored) == 1 and stored[0].task["meta"]["review"]["sessions"] == ["b"]
+    assert stored[0].task["spans"] == [{"start": s, "end": e, "label": lab} for s, e, lab in given["b"]]
