@@ -2,6 +2,8 @@
 answer store, and its API in-process (Starlette's TestClient)."""
 
 import json
+import os
+import uuid
 import warnings
 
 import pytest
@@ -90,7 +92,25 @@ def test_corrections_are_versions_by_their_spans():
     assert item["_task_hash"] == 50 and item["kind"] == "text"
 
 
-def _fill(url: str) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A database URL and a fresh dataset prefix; PostgreSQL where SBN_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}", ""
+        return
+    url = os.environ.get("SBN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("PostgreSQL tests need SBN_TEST_POSTGRES_URL")
+    pytest.importorskip("psycopg")
+    prefix = f"t-{uuid.uuid4().hex[:12]}-"
+    yield url, prefix
+    storage = Storage(url)
+    for name in ("in", "out"):
+        storage.drop(prefix + name)
+    storage.close()
+
+
+def _fill(url: str, dataset: str = "in") -> None:
     storage = Storage(url)
     rows = {
         "a": [binary(1, "accept"), binary(2, "accept"), binary(3, "reject"), correction([(0, 4, "PER")])],
@@ -98,14 +118,14 @@ def _fill(url: str) -> None:
         "c": [binary(1, "reject")],
     }
     for session, tasks in rows.items():
-        storage.add("in", session, [(f"{session}{i}", t) for i, t in enumerate(tasks)])
+        storage.add(dataset, session, [(f"{session}{i}", t) for i, t in enumerate(tasks)])
     storage.close()
 
 
-def test_the_reviewer_stores_agreement_unseen_and_a_restart_shows_no_choice_again(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    _fill(url)
-    reviewer = Reviewer(url, "in", "out")
+def test_the_reviewer_stores_agreement_unseen_and_a_restart_shows_no_choice_again(database):
+    url, prefix = database
+    _fill(url, prefix + "in")
+    reviewer = Reviewer(url, prefix + "in", prefix + "out")
     # Task 2 is agreed on: stored at start, not shown; 1 and 3 and the text disagree.
     assert reviewer.to_review == [1, 3, 50] and reviewer.n_agreed == 1
     tasks = reviewer.questions("r", 5)
@@ -113,6 +133,7 @@ def test_the_reviewer_stores_agreement_unseen_and_a_restart_shows_no_choice_agai
     assert [t["selected"] for t in tasks] == [1, 0, 0]  # 2 of 3 rejected task 1; ties go to the first
     choice = reviewer.validate({"_task_hash": 3, "version": 1, "key": "k1"})
     assert [new for _, new in reviewer.answer("r", [choice])] == [True]
+    out = prefix + "out"
     with pytest.raises(ValueError, match="version"):
         reviewer.validate({"_task_hash": 3, "version": 2})
     with pytest.raises(ValueError, match="no task"):
@@ -120,10 +141,10 @@ def test_the_reviewer_stores_agreement_unseen_and_a_restart_shows_no_choice_agai
     assert [t["_task_hash"] for t in reviewer.questions("r", 5)] == [1, 50]
     assert reviewer.history("r", 5)[0]["version"] == 1
     reviewer.close()
-    again = Reviewer(url, "in", "out")
+    again = Reviewer(url, prefix + "in", out)
     assert [t["_task_hash"] for t in again.questions("r2", 5)] == [1, 50]
-    assert again.progress("r2")["reviewed"] == 1 and again.storage.count("out") == 2
-    stored = {s.task["_task_hash"]: s for s in again.storage.latest("out")}
+    assert again.progress("r2")["reviewed"] == 1 and again.storage.count(out) == 2
+    stored = {s.task["_task_hash"]: s for s in again.storage.latest(out)}
     assert stored[2].session == AGREED_SESSION and stored[2].task["meta"]["review"]["sessions"] == ["a", "b"]
     assert stored[3].session == "r" and stored[3].task["answer"] == "accept"
     assert stored[3].task["meta"]["review"] == {
@@ -134,7 +155,9 @@ def test_the_reviewer_stores_agreement_unseen_and_a_restart_shows_no_choice_agai
         "by": "reviewer",
     }
     again.close()
-    assert len({s.task["_task_hash"] for s in Storage(url).iter_answers("out")}) == 2
+    storage = Storage(url)
+    assert len({s.task["_task_hash"] for s in storage.iter_answers(out)}) == 2
+    storage.close()
 
 
 def test_show_all_shows_the_agreed_tasks_too(tmp_path):
