@@ -145,3 +145,16 @@ def test_two_sessions_get_the_same_questions_and_the_queue_is_read_without_takin
 
 def _without_clocks(state):
     return {**state, "open": {s: [dict(t, lease_left=0) for t in v] for s, v in state["open"].items()}}
+
+
+@pytest.mark.parametrize("extra", [["--answers-per-question", "0"], ["--answers-per-question", "2", "--feed-overlap"]])
+def test_answers_per_question_must_be_positive_and_not_with_feed_overlap(tmp_path, extra, capsys):
+    pytest.importorskip("starlette", reason="the server extra is not installed: pip install '.[server]'")
+    from spacy_binary_ner.server.teach import parse_args
+
+    from .server_util import teach_argv
+    from .test_server_api import _workdir
+
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(teach_argv(_workdir(tmp_path), *extra))
+    assert exit_.value.code == 2 and "--answers-per-question" in capsys.readouterr().err

@@ -196,3 +196,16 @@ def test_the_review_api_serves_its_page_tasks_choices_and_queue(tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["_task_hash"] for r in records) == [1, 2]
     assert {r["_task_hash"]: r["answer"] for r in records} == {1: "accept", 2: "accept"}
+
+
+def test_the_command_refuses_a_missing_database_the_same_dataset_twice_and_an_empty_one(tmp_path, capsys):
+    db = str(tmp_path / "db.sqlite3")
+    with pytest.raises(SystemExit) as exit_:
+        cli(["review", "in", "out", "--db", db])
+    assert exit_.value.code == 2 and "no SQLite file" in capsys.readouterr().err
+    Storage(f"sqlite:///{db}").close()
+    with pytest.raises(SystemExit) as exit_:
+        cli(["review", "in", "in", "--db", db])
+    assert exit_.value.code == 2 and "DATASET_OUT must not be DATASET_IN" in capsys.readouterr().err
+    assert cli(["review", "none", "out", "--db", db]) == 1
+    assert "no answers in the dataset 'none'" in capsys.readouterr().err
