@@ -170,3 +170,31 @@ def run_through_kills(server, person, kills: int, seed: int = 0, seconds: float 
         server.stop()
     finally:
         server.kill()
+
+
+class Resender:
+    """A person over HTTP: each answer is sent until it is acknowledged, with
+    the same key, whatever happens to the server (for `run_through_kills`).
+    A subclass says what the next answer is (`next_answer`)."""
+
+    session = "s"
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.sent: Dict[str, Dict] = {}
+        self.acked: Dict[str, int] = {}
+        self.pending = None
+
+    def next_answer(self, url: str, key: str) -> Dict:
+        raise NotImplementedError
+
+    def step(self, url: str) -> None:
+        """Answer one question (or send the unacknowledged answer again)."""
+        if self.pending is None:
+            key = f"k{len(self.sent) + 1}"
+            self.sent[key] = self.next_answer(url, key)  # may fail (the server killed): nothing is pending then
+            self.pending = key
+        r = self.client.post(f"{url}/api/answers?session={self.session}", json={"answers": [self.sent[self.pending]]})
+        assert r.status_code == 200, r.text
+        self.acked[self.pending] = r.json()["ids"][0]
+        self.pending = None

@@ -5,7 +5,7 @@ already chosen (teach's and correct's kill test, for review)."""
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import pytest
 
@@ -15,7 +15,7 @@ httpx = pytest.importorskip("httpx")
 from spacy_binary_ner.server.review import AGREED_SESSION  # noqa: E402
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 
-from .server_util import run_through_kills  # noqa: E402
+from .server_util import Resender, run_through_kills  # noqa: E402
 from .test_server_process import ServerProcess  # noqa: E402
 
 KILLS = 5
@@ -45,27 +45,16 @@ def _fill(url: str) -> None:
     storage.close()
 
 
-class Person:
-    """A reviewer over HTTP: each choice is sent until it is acknowledged,
-    with the same key, whatever happens to the server."""
+class Person(Resender):
+    """A reviewer choosing one version of each task, by its hash."""
 
-    def __init__(self, client: "httpx.Client") -> None:
-        self.client = client
-        self.sent: Dict[str, Dict] = {}
-        self.acked: Dict[str, int] = {}
-        self.pending: Optional[str] = None
+    session = "r"
 
-    def step(self, url: str) -> None:
-        if self.pending is None:
-            tasks = self.client.get(url + "/api/questions?session=r&n=1").json()["tasks"]
-            assert tasks, "no task left to review"
-            self.pending = f"k{len(self.sent) + 1}"
-            h = tasks[0]["_task_hash"]
-            self.sent[self.pending] = {"_task_hash": h, "version": (h // 2) % 2, "key": self.pending}
-        r = self.client.post(url + "/api/answers?session=r", json={"answers": [self.sent[self.pending]]})
-        assert r.status_code == 200, r.text
-        self.acked[self.pending] = r.json()["ids"][0]
-        self.pending = None
+    def next_answer(self, url: str, key: str) -> Dict:
+        tasks = self.client.get(f"{url}/api/questions?session=r&n=1").json()["tasks"]
+        assert tasks, "no task left to review"
+        h = tasks[0]["_task_hash"]
+        return {"_task_hash": h, "version": (h // 2) % 2, "key": key}
 
 
 def test_kill_9_during_review_loses_no_acknowledged_choice(tmp_path):
