@@ -18,8 +18,29 @@
   const $ = (id) => document.getElementById(id);
   const isCorrection = (task) => Array.isArray(task.complete);
   const editor = window.makeEditor($("text"), $("labels"), () => {});
-
   const api = window.makeApi(session, token);
+  // No question right now but more to come: ask again (pageLoop.poll).
+  const pageLoop = window.makePage(api, (message) => setStatus(message), {
+    open: () => OPEN,
+    empty: () => !queue.length,
+    setup: (info) => {
+      $("dataset").textContent = info.dataset;
+      $("command").textContent = info.view;
+      editor.setLabels(info.labels);
+      editor.setScope(info.dataset + "-" + session);
+      if (info.view === "correct") OPEN = 2;
+    },
+    start: (h, q) => {
+      history = h.answers;
+      renderHistory();
+      merge(q.tasks);
+      finished = q.finished;
+      show();
+    },
+    receive: (q) => { finished = q.finished; merge(q.tasks); show(); },
+    refresh: () => refreshProgress(),
+  });
+
 
   // Offsets are in characters (code points); JavaScript strings count UTF-16
   // units, so split into code points before slicing.
@@ -118,7 +139,7 @@
       merge(open);
       if (!current || answered.has(current._task_hash) || !isCorrection) show();
       finished = data.finished;
-      if (!queue.length && !finished) setTimeout(poll, 1000);
+      if (!queue.length && !finished) setTimeout(pageLoop.poll, 1000);
       refreshProgress();
     }).catch((err) => { sending--; setStatus("not saved: " + err.message + " (answer again)"); });
   }
@@ -159,17 +180,6 @@
     }).catch((err) => setStatus("cannot correct: " + err.message));
   }
 
-  // No question right now but more to come: ask again.
-  function poll() {
-    if (queue.length) return;
-    api("questions?n=" + OPEN).then((q) => {
-      finished = q.finished;
-      merge(q.tasks);
-      show();
-      if (!queue.length && !finished) setTimeout(poll, 1000);
-    }).catch(() => setTimeout(poll, 2000));
-  }
-
   function refreshProgress() {
     return api("progress").then((p) => {
       $("p-session").textContent = p.session_answers;
@@ -196,22 +206,5 @@
   $("undo").addEventListener("click", undo);
   $("session-name").textContent = "session " + session;
 
-  api("info").then((info) => {
-    $("dataset").textContent = info.dataset;
-    $("command").textContent = info.view;
-    editor.setLabels(info.labels);
-    editor.setScope(info.dataset + "-" + session);
-    if (info.view === "correct") OPEN = 2;
-    return Promise.all([api("history?n=" + HISTORY), api("questions?n=" + OPEN)]);
-  }).then(([h, q]) => {
-    history = h.answers;
-    renderHistory();
-    merge(q.tasks);
-    finished = q.finished;
-    show();
-    if (!queue.length && !finished) setTimeout(poll, 1000);
-    document.body.dataset.ready = "1";
-    refreshProgress();
-  }).catch((e) => setStatus(e.message));
-  setInterval(refreshProgress, 5000);
+  pageLoop.start(HISTORY);
 })();

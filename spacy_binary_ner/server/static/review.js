@@ -18,6 +18,20 @@
   const $ = (id) => document.getElementById(id);
 
   const api = window.makeApi(session, token);
+  function received(q) {
+    finished = q.finished;
+    take(q.tasks);
+    selected = queue.length ? queue[0].selected : 0;
+    show();
+  }
+  const pageLoop = window.makePage(api, (message) => setStatus(message), {
+    open: () => OPEN,
+    empty: () => !queue.length,
+    setup: (info) => { $("dataset").textContent = info.dataset; },
+    start: (h, q) => { history = h.answers; renderHistory(); received(q); },
+    receive: received,
+    refresh: () => refreshProgress(),
+  });
 
   // The text with spans marked, each followed by its label.
   function renderSpans(el, text, spans) {
@@ -130,7 +144,7 @@
       take(data.tasks || []);
       finished = data.finished;
       if (!before) { selected = queue.length ? queue[0].selected : 0; show(); }
-      if (!queue.length && !finished) setTimeout(poll, 1000);
+      if (!queue.length && !finished) setTimeout(pageLoop.poll, 1000);
       refreshProgress();
     }).catch((err) => setStatus("not saved: " + err.message + " (choose again)"));
   }
@@ -143,17 +157,6 @@
     queue.unshift(item);
     selected = item.version;
     show();
-  }
-
-  function poll() {
-    if (queue.length) return;
-    api("questions?n=" + OPEN).then((q) => {
-      finished = q.finished;
-      take(q.tasks);
-      selected = queue.length ? queue[0].selected : 0;
-      show();
-      if (!queue.length && !finished) setTimeout(poll, 1000);
-    }).catch(() => setTimeout(poll, 2000));
   }
 
   function refreshProgress() {
@@ -175,19 +178,5 @@
   $("undo").addEventListener("click", undo);
   $("session-name").textContent = "session " + session;
 
-  api("info").then((info) => {
-    $("dataset").textContent = info.dataset;
-    return Promise.all([api("history?n=" + HISTORY), api("questions?n=" + OPEN)]);
-  }).then(([h, q]) => {
-    history = h.answers;
-    renderHistory();
-    take(q.tasks);
-    finished = q.finished;
-    selected = queue.length ? queue[0].selected : 0;
-    show();
-    if (!queue.length && !finished) setTimeout(poll, 1000);
-    document.body.dataset.ready = "1";
-    refreshProgress();
-  }).catch((e) => setStatus(e.message));
-  setInterval(refreshProgress, 5000);
+  pageLoop.start(HISTORY);
 })();
