@@ -60,6 +60,10 @@ def test_two_sessions_disagree_and_the_review_keeps_the_reviewers_choices(tmp_pa
             page.goto(f"{server.url}/?session={session}")
             page.wait_for_selector("body[data-ready='1']")
             shown[session] = _answer_by_keys(page, keys)
+            # The progress counts the questions by their answers: alice's four have 1, then 2 after bob's.
+            counts = "1: 4, 2: 0" if session == "alice" else "1: 0, 2: 4"
+            expect(page.locator("#p-by-answers")).to_have_text(counts, timeout=10000)
+            expect(page.locator("#p-answers")).to_be_visible()
             page.close()
     # Both got the same four questions, in the same order.
     assert shown["alice"] == shown["bob"] and len(set(shown["alice"])) == 4

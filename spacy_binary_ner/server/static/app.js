@@ -187,6 +187,10 @@
       $("p-accept").textContent = p.accept_rate === null ? "-" : Math.round(100 * p.accept_rate) + "%";
       $("p-loss").textContent = p.loss === null ? "-" : p.loss.toFixed(3);
       $("p-f1").textContent = p.f1 === null ? "-" : p.f1.toFixed(3);
+      // With --answers-per-question N: how many questions have 1, ..., N answers.
+      $("p-answers").hidden = !(p.answers_per_question > 1);
+      $("p-by-answers").textContent = Object.entries(p.questions_by_answers || {})
+        .map(([n, count]) => n + ": " + count).join(", ");
       if (p.error) setStatus("server: " + p.error);
     }).catch(() => {});
   }
