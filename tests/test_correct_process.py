@@ -2,13 +2,10 @@
 loses no acknowledged correction and stores none twice (teach's test, for
 corrections, with the model learning from them)."""
 
-import contextlib
-import random
-import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import pytest
 
@@ -17,8 +14,8 @@ httpx = pytest.importorskip("httpx")
 
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 
-from .server_util import CITIES, toy_records, write_config, write_jsonl  # noqa: E402
-from .test_server_process import NETWORK_ERRORS, ServerProcess  # noqa: E402
+from .server_util import CITIES, Resender, run_through_kills, toy_records, write_config, write_jsonl  # noqa: E402
+from .test_server_process import ServerProcess  # noqa: E402
 
 KILLS = 5
 
@@ -38,57 +35,25 @@ def _corrected(task: Dict, key: str) -> Dict:
     return dict(task, spans=[{"start": start, "end": start + len(city), "label": "LOC"}], answer="accept", key=key)
 
 
-class Annotator:
-    """A person correcting texts over HTTP: each correction is sent until it
-    is acknowledged, with the same key, whatever happens to the server."""
+class Annotator(Resender):
+    """A person correcting texts over HTTP (see `Resender`)."""
 
-    def __init__(self, client: "httpx.Client") -> None:
-        self.client = client
-        self.sent: Dict[str, Dict] = {}
-        self.acked: Dict[str, int] = {}
-        self.pending: Optional[str] = None
-
-    def step(self, url: str) -> None:
-        """Correct one text (or send the unacknowledged one again)."""
-        if self.pending is None:
-            tasks, until = [], time.monotonic() + 60
-            while not tasks and time.monotonic() < until:
-                # A restarted server may need a while for its first text.
-                tasks = self.client.get(url + "/api/questions?session=s&n=1").json()["tasks"]
-            assert tasks, "the server ran out of texts (none within 60 s)"
-            self.pending = f"k{len(self.sent) + 1}"
-            self.sent[self.pending] = _corrected(tasks[0], self.pending)
-        r = self.client.post(url + "/api/answers?session=s", json={"answers": [self.sent[self.pending]]})
-        assert r.status_code == 200, r.text
-        self.acked[self.pending] = r.json()["ids"][0]
-        self.pending = None
+    def next_answer(self, url: str, key: str) -> Dict:
+        tasks, until = [], time.monotonic() + 60
+        while not tasks and time.monotonic() < until:
+            # A restarted server may need a while for its first text.
+            tasks = self.client.get(url + f"/api/questions?session={self.session}&n=1").json()["tasks"]
+        assert tasks, "the server ran out of texts (none within 60 s)"
+        return _corrected(tasks[0], key)
 
 
 def test_kill_9_during_correct_loses_no_acknowledged_correction(tmp_path):
     write_config(tmp_path / "small.cfg")
     write_jsonl(tmp_path / "source.jsonl", [{"text": r["text"]} for r in toy_records(400)])
-    rng = random.Random(0)
     server = CorrectProcess(tmp_path, "--update", "--save-every", "3", "--batch-size", "2")
-    deadline = time.monotonic() + 600
-    try:
-        with httpx.Client(timeout=10) as client:
-            person = Annotator(client)
-            for kill in range(KILLS):
-                assert time.monotonic() < deadline, f"only {kill} kills in time"
-                server.start()
-                with contextlib.suppress(*NETWORK_ERRORS):
-                    killer = threading.Timer(rng.uniform(0.2, 1.5), server.kill)
-                    killer.start()
-                    while True:
-                        person.step(server.url)
-                killer.join()
-                server.kill()
-            server.start()
-            if person.pending is not None:
-                person.step(server.url)
-            server.stop()
-    finally:
-        server.kill()
+    with httpx.Client(timeout=10) as client:
+        person = Annotator(client)
+        run_through_kills(server, person, KILLS, seed=0, seconds=600)
     stored = list(Storage(f"sqlite:///{tmp_path / 'db.sqlite3'}").iter_answers("ds"))
     keys = Counter(s.key for s in stored)
     assert len(person.acked) >= KILLS
