@@ -19,7 +19,16 @@ from pathlib import Path
 LABELS = ["Based_In", "Live_In", "Work_For"]
 WORDS = {
     "en": {
-        "PER": ["Anna Berg", "Tom Hale", "Maria Costa", "Li Wei", "John Smith", "Sara Novak", "Omar Haddad", "Eva Lind"],
+        "PER": [
+            "Anna Berg",
+            "Tom Hale",
+            "Maria Costa",
+            "Li Wei",
+            "John Smith",
+            "Sara Novak",
+            "Omar Haddad",
+            "Eva Lind",
+        ],
         "ORG": ["Acme Corp", "the Red Cross", "Globex", "Nordbank", "the city council", "Initech", "Umbrella Labs"],
         "LOC": ["Paris", "Boston", "Oslo", "New Delhi", "Lagos", "Lima", "Kyoto", "Cape Town"],
     },
