@@ -198,3 +198,56 @@ class Resender:
         assert r.status_code == 200, r.text
         self.acked[self.pending] = r.json()["ids"][0]
         self.pending = None
+
+
+# Texts of three news categories, two topic words each among filler, for `teach --task textcat`.
+TOPICS = {
+    "SPORT": ["goal", "match", "team", "coach", "league"],
+    "MONEY": ["bank", "stock", "market", "price", "loan"],
+    "VOTE": ["election", "party", "minister", "vote", "senate"],
+}
+_FILLER = ["the", "a", "today", "news", "big", "new", "said", "report"]
+
+
+def write_textcat_config(path: Path, exclusive: bool = True, lang: str = "en") -> Path:
+    """A `binary_textcat` config with the textcat tests' small model."""
+    from .test_textcat_pipe import SMALL_MODEL as TEXTCAT_SMALL_MODEL
+
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("binary_textcat", config={"model": TEXTCAT_SMALL_MODEL, "exclusive": exclusive})
+    nlp.config.to_disk(path)
+    return path
+
+
+def topic_records(n: int, seed: int = 0) -> List[Dict]:
+    """Distinct texts, each with its complete `cats` (one topic of `TOPICS`)."""
+    rng = random.Random(seed)
+    records, seen = [], set()
+    while len(records) < n:
+        label = rng.choice(list(TOPICS))
+        words = rng.sample(TOPICS[label], 2) + rng.sample(_FILLER, 3)
+        rng.shuffle(words)
+        text = " ".join(words) + f" {len(records)}"
+        if text not in seen:
+            seen.add(text)
+            records.append({"text": text, "cats": {other: float(other == label) for other in TOPICS}})
+    return records
+
+
+def textcat_argv(workdir: Path, *extra: str, db: str = "answers.sqlite3") -> List[str]:
+    """`teach --task textcat` arguments for a test server: `textcat.cfg`,
+    `source.jsonl` and a SQLite file in `workdir`."""
+    return [
+        "ds",
+        str(workdir / "textcat.cfg"),
+        str(workdir / "source.jsonl"),
+        "--task",
+        "textcat",
+        "--label",
+        ",".join(TOPICS),
+        "--db",
+        str(workdir / db),
+        "--output",
+        str(workdir / "out"),
+        *extra,
+    ]

@@ -8,18 +8,22 @@ A correction (`complete`: the list of labels it is complete for) is a whole
 text's entities: its spans must not overlap, and its `_task_hash` is of its
 text and labels (`loop.correction_hash`), so that a later correction of the
 text supersedes it. One rejected as unusable is stored with answer "reject".
+
+A text-category answer (`teach --task textcat`) is checked with the
+text-category reader's parser (`textcat.reader.parse_textcat_record`) and its
+labels against the server's; the engine learns from the checked task.
 """
 
 import dataclasses
 import re
 import uuid
-from typing import Any, Dict, NamedTuple, Optional, Sequence
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
 
 from spacy.language import Language
 
 from ..data import REASONS, TeachReader
 from ..loop import correction_hash, set_hashes
-from ..records import Record, RecordError, align_span, parse_answer, record_doc
+from ..records import Record, RecordError, align_span, parse_answer, record_doc, stable_hash
 
 Task = Dict[str, Any]
 # The task's fields a stored answer keeps, and its spans' fields.
@@ -41,12 +45,13 @@ class Answer(NamedTuple):
 
     key (str): Its idempotency key (the client's, or a new one).
     task (Task): The task to store, its hashes set.
-    record (Record): The answer parsed, `input_hash` set: what the loop learns from.
+    record (Union[Record, Task]): What the loop learns from: the span answer
+        parsed, `input_hash` set; a text-category answer's checked task.
     """
 
     key: str
     task: Task
-    record: Record
+    record: Union[Record, Task]
 
 
 def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
@@ -60,13 +65,7 @@ def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
     RETURNS (Answer): Its key, the task to store and its record.
     RAISES (BadAnswer): Why it will not be stored, with the fix.
     """
-    if not isinstance(item, dict):
-        raise BadAnswer(f"an answer must be a JSON object, not {type(item).__name__}")
-    key = item.get("key")
-    if key is None:
-        key = uuid.uuid4().hex
-    if not isinstance(key, str) or not 0 < len(key) <= 100:
-        raise BadAnswer("`key` must be a string of 1 to 100 characters (or left out)")
+    key = _key(item)
     task = _stored_fields(item)
     # A correction rejected as unusable is checked as its accept would be.
     rejected = task.get("complete") not in (None, False) and task["answer"] == "reject"
@@ -163,3 +162,64 @@ def storable_hash(value: Any) -> Optional[int]:
 def _message(err: RecordError) -> str:
     detail = f" ({err.detail})" if err.detail else ""
     return f"{err.reason}{detail}. Fix: {REASONS.get(err.reason, '')}"
+
+
+# The fields of a text-category answer that are stored, as the client sent them.
+_TEXTCAT_KEYS = ("text", "label", "options", "accept", "answer", "_input_hash")
+
+
+def read_textcat_answer(item: Any, labels: Sequence[str]) -> Answer:
+    """Check a text-category answer as a client sent it: the reader's parser
+    (`textcat.reader.parse_textcat_record`), then its labels against
+    `labels`. A label question (`label`) or a choice (`options`, `accept`)
+    is stored with its fields and `meta`; its hashes are the loop's
+    (`textcat.loop.textcat_task_hash`).
+
+    item (Any): The answer, as the client sent it.
+    labels (Sequence[str]): The labels being annotated.
+    RETURNS (Answer): Its key, the task to store and, as its record, the same
+        task: what `TextcatLoop.update` learns from.
+    RAISES (BadAnswer): Why it will not be stored, with the fix.
+    """
+    from ..textcat.loop import textcat_task_hash
+    from ..textcat.reader import TEXTCAT_REASONS, parse_textcat_record
+
+    key = _key(item)
+    task: Task = {k: item[k] for k in _TEXTCAT_KEYS if item.get(k) is not None}
+    if "cats" in item:
+        raise BadAnswer(
+            "bad field (`cats` is a complete annotation, not an answer to a question). Fix: answer the "
+            "question's `label` or `options` with `answer`; complete `cats` belong in a gold file for the reader"
+        )
+    if isinstance(item.get("meta"), dict):
+        task["meta"] = {k: v for k, v in item["meta"].items() if k in _META_KEYS}
+    try:
+        record = parse_textcat_record(task)
+    except RecordError as err:
+        detail = f" ({err.detail})" if err.detail else ""
+        raise BadAnswer(f"{err.reason}{detail}. Fix: {TEXTCAT_REASONS.get(err.reason, '')}") from None
+    unknown = [label for label in record.cats if label not in labels]
+    if unknown:
+        raise BadAnswer(
+            f"unknown label ({', '.join(repr(label[:40]) for label in unknown)}; this server asks about "
+            f"{', '.join(labels)}). Fix: {TEXTCAT_REASONS['unknown label']}"
+        )
+    try:
+        given = storable_hash(task.pop("_input_hash", None))
+    except ValueError as err:
+        raise BadAnswer(str(err)) from None
+    task["_input_hash"] = given if given is not None else stable_hash(record.text)
+    task["_task_hash"] = textcat_task_hash(task)
+    return Answer(key, task, task)
+
+
+def _key(item: Any) -> str:
+    """An answer's idempotency key: the client's, or a new one."""
+    if not isinstance(item, dict):
+        raise BadAnswer(f"an answer must be a JSON object, not {type(item).__name__}")
+    key = item.get("key")
+    if key is None:
+        key = uuid.uuid4().hex
+    if not isinstance(key, str) or not 0 < len(key) <= 100:
+        raise BadAnswer("`key` must be a string of 1 to 100 characters (or left out)")
+    return key

@@ -20,7 +20,8 @@ Both sides speak over one `multiprocessing` pipe, in `(kind, value)` messages:
 | `("correction", (id, question))`: the question as a | `("correction", (id, task or error message))` |
 | correction of its whole text (`teach`'s `e` key) | |
 
-The questions are `teach`'s (spans chosen by the loop's sorter) or, for
+The questions are `teach`'s (spans chosen by the loop's sorter; text
+categories by a `TextcatLoop` with `--task textcat`) or, for
 `correct` and `silver-to-gold`, whole texts in order with the spans to
 correct (`loop.Corrector`). A correction rejected as unusable or ignored is
 never learned from, and nothing is learned from without `--update` there.
@@ -52,6 +53,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 from ..loop import AnnotationLoop, Corrector
 from ..loop.correct import Consistent
 from ..records import Record, RecordError
+from ..textcat.loop import TextcatLoop
 from .storage import Storage
 
 Task = Dict[str, Any]
@@ -59,7 +61,7 @@ Task = Dict[str, Any]
 Learnable = Union[Record, Task]
 # What a `make_loop` callable returns: the loop, a function computing F1 on a
 # gold set (or None) and the state saved with the loaded model ({} for a new one).
-LoopParts = Tuple[AnnotationLoop, Optional[Callable[[], float]], Dict[str, Any]]
+LoopParts = Tuple[Union[AnnotationLoop, TextcatLoop], Optional[Callable[[], float]], Dict[str, Any]]
 
 STATE_FILE = "sbn_teach_state.json"
 # The reason a source record or a question is not served: JSON cannot carry it.
@@ -101,7 +103,8 @@ class EngineSettings:
     save_every (int): Answers between saves (0: only on stop).
     eval_every (int): Answers between evaluations.
     questions (str): Which questions: "teach" (the loop's), "correct" or
-        "silver-to-gold" (whole texts to correct).
+        "silver-to-gold" (whole texts to correct), or "textcat" (a
+        `textcat.loop.TextcatLoop`'s, the loop `make_loop` builds then).
     learns (bool): Whether answers are learned from.
     labels (Tuple[str, ...]): The labels being annotated (what corrections
         are complete for).
@@ -223,6 +226,8 @@ class Engine:
         elif settings.questions == "silver-to-gold":
             assert settings.consistent is not None
             self.questions = self.corrector.silver(source, settings.consistent)
+        elif settings.questions == "textcat":
+            self.questions = self.loop.questions(source)
         else:
             self.questions = self.loop(source)
 
@@ -323,7 +328,7 @@ class Engine:
                 now = time.monotonic()
                 for row_id, task_hash, record in value:
                     self.answered_tasks.add(task_hash)
-                    if record.complete:
+                    if isinstance(record, Record) and record.complete:
                         self.corrected.add(record.input_hash)
                     self.inbox.append((now, row_id, record))
             elif kind == "taken":

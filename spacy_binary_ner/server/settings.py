@@ -1,6 +1,7 @@
-"""The settings of `teach`, `correct` and `silver-to-gold`, each written
-once: its name, type, default and help. A command's line is made from the
-fields of its settings class (`CorrectSettings` and `SilverSettings` extend
+"""The settings of `teach` (spans, or text categories with `--task textcat`),
+`correct` and `silver-to-gold`, each written once: its name, type, default
+and help. A command's line is made from the fields of its settings class
+(`TextcatTeachSettings`, `CorrectSettings` and `SilverSettings` extend
 `TeachSettings`), and the settings travel whole (a frozen dataclass) to the
 learning engine."""
 
@@ -20,7 +21,11 @@ TOKEN_ENV = "SBN_TEACH_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # The teach settings a whole-text command has no use for: it asks about every
 # text in order, with no sorter and no patterns.
-_WHOLE_TEXT_HIDDEN = ("sorter", "patterns", "pattern_ratio", "pattern_lookahead", "pattern_max_answers", "chunk_size")
+_PATTERNS = ("patterns", "pattern_ratio", "pattern_lookahead", "pattern_max_answers")
+_WHOLE_TEXT_HIDDEN = ("sorter", "chunk_size", "task") + _PATTERNS
+# The text-category loop's sorters (`textcat.loop.SORTERS`, not imported: a
+# command line is made without loading the model code).
+TEXTCAT_SORTERS = ("uncertainty", "none")
 
 
 def _setting(
@@ -69,6 +74,9 @@ class TeachSettings:
     pipeline: str = _setting(help="trained pipeline (folder or package), a binary_ner .cfg, or blank:LANG")
     source: Path = _setting(help="texts: JSONL / .jsonl.gz in our format, or plain text lines", parse=Path)
     label: str = _setting("", "comma list of entity labels", required=True)
+    task: str = _setting(
+        "ner", "what is asked: entity spans, or text categories (see its own --help)", choices=("ner", "textcat")
+    )
     patterns: Optional[Path] = _setting(None, "EntityRuler patterns (JSONL) for a cold start", parse=Path)
     db: Optional[str] = _setting(None, DB_HELP, parse=str)
     output: Optional[Path] = _setting(
@@ -110,6 +118,11 @@ class TeachSettings:
         return True
 
     @property
+    def questions(self) -> str:
+        """Which questions the engine asks (`EngineSettings.questions`)."""
+        return self.command
+
+    @property
     def labels(self) -> List[str]:
         """The labels of `label`, in order."""
         labels = [label.strip() for label in self.label.split(",") if label.strip()]
@@ -123,6 +136,32 @@ class TeachSettings:
         """Where the model is saved."""
         assert self.output is not None
         return self.output / "model"
+
+
+@dataclass(frozen=True)
+class TextcatTeachSettings(TeachSettings):
+    """What `teach --task textcat` is told: `teach`'s settings less the
+    patterns, and the shape of its text-category questions."""
+
+    hidden: ClassVar[Tuple[str, ...]] = _PATTERNS
+
+    pipeline: str = _setting(
+        help="trained pipeline with a binary_textcat (folder or package), a textcat .cfg, or blank:LANG"
+    )
+    label: str = _setting("", "comma list of the text categories", required=True)
+    task: str = _setting("textcat", "what is asked: text categories", choices=("textcat",))
+    sorter: str = _setting("uncertainty", "which questions first", choices=TEXTCAT_SORTERS)
+    choice: bool = _setting(False, "one question per text with every label an option (number keys toggle them)")
+    exclusive: bool = _setting(False, "the labels exclude each other (for blank:LANG; a trained pipe keeps its own)")
+    per_text: int = _setting(1, "most label questions per text, the most uncertain labels first")
+    eval: Optional[Path] = _setting(
+        None, "gold JSONL with complete `cats`: the page shows accuracy (exclusive) or macro-F1 on it", parse=Path
+    )
+
+    @property
+    def questions(self) -> str:
+        """Which questions the engine asks: text categories."""
+        return "textcat"
 
 
 @dataclass(frozen=True)
@@ -229,10 +268,12 @@ def parse_settings(
         settings.eval_every,
         settings.chunk_size,
         settings.answers_per_question,
+        getattr(settings, "per_text", 1),
     )
     if min(positive) < 1 or min(settings.save_every, settings.lease) < 0 or settings.stop_timeout <= 0:
         p.error(
-            "--batch-size, --queue-size, --eval-every, --chunk-size, --answers-per-question and --stop-timeout "
+            "--batch-size, --queue-size, --eval-every, --chunk-size, --answers-per-question, --per-text and "
+            "--stop-timeout "
             "must be positive, "
             "--save-every and --lease >= 0"
         )

@@ -32,7 +32,7 @@ from ..pipeline import find_binary_ner
 from ..records import RecordError, iter_lines, jsonl_files
 from .answers import storable_hash
 from .engine import UNSERVABLE_KEY, EngineSettings, LoopParts, json_safe, load_state
-from .settings import Settings, TeachSettings, make_parser, parse_settings
+from .settings import Settings, TeachSettings, TextcatTeachSettings, make_parser, parse_settings
 from .storage import Storage, database_url
 from .worker import EngineError, Teacher
 
@@ -249,10 +249,10 @@ def build_teacher(settings: TeachSettings) -> Teacher:
     # The engine's settings that are teach settings (fields), under the same names.
     shared = {f.name: getattr(settings, f.name) for f in fields(EngineSettings) if f.name in _FIELDS}
     engine_settings = EngineSettings(
-        make_loop=partial(build_loop, settings),
+        make_loop=partial(_loop_builder(settings), settings),
         make_source=_source(settings),
         storage_url=database_url(settings.db),
-        questions=settings.command,
+        questions=settings.questions,
         learns=settings.learns,
         labels=tuple(labels),
         consistent=best_consistent() if settings.command == "silver-to-gold" else None,
@@ -267,10 +267,34 @@ def build_teacher(settings: TeachSettings) -> Teacher:
     )
 
 
-def parse_args(argv: Sequence[str], cls: Type[Settings] = TeachSettings) -> Settings:  # type: ignore[assignment]
-    """A command line as settings of class `cls` (`teach`'s by default)."""
+def _loop_builder(settings: TeachSettings) -> Callable[[Any], LoopParts]:
+    """What builds the engine's loop: `build_loop`, or for text categories
+    `teach_textcat.build_textcat_loop`."""
+    if settings.questions == "textcat":
+        from .teach_textcat import build_textcat_loop
+
+        return build_textcat_loop
+    return build_loop
+
+
+def parse_args(argv: Sequence[str], cls: Optional[Type[Settings]] = None) -> Settings:
+    """A command line as settings of class `cls`; by default `teach`'s, or
+    `TextcatTeachSettings` where it says `--task textcat`."""
+    if cls is None:
+        cls = TextcatTeachSettings if _task(argv) == "textcat" else TeachSettings  # type: ignore[assignment]
+    assert cls is not None
     module = importlib.import_module(_MODULES.get(cls.command, __name__))
     return parse_settings(argv, _prog(cls), (module.__doc__ or "").split("\n\n")[0], cls)
+
+
+def _task(argv: Sequence[str]) -> Optional[str]:
+    """The value of `--task` in a command line, if given."""
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 # The modules of the commands served by `run`, for their descriptions.

@@ -31,7 +31,7 @@ import spacy
 from spacy.language import Language
 
 from ..loop import is_correction
-from .answers import Answer, BadAnswer, read_answer
+from .answers import Answer, BadAnswer, read_answer, read_textcat_answer
 from .book import QuestionBook
 from .engine import EngineSettings, learnable, load_state
 from .engine_client import EngineClient, EngineError
@@ -78,8 +78,8 @@ class Teacher:
         self.batch_size = settings.batch_size
         self.feed_overlap = feed_overlap
         self.allow_new_tasks = allow_new_tasks
-        # The page's view: one span a question, or whole texts to correct.
-        self.view = "teach" if settings.questions == "teach" else "correct"
+        # The page's view: one span a question, text categories, or whole texts to correct.
+        self.view = settings.questions if settings.questions in ("teach", "textcat") else "correct"
         self.learns = settings.learns
         self.accepting = True
         self.cond = threading.Condition()
@@ -142,9 +142,15 @@ class Teacher:
     def signature(self, task: Task) -> str:
         """The keyed hash an answer to `task` must bring back: of the dataset,
         the task's `_task_hash`, text and spans (offsets and labels); of a
-        correction, its labels instead of its spans."""
-        if is_correction(task):
-            asked: Any = ["complete", task["complete"]]
+        correction, its labels instead of its spans; of a text-category
+        question, its label or its options' ids (not the options chosen)."""
+        if self.view == "textcat":
+            asked: Any = ["label", task.get("label")]
+            if "options" in task:
+                options = task["options"] if isinstance(task["options"], list) else []
+                asked = ["options", [o.get("id") if isinstance(o, dict) else o for o in options]]
+        elif is_correction(task):
+            asked = ["complete", task["complete"]]
         else:
             asked = [[s.get("start"), s.get("end"), s.get("label")] for s in task.get("spans") or []]
         message = json.dumps([self.dataset, task.get("_task_hash"), task.get("text"), asked], ensure_ascii=False)
@@ -222,7 +228,10 @@ class Teacher:
         (unless `allow_new_tasks`).
         RETURNS (Answer): Its key, the task to store and the parsed record.
         Raises `BadAnswer`."""
-        checked = read_answer(item, self.labels, self.nlp)
+        if self.view == "textcat":
+            checked = read_textcat_answer(item, self.labels)
+        else:
+            checked = read_answer(item, self.labels, self.nlp)
         task = checked.task
         if self.allow_new_tasks:
             return checked
@@ -236,7 +245,8 @@ class Teacher:
             given, self.signature(dict(task, _task_hash=item["_task_hash"]))
         ):
             raise BadAnswer(
-                "its text, spans or `_task_hash` are not those of the question handed out in this dataset "
+                "its text, spans (label, options) or `_task_hash` are not those of the question handed out in this "
+                "dataset "
                 "(altered, or asked in another dataset)"
             )
         return checked

@@ -12,9 +12,10 @@ stream order (`sorter="none"`). Answers go through the reader
 learns exactly what `spacy train` would learn from the same answers.
 """
 
+import contextlib
 import random
 from collections import Counter
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from spacy.language import Language
 from thinc.api import Optimizer
@@ -90,6 +91,12 @@ class TextcatLoop:
     @property
     def labels(self) -> Tuple[str, ...]:
         return tuple(self.pipe.labels)
+
+    def averaged_params(self) -> ContextManager:
+        """Within this context the pipeline has the weights the loop proposes
+        with (to evaluate or save): its current ones, as the loop keeps no
+        average."""
+        return contextlib.nullcontext()
 
     def questions(self, stream: Iterable[Task]) -> Iterator[Task]:
         """The questions for a stream of texts, best first within what the
