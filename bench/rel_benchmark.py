@@ -209,6 +209,7 @@ def train_system(
         "label_pairs": label_pairs,
         "max_distance": args.max_distance,
         "exclusive_labels": args.exclusive_labels,
+        "unknown_mask_above": args.unknown_mask_above,
     }
     if unknown_weight is not None:
         settings["unknown_weight"] = unknown_weight
@@ -273,6 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         help="a pair holds at most one relation (true of every pair of both datasets)",
     )
     parser.add_argument("--unknown-weight", type=float, default=None, help="binary_rel's (default: the pipe's)")
+    parser.add_argument("--unknown-mask-above", type=float, default=None, help="every system's (default: none)")
     parser.add_argument("--train-limit", type=int, default=0, help="first N training records (0: all)")
     parser.add_argument("--eval-limit", type=int, default=0, help="first N dev and test records (0: all)")
     parser.add_argument(

@@ -42,14 +42,16 @@ def answer(head, child, label, ans, **extra):
     }
 
 
-def targets(records, complete=False, label_pairs=None, exclusive=False):
+def targets(records, complete=False, label_pairs=None, exclusive=False, mask_above=None):
     nlp = spacy.blank("en")
     reader = RelReader(nlp)
     reader.read_records(records, complete=complete)
     (eg,) = reader.examples()
     entities = [(s.start, s.end, s.label_) for s in eg.reference.spans[REL_ENTITIES_KEY]]
     pairs, allowed = candidate_pairs(entities, 50, LABELS, label_pairs)
-    truths, weights = build_rel_targets([eg], [pairs], allowed, LABELS, U, exclusive)
+    # The model's probability is 0.6 on the first label of every cell, 0.1 elsewhere.
+    probs = numpy.tile(numpy.array([0.6, 0.1, 0.1], dtype="float32"), (len(pairs), 1))
+    truths, weights = build_rel_targets([eg], [pairs], allowed, LABELS, U, exclusive, probs, mask_above)
     return {pair: (truths[i].tolist(), weights[i].tolist()) for i, pair in enumerate(pairs)}
 
 
@@ -87,6 +89,16 @@ TABLE = [
     ),
     ("exclusive: other pairs stay unknown", ACCEPT, {"exclusive": True}, ORG + PER, [0, 0, 0], [U, U, U]),
     ("exclusive: a reject says nothing more", REJECT, {"exclusive": True}, PER + ORG, [0, 0, 0], [U, U, 1]),
+    ("mask: a likely unknown cell weighs 0", ACCEPT, {"mask_above": 0.5}, ORG + LOC, [0, 0, 0], [0, U, U]),
+    (
+        "mask: answered cells keep theirs",
+        REJECT + [answer(0, 1, "Based_In", "reject")],
+        {"mask_above": 0.5},
+        PER + ORG,
+        [0, 0, 0],
+        [1, U, 1],
+    ),
+    ("mask: complete cells keep theirs", GOLD, {"complete": True, "mask_above": 0.5}, ORG + LOC, [0, 0, 0], [1, 1, 1]),
     (
         "exclusive: an ignore still weighs 0",
         ACCEPT + [answer(0, 1, "Live_In", "ignore")],

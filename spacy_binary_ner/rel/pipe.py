@@ -175,6 +175,7 @@ def make_binary_rel(
     model: Model,
     threshold: float,
     unknown_weight: float,
+    unknown_mask_above: Optional[float],
     exclusive_labels: bool,
     max_distance: int,
     spans_key: Optional[str],
@@ -377,6 +378,8 @@ class BinaryRel(TrainablePipe):
             self.labels,
             self.cfg["unknown_weight"],
             self.cfg["exclusive_labels"],
+            rel_probabilities(ops.to_numpy(logits), allowed),
+            self.cfg["unknown_mask_above"],
         )
         loss, d_logits = rel_loss(ops.to_numpy(logits), truths, weights)
         return loss, ops.asarray2f(d_logits)

@@ -27,6 +27,11 @@ class RelSettings:
     unanswered cell as "no relation", as a component trained on complete
     annotations does."""
 
+    unknown_mask_above: Optional[float] = None
+    """Unknown cells the model already scores at least this high are not
+    pushed toward "no relation" (likely relations no question asked about).
+    None: push them all."""
+
     exclusive_labels: bool = False
     """Whether a pair of entities holds at most one relation: an accepted
     label is then also a reject of the pair's other labels (their cells 0,

@@ -21,6 +21,7 @@ and a weight per row (pair) and column (label):
 | none, the label is not allowed for the pair's entity labels | 0 | 0     |
 | none, another label of the pair is accepted and `exclusive_labels` | 0 | 1 |
 | none (unknown)                                | 0     | `unknown_weight` |
+| none (unknown), the model's probability ≥ `unknown_mask_above` | 0 | 0 |
 
 An accept of one label says nothing of the pair's other labels (a pair may
 hold several relations) unless the labels are exclusive, nor of other
@@ -137,6 +138,8 @@ def build_rel_targets(
     labels: Sequence[str],
     unknown_weight: float,
     exclusive: bool = False,
+    probs: Optional[numpy.ndarray] = None,
+    mask_above: Optional[float] = None,
 ) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """The truth and weight of every (pair, label) cell (the module's table).
 
@@ -148,30 +151,41 @@ def build_rel_targets(
     labels (Sequence[str]): The relation labels, in the model's column order.
     unknown_weight (float): Weight of the "no relation" prior on unknown cells.
     exclusive (bool): Whether a pair holds at most one relation label.
+    probs (Optional[numpy.ndarray]): The model's probabilities of the cells,
+        read with `mask_above`.
+    mask_above (Optional[float]): Unknown cells whose probability is at least
+        this get weight 0 instead of `unknown_weight` (likely relations no
+        question asked about); None: every unknown cell has the prior.
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): Truths and weights, float32,
         each of shape (n_rows, n_labels).
     """
     n_rows = sum(len(p) for p in pairs)
     truths = numpy.zeros((n_rows, len(labels)), dtype="float32")
     weights = numpy.where(allowed, numpy.float32(unknown_weight), numpy.float32(0.0)).astype("float32")
+    unknown = allowed.copy()
     column = {label: j for j, label in enumerate(labels)}
     row = 0
     for eg, doc_pairs in zip(examples, pairs):
         answers = doc_answers(eg.reference)
         if eg.reference.user_data.get(REL_COMPLETE_KEY):
             weights[row : row + len(doc_pairs)] = allowed[row : row + len(doc_pairs)]
+            unknown[row : row + len(doc_pairs)] = False
         rows = {pair: row + i for i, pair in enumerate(doc_pairs)}
         if exclusive:
             for pair, _ in (key for key, value in answers.items() if value == 1.0):
                 if pair in rows:
                     weights[rows[pair]] = allowed[rows[pair]]
+                    unknown[rows[pair]] = False
         for (pair, label), value in answers.items():
             if pair not in rows or label not in column:
                 continue
             i, j = rows[pair], column[label]
             truths[i, j] = 0.0 if value == IGNORE else float(value)
             weights[i, j] = 0.0 if value == IGNORE else 1.0
+            unknown[i, j] = False
         row += len(doc_pairs)
+    if mask_above is not None and probs is not None:
+        weights[unknown & (probs >= mask_above)] = 0.0
     return truths, weights
 
 
