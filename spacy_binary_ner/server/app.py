@@ -11,7 +11,10 @@
 | `GET /api/queue` | | the buffer, open questions per session, leases (takes nothing) |
 | `GET /api/info` | | dataset, labels, view, settings |
 
-The view is "teach" (one span a question), "correct" (`correct` and
+The view is "teach" (one span a question), "textcat" (`teach --task
+textcat`: a text and one label, or with `--choice` its `options` and the
+model's `accept`; `exclusive` in the info says whether a choice is of one
+label), "correct" (`correct` and
 `silver-to-gold`: whole texts, each question's `complete` naming the labels
 it is answered for), or "review" (`review`: a `Reviewer` in the teacher's
 place, its questions tasks with the versions the sessions gave, its answers
@@ -119,6 +122,7 @@ def create_app(teacher: Teacher, *, token: Optional[str] = None, on_shutdown: Op
                 "dataset": teacher.dataset,
                 "labels": teacher.labels,
                 "view": teacher.view,
+                "exclusive": getattr(teacher, "exclusive", None),
                 "learns": teacher.learns,
                 "feed_overlap": teacher.feed_overlap,
                 "answers_per_question": teacher.book.answers_per_question,

@@ -245,6 +245,8 @@ class Engine:
             "tokenizer_config": dict(tokenizer_cfg),
             "tokenizer": self.nlp.tokenizer.to_bytes(),
             "labels": list(self.loop.pipe.labels),
+            # Whether the text categories exclude each other (None for spans).
+            "exclusive": getattr(self.loop.pipe, "exclusive", None) if self.settings.questions == "textcat" else None,
             "resumed": self.n_resumed,  # to re-learn in the background
             "eval": self.evaluate is not None,
             "status": self.status(),

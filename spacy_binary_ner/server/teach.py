@@ -1,7 +1,8 @@
 """`python -m spacy_binary_ner teach DATASET PIPELINE SOURCE --label A,B`: the teach server.
 
 Serves a page where people answer accept / reject / ignore about the spans the
-model proposes, while the model learns from the answers; answers go to a
+model proposes (or, with `--task textcat`, the text categories:
+`teach_textcat`), while the model learns from the answers; answers go to a
 database (SQLite file by default, PostgreSQL by URL) and the model is saved
 under `--output`, so a restart resumes both.
 """

@@ -104,6 +104,8 @@ class Teacher:
         warm_up.join()
         info = self.engine.info
         self.labels: List[str] = info["labels"]
+        # For text categories: whether they exclude each other (a choice selects one).
+        self.exclusive: Optional[bool] = info.get("exclusive")
         self.has_eval: bool = info["eval"]
         self.n_resumed: int = info["resumed"]
         # The tokenizer of the engine's pipeline, to check answers as the reader will read them.

@@ -1,6 +1,7 @@
 // The teach page: one question at a time; answers are sent as they are given.
 // A question whose `complete` lists labels is a whole text to correct
-// (correct.js); in teach, `e` turns the question into one.
+// (correct.js); in teach, `e` turns the question into one. A question with a
+// `label` or `options` is about text categories (textcat.js).
 "use strict";
 (function () {
   const params = new URLSearchParams(location.search);
@@ -18,6 +19,7 @@
   const $ = (id) => document.getElementById(id);
   const isCorrection = (task) => Array.isArray(task.complete);
   const editor = window.makeEditor($("text"), $("labels"), () => {});
+  const textcat = window.makeTextcat($("options"));
   const api = window.makeApi(session, token);
   // No question right now but more to come: ask again (pageLoop.poll).
   const pageLoop = window.makePage(api, (message) => setStatus(message), {
@@ -29,6 +31,7 @@
       editor.setLabels(info.labels);
       editor.setScope(info.dataset + "-" + session);
       if (info.view === "correct") OPEN = 2;
+      textcat.setExclusive(info.exclusive);
     },
     start: (h, q) => {
       history = h.answers;
@@ -57,6 +60,7 @@
   function show() {
     current = queue.length ? queue[0] : null;
     const text = $("text");
+    textcat.show(current);
     if (!current) {
       editor.clear();
       text.textContent = finished ? "No more questions: every text of the source was asked." : "Waiting for questions…";
@@ -66,7 +70,7 @@
     }
     text.dataset.taskHash = String(current._task_hash);
     const meta = current.meta || {};
-    document.body.dataset.view = isCorrection(current) ? "correct" : "teach";
+    document.body.dataset.view = isCorrection(current) ? "correct" : textcat.isTextcat(current) ? "textcat" : "teach";
     if (isCorrection(current)) {
       editor.load(current);
       $("label").textContent = "";
@@ -75,6 +79,13 @@
       return;
     }
     editor.clear();
+    if (textcat.isTextcat(current)) {
+      text.textContent = current.text;
+      $("label").textContent = current.label || "";
+      $("score").textContent = meta.score === undefined ? "" : "p = " + Number(meta.score).toFixed(2);
+      $("source").textContent = "";
+      return;
+    }
     const span = current.spans[0];
     renderText(text, current.text, span);
     $("label").textContent = span.label;
@@ -94,7 +105,10 @@
       li.appendChild(answer);
       const chars = Array.from(task.text);
       const snippet = document.createElement("span");
-      if (isCorrection(task)) {
+      if (textcat.isTextcat(task)) {
+        snippet.textContent = chars.slice(0, 20).join("") + (chars.length > 20 ? "… " : " ") +
+          "(" + textcat.summary(task) + ") ";
+      } else if (isCorrection(task)) {
         const n = task.spans.length;
         snippet.textContent = chars.slice(0, 20).join("") + (chars.length > 20 ? "… " : " ") +
           "(" + n + (n === 1 ? " entity) " : " entities) ");
@@ -151,6 +165,7 @@
       task = Object.assign({}, task, { spans: editor.spanDicts() });
       editor.forget(current);
     }
+    task = textcat.answered(task);
     queue.shift();
     show();
     send(task, choice, false);
@@ -170,7 +185,7 @@
   // The question as a correction of its whole text (the model's entities
   // and its span), shown in its place.
   function correctIt() {
-    if (!current || isCorrection(current)) return;
+    if (!current || isCorrection(current) || textcat.isTextcat(current)) return;
     const question = current;
     api("correction", { task: question }).then((data) => {
       const i = queue.indexOf(question);
@@ -198,6 +213,7 @@
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (current && isCorrection(current) && editor.key(e)) { e.preventDefault(); return; }
+    if (textcat.key(e)) { e.preventDefault(); return; }
     if (e.key === "e") { correctIt(); e.preventDefault(); }
     else if (e.key === "a") { answer("accept"); e.preventDefault(); }
     else if (e.key === "x") { answer("reject"); e.preventDefault(); }
