@@ -225,3 +225,30 @@ def _stored(text: str, label: str) -> Dict:
 
     task = {"text": text, "label": label, "answer": "accept", "_input_hash": stable_hash(text)}
     return dict(task, _task_hash=textcat_task_hash(task))
+
+
+def test_the_pipeline_from_blank_cfg_or_trained_and_its_errors(tmp_path):
+    from spacy_binary_ner.server.teach_textcat import load_textcat_pipeline
+
+    nlp, name, state = load_textcat_pipeline("blank:en", LABELS, True, None)
+    assert (name, state) == ("binary_textcat", {})
+    assert nlp.get_pipe(name).exclusive and nlp.get_pipe(name).labels == tuple(LABELS)
+    write_textcat_config(tmp_path / "multi.cfg", exclusive=False)
+    nlp, name, _ = load_textcat_pipeline(str(tmp_path / "multi.cfg"), LABELS[:2], True, None)
+    assert not nlp.get_pipe(name).exclusive and nlp.get_pipe(name).labels == tuple(LABELS[:2])
+    nlp.to_disk(tmp_path / "trained")
+    nlp, name, _ = load_textcat_pipeline(str(tmp_path / "trained"), LABELS[:1], False, tmp_path / "none")
+    assert nlp.get_pipe(name).labels == tuple(LABELS[:2])
+    with pytest.raises(ValueError, match="has no label VOTE"):
+        load_textcat_pipeline(str(tmp_path / "trained"), LABELS, False, None)
+    spacy.blank("en").to_disk(tmp_path / "empty")
+    with pytest.raises(ValueError, match="no binary_textcat component"):
+        load_textcat_pipeline(str(tmp_path / "empty"), LABELS, False, None)
+
+
+def test_answers_per_question_gives_a_question_to_two_sessions(workdir):
+    with make_client(workdir, "--answers-per-question", "2", "--output", str(workdir / "out-apq")) as client:
+        a = [t["_task_hash"] for t in client.get("/api/questions?session=a&n=3").json()["tasks"]]
+        b = [t["_task_hash"] for t in client.get("/api/questions?session=b&n=3").json()["tasks"]]
+        c = [t["_task_hash"] for t in client.get("/api/questions?session=c&n=3").json()["tasks"]]
+        assert a == b and len(a) == 3 and not set(c) & set(a)
