@@ -281,6 +281,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         "--ner-steps", type=int, default=0, help="end to end: binary_ner's steps (0: gold entities only)"
     )
     parser.add_argument("--ner-max-span-length", type=int, default=10)
+    parser.add_argument(
+        "--suffix", default="", help="appended to the systems' names; their rows join the dataset's in --output"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "rel_benchmark.json")
     args = parser.parse_args(argv)
@@ -302,10 +305,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             data, weight = SYSTEMS[system]
             print(f" {system}", flush=True)
             records = teach if data == "teach" else train
-            rows[system] = train_system(
-                lang, records, data == "gold", dev, test, label_pairs, weight, args, predicted_test
-            )
-            print(f" {system}: test F1 {rows[system]['test_f']:.3f}", flush=True)
+            row = train_system(lang, records, data == "gold", dev, test, label_pairs, weight, args, predicted_test)
+            rows[system + args.suffix] = {"command": command, **row} if args.suffix else row
+            print(f" {system}{args.suffix}: test F1 {row['test_f']:.3f}", flush=True)
         results["datasets"][name] = {
             "command": command,
             "machine": platform.processor() or platform.machine(),
@@ -320,10 +322,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         # Datasets of other runs (e.g. in parallel) are kept; this run's replace theirs.
         if args.output.exists():
-            results["datasets"] = {
-                **json.loads(args.output.read_text(encoding="utf8"))["datasets"],
-                name: results["datasets"][name],
-            }
+            earlier = json.loads(args.output.read_text(encoding="utf8"))["datasets"]
+            if args.suffix and name in earlier:
+                # Extra rows (another setting) join the dataset's run; its other fields stay.
+                results["datasets"][name] = {**earlier[name], "systems": {**earlier[name]["systems"], **rows}}
+            results["datasets"] = {**earlier, name: results["datasets"][name]}
         args.output.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf8")
     print("| dataset | system | dev F1 | test P | test R | test F1 |\n|---|---|---|---|---|---|")
     for name, data in results["datasets"].items():
