@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def browser(tmp_path):
 @contextmanager
 def served(browser, workdir: Path, *extra: str, exclusive: bool = True):
     write_textcat_config(workdir / "textcat.cfg", exclusive=exclusive)
-    texts = SPECIAL + [r["text"] for r in topic_records(20)]
-    write_jsonl(workdir / "source.jsonl", [{"text": t} for t in texts])
+    records = topic_records(20)
+    write_jsonl(workdir / "source.jsonl", [{"text": t} for t in SPECIAL + [r["text"] for r in records]])
+    write_jsonl(workdir / "gold.jsonl", records)
     settings = parse_args(textcat_argv(workdir, "--sorter", "none", "--queue-size", "4", *extra))
     teacher = build_teacher(settings)
     with ThreadServer(create_app(teacher, on_shutdown=teacher.close), free_port()) as server:
@@ -70,7 +72,7 @@ def db_out(workdir: Path):
 def test_label_questions_answered_a_x_a_and_db_out_holds_exactly_them(tmp_path, browser):
     expect = sync_api.expect
     given = []
-    with served(browser, tmp_path) as (teacher, page):
+    with served(browser, tmp_path, "--eval", str(tmp_path / "gold.jsonl")) as (teacher, page):
         for key in ["a", "x", "a"]:
             text = page.locator("#text")
             expect(text).not_to_have_attribute("data-task-hash", "")
@@ -89,6 +91,8 @@ def test_label_questions_answered_a_x_a_and_db_out_holds_exactly_them(tmp_path, 
         given[-1]["answer"] = "ignore"
         expect(page.locator("#history li").first.locator(".answer")).to_have_text("ignore")
         page.wait_for_function("document.querySelector('#p-session').textContent === '4'")
+        expect(page.locator("#p-f1-name")).to_have_text("accuracy")
+        expect(page.locator("#p-f1")).to_have_text(re.compile(r"^[01]\.[0-9]{3}$"))
         assert page.evaluate("window.pwned") is None
     assert [s["text"] for s in given[:2]] == SPECIAL
     latest = {}
@@ -129,6 +133,7 @@ def test_multi_label_number_keys_toggle(tmp_path, browser):
     expect = sync_api.expect
     with served(browser, tmp_path, "--choice", exclusive=False) as (teacher, page):
         expect(page.locator("#options button")).to_have_count(len(LABELS))
+        expect(page.locator("#p-f1-name")).to_have_text("macro-F1")
         task = teacher.book.open["alice"][int(page.locator("#text").get_attribute("data-task-hash"))]
         before = set(task["accept"])
         expect(page.locator("#options button.selected")).to_have_count(len(before))

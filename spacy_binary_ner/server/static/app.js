@@ -32,6 +32,8 @@
       editor.setScope(info.dataset + "-" + session);
       if (info.view === "correct") OPEN = 2;
       textcat.setExclusive(info.exclusive);
+      // The score on --eval's gold texts: accuracy for exclusive categories, else macro-F1.
+      if (info.view === "textcat") $("p-f1-name").textContent = info.exclusive ? "accuracy" : "macro-F1";
     },
     start: (h, q) => {
       history = h.answers;
