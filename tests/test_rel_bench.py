@@ -70,3 +70,8 @@ def test_quick_run_writes_every_system(bench, tmp_path):
     for row in results["systems"].values():
         assert 0.0 <= row["test_f"] <= 1.0 and "end_to_end_test_f" in row
     assert results["ner"]["steps"] == 2
+    args = ["--data", str(data), "--steps", "2", "--eval-every", "2", "--systems", "binary_rel", "--output", str(out)]
+    bench.main(args + ["--suffix", "+other"])
+    merged = json.loads(out.read_text(encoding="utf8"))["datasets"]["sample_en"]
+    assert set(merged["systems"]) == {"binary_rel", "missing_negative", "gold", "binary_rel+other"}
+    assert merged["systems"]["gold"] == results["systems"]["gold"] and merged["ner"] == results["ner"]
