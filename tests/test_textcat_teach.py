@@ -11,6 +11,7 @@ pytest.importorskip("starlette", reason="the server extra is not installed: pip 
 pytest.importorskip("sqlalchemy")
 
 import spacy  # noqa: E402
+from spacy.util import registry  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -21,7 +22,7 @@ from spacy_binary_ner.server.app import create_app  # noqa: E402
 from spacy_binary_ner.server.settings import TeachSettings, TextcatTeachSettings  # noqa: E402
 from spacy_binary_ner.server.storage import Storage  # noqa: E402
 from spacy_binary_ner.server.teach import build_teacher, parse_args  # noqa: E402
-from spacy_binary_ner.textcat.reader import TextcatReader  # noqa: E402
+from spacy_binary_ner.textcat.reader import READER_NAME, TextcatReader  # noqa: E402
 
 from .server_util import TOPICS, textcat_argv, topic_records, write_jsonl, write_textcat_config  # noqa: E402
 
@@ -194,6 +195,9 @@ def test_choice_questions_db_out_and_the_reader_round_trip(tmp_path):
         else:
             assert g["text"] not in cats
     assert reader.total().used == 4 and reader.total().skipped == {"ignore answer": 2}
+    # `spacy train`'s reader, strict (a record it would skip for a fault of the data raises), reads the same.
+    corpus = registry.readers.get(READER_NAME)(path=str(out), strict=True, labels=LABELS)
+    assert {eg.reference.text: dict(eg.reference.cats) for eg in corpus(nlp)} == cats
 
 
 def test_a_restart_relearns_what_was_stored_after_the_save(tmp_path):
