@@ -117,3 +117,32 @@ def test_bad_source_lines_and_answers_are_counted_not_raised():
 def test_unknown_sorter_names_the_choices():
     with pytest.raises(ValueError, match="uncertainty, none"):
         make_loop(sorter="best")
+
+
+def test_a_text_category_answer_is_parsed_once_from_the_server_to_the_step(monkeypatch):
+    """The server's check parses an answer; the loop and the reader take the
+    parsed record as it is, replays included."""
+    import spacy_binary_ner.textcat.loop as loop_module
+    import spacy_binary_ner.textcat.reader as reader_module
+    from spacy_binary_ner.server.answers import read_textcat_answer
+
+    loop = make_loop(sorter="none", replay=5)
+    tasks = list(loop.questions({"text": t} for t in corpus(6, seed=0)[0]))
+    calls: list = []
+    real = reader_module.parse_textcat_record
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    for module in (reader_module, loop_module):
+        monkeypatch.setattr(module, "parse_textcat_record", counting)
+
+    checked = [
+        read_textcat_answer({**task, "answer": "accept", "key": f"k{i}"}, LABELS) for i, task in enumerate(tasks)
+    ]
+    assert len(calls) == len(tasks)
+    for i in range(0, len(checked), 2):
+        assert loop.update([a.record for a in checked[i : i + 2]]) > 0.0
+    assert len(calls) == len(tasks), "the loop or the reader parsed an answer again"
+    assert loop.answer_counts == {"accept": len(tasks)}

@@ -17,7 +17,7 @@ labels against the server's; the engine learns from the checked task.
 import dataclasses
 import re
 import uuid
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from spacy.language import Language
 
@@ -45,13 +45,13 @@ class Answer(NamedTuple):
 
     key (str): Its idempotency key (the client's, or a new one).
     task (Task): The task to store, its hashes set.
-    record (Union[Record, Task]): What the loop learns from: the span answer
-        parsed, `input_hash` set; a text-category answer's checked task.
+    record (Any): What the loop learns from, parsed once, `input_hash` set:
+        a span answer's `Record`, a text-category answer's `TextcatRecord`.
     """
 
     key: str
     task: Task
-    record: Union[Record, Task]
+    record: Any
 
 
 def read_answer(item: Any, labels: Sequence[str], nlp: Language) -> Answer:
@@ -177,8 +177,8 @@ def read_textcat_answer(item: Any, labels: Sequence[str]) -> Answer:
 
     item (Any): The answer, as the client sent it.
     labels (Sequence[str]): The labels being annotated.
-    RETURNS (Answer): Its key, the task to store and, as its record, the same
-        task: what `TextcatLoop.update` learns from.
+    RETURNS (Answer): Its key, the task to store and its parsed
+        `TextcatRecord`: what `TextcatLoop.update` learns from, unparsed again.
     RAISES (BadAnswer): Why it will not be stored, with the fix.
     """
     from ..textcat.loop import textcat_task_hash
@@ -210,7 +210,7 @@ def read_textcat_answer(item: Any, labels: Sequence[str]) -> Answer:
         raise BadAnswer(str(err)) from None
     task["_input_hash"] = given if given is not None else stable_hash(record.text)
     task["_task_hash"] = textcat_task_hash(task)
-    return Answer(key, task, task)
+    return Answer(key, task, dataclasses.replace(record, input_hash=task["_input_hash"]))
 
 
 def _key(item: Any) -> str:

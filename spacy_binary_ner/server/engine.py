@@ -54,11 +54,13 @@ from ..loop import AnnotationLoop, Corrector
 from ..loop.correct import Consistent
 from ..records import Record, RecordError
 from ..textcat.loop import TextcatLoop
+from ..textcat.reader import TextcatRecord
 from .storage import Storage
 
 Task = Dict[str, Any]
-# An answer to learn from: parsed by the server (a `Record`), or a stored task read back.
-Learnable = Union[Record, Task]
+# An answer to learn from: parsed by the server (a `Record`, or a
+# `TextcatRecord`), or a stored task read back.
+Learnable = Union[Record, "TextcatRecord", Task]
 # What a `make_loop` callable returns: the loop, a function computing F1 on a
 # gold set (or None) and the state saved with the loaded model ({} for a new one).
 LoopParts = Tuple[Union[AnnotationLoop, TextcatLoop], Optional[Callable[[], float]], Dict[str, Any]]
@@ -132,6 +134,8 @@ def learnable(answer: Learnable) -> bool:
     unusable or ignored (the reader skips those; they are only stored)."""
     if isinstance(answer, Record):
         return not (answer.complete and answer.answer != "accept")
+    if not isinstance(answer, dict):  # a text-category record: never a correction
+        return True
     return not (answer.get("complete") not in (None, False) and answer.get("answer") != "accept")
 
 
@@ -437,8 +441,8 @@ class Engine:
         )
 
     def _update(self, batch: List[Tuple[int, Learnable]]) -> None:
-        # A Record is learned from as the server parsed it, never parsed again.
-        loss = self.loop.update([item if isinstance(item, Record) else dict(item) for _, item in batch])
+        # A record is learned from as the server parsed it, never parsed again.
+        loss = self.loop.update([dict(item) if isinstance(item, dict) else item for _, item in batch])
         self.losses.append(loss)
         self.n_updates += 1
         self.n_learned += len(batch)

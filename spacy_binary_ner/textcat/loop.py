@@ -15,7 +15,7 @@ learns exactly what `spacy train` would learn from the same answers.
 import contextlib
 import random
 from collections import Counter
-from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 from spacy.language import Language
 from thinc.api import Optimizer
@@ -23,7 +23,7 @@ from thinc.api import Optimizer
 from ..loop.sorters import prefer_uncertain
 from ..loop.tasks import ScoredTask, Task
 from ..records import RecordError, parse_task, stable_hash
-from .reader import TextcatReader, parse_textcat_record
+from .reader import TextcatReader, TextcatRecord, parse_textcat_record
 
 SORTERS = ("uncertainty", "none")
 
@@ -159,25 +159,27 @@ class TextcatLoop:
         task["_task_hash"] = textcat_task_hash(task)
         return score, task
 
-    def update(self, answers: Sequence[Task]) -> float:
+    def update(self, answers: Sequence[Union[Task, TextcatRecord]]) -> float:
         """Learn from a batch of answered questions: one optimizer step, with
         every earlier answer about the same texts and `replay` other texts.
 
-        answers (Sequence[Task]): Questions with `answer` set ("accept",
-            "reject" or "ignore"); one that cannot be read is counted in
-            `stats` as "answer skipped: REASON" and never raises.
+        answers (Sequence[Union[Task, TextcatRecord]]): Questions with
+            `answer` set ("accept", "reject" or "ignore"), parsed here once
+            (`parse_textcat_record`), or records already parsed (e.g. by the
+            teach server), used as they are; one that cannot be read is
+            counted in `stats` as "answer skipped: REASON" and never raises.
         RETURNS (float): The loss of the step (0.0 if nothing was learnable).
         """
-        fresh: Dict[Any, List[Any]] = {}
+        fresh: Dict[Any, List[TextcatRecord]] = {}
         for answer in answers:
             try:
-                parse_textcat_record(answer)
+                record = answer if isinstance(answer, TextcatRecord) else parse_textcat_record(answer)
             except RecordError as err:
                 self.stats[f"answer skipped: {err.reason}"] += 1
                 continue
-            self.answer_counts[answer.get("answer", "accept")] += 1
-            key = answer.get("_input_hash", answer["text"])
-            fresh.setdefault(key, []).append(answer)
+            self.answer_counts[record.answer] += 1
+            key = record.input_hash if record.input_hash is not None else record.text
+            fresh.setdefault(key, []).append(record)
         self.n_answers += len(answers)
         keys = list(fresh)
         if self.replay:

@@ -67,11 +67,16 @@ class TextcatRecord:
     cats (Dict[str, Union[float, str]]): Per label: 1.0 (accepted), 0.0
         (rejected), a value in [0, 1] (complete annotation), or "ignore".
     complete (bool): Whether it is a complete annotation.
+    answer (str): The record's answer ("accept" for a complete annotation
+        without one).
+    input_hash (Any): Its `_input_hash`, if given.
     """
 
     text: str
     cats: Dict[str, Union[float, str]] = field(default_factory=dict)
     complete: bool = False
+    answer: str = "accept"
+    input_hash: Any = None
 
 
 def parse_textcat_record(value: Any, complete: bool = False) -> TextcatRecord:
@@ -89,23 +94,25 @@ def parse_textcat_record(value: Any, complete: bool = False) -> TextcatRecord:
     if isinstance(value, json.JSONDecodeError):
         raise RecordError("malformed JSON", str(value))
     # `text` (and `tokens`, `meta`, `_input_hash` where given) checked as every reader checks a task.
-    text = parse_task(value).text
+    task = parse_task(value)
+    text = task.text
     answer = value.get("answer")
     if answer is not None and not isinstance(answer, str):
         raise RecordError("bad field", f"`answer` is {type(answer).__name__}")
     if answer is not None and answer not in ANSWERS:
         raise RecordError("unknown answer", f"answer {answer[:40]!r}")
     if complete or "cats" in value:
-        return TextcatRecord(text, _complete_cats(value, answer), complete=True)
+        return TextcatRecord(text, _complete_cats(value, answer), True, answer or "accept", task.input_hash)
     if answer is None:
         raise RecordError("missing key", "no `answer` in a teach record")
     if "label" in value:
         label = value["label"]
         if not isinstance(label, str) or not label.strip():
             raise RecordError("bad field", f"`label` must be a non-empty string, got {label!r:.40}")
-        return TextcatRecord(text, {label: _IGNORE if answer == _IGNORE else _value(answer)})
+        cats = {label: _IGNORE if answer == _IGNORE else _value(answer)}
+        return TextcatRecord(text, cats, False, answer, task.input_hash)
     if "options" in value:
-        return TextcatRecord(text, _choice_cats(value, answer))
+        return TextcatRecord(text, _choice_cats(value, answer), False, answer, task.input_hash)
     raise RecordError("missing key", "no `label`, `options` or `cats`")
 
 
@@ -197,7 +204,7 @@ class TextcatReader:
     def read_records(self, records: Iterable[Any], complete: bool = False, source: str = "records") -> None:
         """Read records given in memory.
 
-        records (Iterable[Any]): The records (dicts).
+        records (Iterable[Any]): The records: dicts, or `TextcatRecord`s already parsed (used as they are).
         complete (bool): Whether they are complete annotations.
         source (str): The name of the source in the account.
         """
@@ -213,7 +220,8 @@ class TextcatReader:
         for where, value in values:
             stats.records += 1
             try:
-                record = parse_textcat_record(value, complete=complete)
+                # A record parsed before (e.g. by the teach server) is taken as it is.
+                record = value if isinstance(value, TextcatRecord) else parse_textcat_record(value, complete=complete)
                 if not self.nlp.make_doc(record.text):
                     raise RecordError("no tokens")
             except RecordError as error:
