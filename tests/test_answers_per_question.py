@@ -127,7 +127,9 @@ def test_two_sessions_get_the_same_questions_and_the_queue_is_read_without_takin
         # Reading the queue again and again takes nothing: the state is the same but for the leases' clocks.
         for _ in range(3):
             again = client.get("/api/queue").json()
-        assert _without_clocks(again) == _without_clocks(before)
+        # The engine may still be filling the buffer: nothing was taken from it, more may have come.
+        assert again["ready"][: len(before["ready"])] == before["ready"]
+        assert _without_clocks(dict(again, ready=[])) == _without_clocks(dict(before, ready=[]))
         b = client.get("/api/questions?session=b&n=3").json()["tasks"]
         assert [t["_task_hash"] for t in b] == [t["_task_hash"] for t in a]
         c = client.get("/api/questions?session=c&n=3").json()["tasks"]
@@ -141,6 +143,32 @@ def test_two_sessions_get_the_same_questions_and_the_queue_is_read_without_takin
     with make_client(workdir, token="s3cret") as client:
         assert client.get("/api/queue").status_code == 401
         assert client.get("/api/queue?token=s3cret").status_code == 200
+
+
+def test_after_a_restart_a_question_with_fewer_answers_is_offered_again(tmp_path):
+    """Answered by one session of two before the stop: after the restart it
+    goes to another session (and is accepted, its signature made anew), never
+    to the one that answered it."""
+    pytest.importorskip("starlette", reason="the server extra is not installed: pip install '.[server]'")
+    from .test_server_api import _workdir, gold_answer, make_client
+
+    workdir = _workdir(tmp_path)
+    with make_client(workdir, "--answers-per-question", "2") as client:
+        a = client.get("/api/questions?session=a&n=2").json()["tasks"]
+        answers = [dict(t, answer=gold_answer(t), key=f"a{i}") for i, t in enumerate(a)]
+        assert client.post("/api/answers?session=a", json={"answers": answers}).json()["stored"] == 2
+    with make_client(workdir, "--answers-per-question", "2") as client:
+        assert client.get("/api/progress").json()["questions_by_answers"] == {"1": 2, "2": 0}
+        again = client.get("/api/questions?session=a&n=4").json()["tasks"]
+        assert not {t["_task_hash"] for t in again} & {t["_task_hash"] for t in a}
+        b = client.get("/api/questions?session=b&n=2").json()["tasks"]
+        assert [t["_task_hash"] for t in b] == [t["_task_hash"] for t in a]
+        answers = [dict(t, answer=gold_answer(t), key=f"b{i}") for i, t in enumerate(b)]
+        r = client.post("/api/answers?session=b", json={"answers": answers})
+        assert r.status_code == 200 and r.json()["stored"] == 2, r.text
+        assert client.get("/api/progress").json()["questions_by_answers"]["2"] == 2
+        c = client.get("/api/questions?session=c&n=4").json()["tasks"]
+        assert not {t["_task_hash"] for t in c} & {t["_task_hash"] for t in a}
 
 
 def _without_clocks(state):

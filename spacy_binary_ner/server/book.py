@@ -76,6 +76,17 @@ class QuestionBook:
         """A question the engine sent: ready to be handed out."""
         self.ready.append(task)
 
+    def reoffer(self, task: Task, sessions: Iterable[str]) -> None:
+        """A question answered before a restart by fewer than
+        `answers_per_question` sessions: on offer again to the sessions that
+        have not had it (`sessions` have)."""
+        h = int(task["_task_hash"])
+        takers = set(sessions)
+        self._takers[h] = takers
+        self._answers[h] = len(takers)
+        if len(takers) < self.answers_per_question:
+            self.shared[h] = task
+
     def target(self) -> int:
         """How many questions the buffer should hold now: `queue_size`, or two
         per session active in the last minute if that is more."""

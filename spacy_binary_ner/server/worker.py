@@ -94,6 +94,8 @@ class Teacher:
             answered=answered,
         )
         self._want = settings.queue_size
+        if self.book.answers_per_question > 1:
+            self._reoffer_unfinished()
         # A first blank pipeline loads every package's registered factories
         # (spacy-transformers imports transformers: seconds), so it is made
         # while the engine starts rather than after.
@@ -115,6 +117,27 @@ class Teacher:
         with self.cond:
             while len(self.book.ready) < settings.queue_size and not self.exhausted and time.monotonic() < deadline:
                 self.cond.wait(max(0.0, deadline - time.monotonic()))
+
+    def _reoffer_unfinished(self) -> None:
+        """After a restart, each question answered by fewer than
+        `answers_per_question` sessions goes on offer again to the others: a
+        span or label question as it was asked (its answer taken off). A
+        correction or a choice is not: the answer changed what it shows, and
+        a second person would see the first one's work."""
+        sessions: Dict[int, set] = {}
+        asked: Dict[int, Task] = {}
+        for stored in self.storage.iter_answers(self.dataset):
+            task = stored.task
+            if is_correction(task) or "options" in task:
+                continue
+            h = int(task["_task_hash"])
+            sessions.setdefault(h, set()).add(stored.session)
+            asked[h] = task
+        for h, had in sessions.items():
+            if len(had) < self.book.answers_per_question:
+                question = {k: v for k, v in asked[h].items() if k not in ("answer", "key")}
+                question[SIGNATURE] = self.signature(question)
+                self.book.reoffer(question, had)
 
     @property
     def engine_pid(self) -> Optional[int]:
