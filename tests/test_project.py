@@ -41,7 +41,8 @@ def test_workflow_all_lists_the_commands():
     config = load_project_config(ROOT)
     assert config["workflows"]["all"] == FAST_STEPS + PACKAGE_STEPS
     commands = {cmd["name"]: cmd for cmd in config["commands"]}
-    for name in FAST_STEPS + PACKAGE_STEPS + config["workflows"]["textcat"]:
+    assert config["workflows"]["rel"] == ["rel-train"]
+    for name in FAST_STEPS + PACKAGE_STEPS + config["workflows"]["textcat"] + config["workflows"]["rel"]:
         assert commands[name]["help"]
         # Every dependency is one path: confection joins adjacent variables.
         for dep in commands[name].get("deps", []):
@@ -111,6 +112,16 @@ def test_textcat_workflow_trains_and_evaluates(tmp_path, monkeypatch):
         label for r in srsly.read_jsonl(project / "assets" / "textcat" / "en_gold_dev.jsonl") for label in r["cats"]
     }
     assert set(metrics["cats_f_per_type"]) == labels
+
+
+def test_rel_workflow_trains(tmp_path, monkeypatch):
+    project = copy_project(tmp_path, "en")
+    shutil.copytree(ROOT / "assets" / "rel", project / "assets" / "rel")
+    monkeypatch.setenv("SPACY_CONFIG_OVERRIDES", "--training.max_steps=4 --training.eval_frequency=2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    project_run(project, "rel-train", capture=True)
+    trained = load_config(project / "training-rel" / "model-best" / "config.cfg")
+    assert trained["nlp"]["pipeline"] == ["binary_ner", "binary_rel"] and trained["training"]["max_steps"] == 4
 
 
 def test_sample_is_what_make_sample_writes(tmp_path):
