@@ -43,8 +43,8 @@ def workdir(tmp_path_factory) -> Path:
     return _workdir(tmp_path_factory.mktemp("textcat"))
 
 
-def make_client(workdir: Path, *extra: str) -> TestClient:
-    settings = parse_args(textcat_argv(workdir, "--queue-size", "6", "--batch-size", "4", *extra))
+def make_client(workdir: Path, *extra: str, db: str = "answers.sqlite3") -> TestClient:
+    settings = parse_args(textcat_argv(workdir, "--queue-size", "6", "--batch-size", "4", *extra, db=db))
     teacher = build_teacher(settings)
     return TestClient(create_app(teacher, on_shutdown=teacher.close))
 
@@ -251,7 +251,10 @@ def test_the_pipeline_from_blank_cfg_or_trained_and_its_errors(tmp_path):
 
 
 def test_answers_per_question_gives_a_question_to_two_sessions(workdir):
-    with make_client(workdir, "--answers-per-question", "2", "--output", str(workdir / "out-apq")) as client:
+    # A database of its own: questions answered once by the other tests would be offered again first.
+    with make_client(
+        workdir, "--answers-per-question", "2", "--output", str(workdir / "out-apq"), db="apq.sqlite3"
+    ) as client:
         a = [t["_task_hash"] for t in client.get("/api/questions?session=a&n=3").json()["tasks"]]
         b = [t["_task_hash"] for t in client.get("/api/questions?session=b&n=3").json()["tasks"]]
         c = [t["_task_hash"] for t in client.get("/api/questions?session=c&n=3").json()["tasks"]]
