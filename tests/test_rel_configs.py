@@ -13,19 +13,15 @@ from typer.testing import CliRunner
 
 from spacy_binary_ner.rel.reader import read_rel_data
 
+from .util import sample_paths
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs" / "rel").glob("*.cfg"))
 ASSETS = ROOT / "assets" / "rel"
 
 
 def paths(config_path: Path) -> list:
-    lang = config_path.stem.split("_")[0]
-    return [
-        "--paths.train",
-        str(ASSETS / f"{lang}_answers.jsonl"),
-        "--paths.dev",
-        str(ASSETS / f"{lang}_gold_dev.jsonl"),
-    ]
+    return sample_paths(config_path, ASSETS)
 
 
 def test_both_languages_have_a_config():

@@ -14,19 +14,15 @@ from typer.testing import CliRunner
 
 from spacy_binary_ner.textcat.reader import read_textcat_data
 
+from .util import sample_paths
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs" / "textcat").glob("*.cfg"))
 ASSETS = ROOT / "assets" / "textcat"
 
 
 def paths(config_path: Path) -> list:
-    lang = config_path.stem.split("_")[0]
-    return [
-        "--paths.train",
-        str(ASSETS / f"{lang}_answers.jsonl"),
-        "--paths.dev",
-        str(ASSETS / f"{lang}_gold_dev.jsonl"),
-    ]
+    return sample_paths(config_path, ASSETS)
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.name for p in CONFIGS])

@@ -122,3 +122,16 @@ def write_tiny_vectors(path: Path, words: Iterable[str], width: int = 8, seed: i
     nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=keys, name="tiny_test_vectors")
     nlp.to_disk(path)
     return path
+
+
+def sample_paths(config_path: Path, assets: Path) -> List[str]:
+    """`spacy train` overrides reading a sample's answers and dev annotations:
+    `assets/<kind>/<lang>_answers.jsonl` and `<lang>_gold_dev.jsonl`, the
+    language from the config's name (`zh_textcat_cnn.cfg`)."""
+    lang = config_path.stem.split("_")[0]
+    return [
+        "--paths.train",
+        str(assets / f"{lang}_answers.jsonl"),
+        "--paths.dev",
+        str(assets / f"{lang}_gold_dev.jsonl"),
+    ]
